@@ -1,0 +1,205 @@
+-- Tenants and row-level security.
+--
+-- Each tenant gets a NOLOGIN role without BYPASSRLS and a staging schema it owns. Mapping and
+-- promotion code is compiled into SECURITY DEFINER functions owned by that role, where
+-- PostgreSQL refuses any change of `role` or `session_authorization`; the policies below are
+-- keyed on the role itself (no setting a mapping could change), so a mapping cannot see or
+-- write another tenant's rows.
+
+create function ferry.tenant_role_name(p_slug text) returns name
+language sql stable
+as $$
+  select ('pgf_' || instance_id || '_' || p_slug)::name from ferry.settings
+$$;
+
+create function ferry.ensure_tenant_group() returns name
+language plpgsql
+as $$
+declare
+  v_group name := ferry.tenant_group();
+begin
+  if not exists (select from pg_roles where rolname = v_group) then
+    execute format('create role %I nologin noinherit nobypassrls', v_group);
+    execute format('comment on role %I is %L', v_group,
+                   format('pgferry tenant roles of database %s', current_database()));
+  end if;
+  execute format('grant usage on schema ferry_util to %I', v_group);
+  return v_group;
+end
+$$;
+
+create function ferry.check_slug(p_slug text) returns void
+language plpgsql immutable
+as $$
+begin
+  if p_slug is null or p_slug !~ '^[a-z][a-z0-9_]{0,39}$' then
+    raise exception 'invalid tenant name %', coalesce(quote_literal(p_slug), 'NULL')
+      using errcode = '22023',
+            hint = 'a tenant name starts with a lower-case letter, then up to 39 of a-z, 0-9 and _';
+  end if;
+end
+$$;
+
+-- The two policies that confine one tenant role to its rows of one table. The permissive one
+-- grants access; the restrictive one makes sure no other permissive policy (say an
+-- application's `TO public USING (true)`) widens it.
+create function ferry.create_tenant_policies(p_table ferry.protected_tables, p_tenant ferry.tenants)
+returns void
+language plpgsql
+as $$
+declare
+  v_match text := format('%I = %L::%s', p_table.tenant_column, p_tenant.tenant_key, p_table.tenant_type);
+begin
+  execute format(
+    'create policy %I on %I.%I as permissive for all to %I using (%s) with check (%s)',
+    'pgferry_' || p_tenant.slug, p_table.schema_name, p_table.table_name, p_tenant.role_name,
+    v_match, v_match);
+  execute format(
+    'create policy %I on %I.%I as restrictive for all to %I using (%s) with check (%s)',
+    'pgferry_' || p_tenant.slug || '_only', p_table.schema_name, p_table.table_name,
+    p_tenant.role_name, v_match, v_match);
+end
+$$;
+
+create function ferry.add_tenant(p_slug text, p_key text default null)
+returns ferry.tenants
+language plpgsql
+as $$
+declare
+  v_group  name := ferry.ensure_tenant_group();
+  v_role   name;
+  v_schema name := ('ferry_t_' || p_slug)::name;
+  v_tenant ferry.tenants;
+  v_table  ferry.protected_tables;
+begin
+  perform ferry.check_slug(p_slug);
+  v_role := ferry.tenant_role_name(p_slug);
+  if exists (select from ferry.tenants where slug = p_slug) then
+    raise exception 'tenant % already exists', p_slug using errcode = '42710';
+  end if;
+
+  if not exists (select from pg_roles where rolname = v_role) then
+    execute format('create role %I nologin inherit nobypassrls in role %I', v_role, v_group);
+  end if;
+  execute format('comment on role %I is %L', v_role,
+                 format('pgferry tenant %s of database %s', p_slug, current_database()));
+  -- A non-superuser loader must be able to create objects owned by the tenant role.
+  if not (select rolsuper from pg_roles where rolname = current_user) then
+    execute format('grant %I to %I', v_role, current_user);
+  end if;
+  execute format('create schema %I authorization %I', v_schema, v_role);
+  execute format('revoke all on schema %I from public', v_schema);
+
+  insert into ferry.tenants (slug, tenant_key, role_name, schema_name)
+  values (p_slug, coalesce(p_key, p_slug), v_role, v_schema)
+  returning * into v_tenant;
+
+  for v_table in select * from ferry.protected_tables loop
+    perform ferry.create_tenant_policies(v_table, v_tenant);
+  end loop;
+  return v_tenant;
+end
+$$;
+
+-- Roles that can use the table today and would lose that use once RLS is enabled:
+-- every grantee except the owner, superusers, BYPASSRLS roles and pgferry's own roles.
+create function ferry.roles_losing_access(p_table regclass)
+returns table (role_name text, privileges text)
+language sql stable
+as $$
+  select coalesce(r.rolname::text, 'PUBLIC'),
+         string_agg(distinct a.privilege_type, ', ' order by a.privilege_type)
+  from pg_class c
+  cross join lateral aclexplode(c.relacl) a
+  left join pg_roles r on r.oid = a.grantee
+  where c.oid = p_table
+    and not c.relrowsecurity
+    and a.grantee <> c.relowner
+    and a.privilege_type in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+    and (r.oid is null or not (r.rolsuper or r.rolbypassrls))
+    and (r.oid is null or not pg_has_role(r.oid, ferry.tenant_group(), 'member'))
+  group by 1
+  order by 1
+$$;
+
+-- Enables RLS on an application table and gives every tenant (present and future) its
+-- policies. Refuses, naming them, when roles of the application would lose access, unless
+-- each is kept (a pass-through policy for it) or the loss is accepted.
+create function ferry.protect_table(
+  p_table         regclass,
+  p_tenant_column name default 'tenant_id',
+  p_keep_roles    name[] default '{}',
+  p_accept_loss   boolean default false
+) returns ferry.protected_tables
+language plpgsql
+as $$
+declare
+  v_schema  name;
+  v_name    name;
+  v_type    text;
+  v_group   name := ferry.ensure_tenant_group();
+  v_losing  text[];
+  v_kept    name[];
+  v_row     ferry.protected_tables;
+  v_tenant  ferry.tenants;
+begin
+  select n.nspname, c.relname into v_schema, v_name
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  where c.oid = p_table and c.relkind in ('r', 'p');
+  if v_name is null then
+    raise exception '% is not a table', p_table using errcode = '42809';
+  end if;
+
+  select format_type(a.atttypid, a.atttypmod) into v_type
+  from pg_attribute a
+  where a.attrelid = p_table and a.attname = p_tenant_column and a.attnum > 0 and not a.attisdropped;
+  if v_type is null then
+    raise exception 'table %.% has no column %', v_schema, v_name, p_tenant_column
+      using errcode = '42703',
+            hint = 'name the tenant column with --column';
+  end if;
+
+  select array_agg(l.role_name) into v_losing
+  from ferry.roles_losing_access(p_table) l
+  where l.role_name <> all (coalesce(p_keep_roles, '{}')::text[]);
+  if v_losing is not null and not p_accept_loss then
+    raise exception 'enabling row-level security on %.% would lock out: %',
+                    v_schema, v_name, array_to_string(v_losing, ', ')
+      using errcode = '55000',
+            detail = 'these roles can use the table today and have no policy that would let them keep doing so',
+            hint = 'keep them with --keep-role ROLE (a pass-through policy), or accept with --lock-out';
+  end if;
+
+  for i in 1 .. coalesce(array_length(p_keep_roles, 1), 0) loop
+    if not exists (select from pg_roles where rolname = p_keep_roles[i]) then
+      raise exception 'role % does not exist', p_keep_roles[i] using errcode = '42704';
+    end if;
+  end loop;
+
+  select coalesce(passthrough_roles, '{}') into v_kept
+  from ferry.protected_tables where schema_name = v_schema and table_name = v_name;
+  v_kept := array(select distinct unnest(coalesce(v_kept, '{}') || coalesce(p_keep_roles, '{}')) order by 1);
+  if cardinality(v_kept) > 0 then
+    execute format('drop policy if exists pgferry_passthrough on %I.%I', v_schema, v_name);
+    execute format(
+      'create policy pgferry_passthrough on %I.%I as permissive for all to %s using (true) with check (true)',
+      v_schema, v_name, (select string_agg(quote_ident(k), ', ') from unnest(v_kept) k));
+  end if;
+
+  execute format('alter table %I.%I enable row level security', v_schema, v_name);
+  execute format('grant usage on schema %I to %I', v_schema, v_group);
+  execute format('grant select, insert, update, delete on %I.%I to %I', v_schema, v_name, v_group);
+
+  delete from ferry.protected_tables where schema_name = v_schema and table_name = v_name;
+  insert into ferry.protected_tables (schema_name, table_name, tenant_column, tenant_type, passthrough_roles)
+  values (v_schema, v_name, p_tenant_column, v_type, v_kept)
+  returning * into v_row;
+
+  for v_tenant in select * from ferry.tenants loop
+    execute format('drop policy if exists %I on %I.%I', 'pgferry_' || v_tenant.slug, v_schema, v_name);
+    execute format('drop policy if exists %I on %I.%I', 'pgferry_' || v_tenant.slug || '_only', v_schema, v_name);
+    perform ferry.create_tenant_policies(v_row, v_tenant);
+  end loop;
+  return v_row;
+end
+$$;

@@ -1,0 +1,409 @@
+-- Compiling a load: the mapping's SELECT and the target's columns become three functions in
+-- the tenant's schema, owned by the tenant role, SECURITY DEFINER:
+--   transform_<load>()        staged text -> mapping -> checks -> typed, de-duplicated work table
+--   plan_<load>()             work table joined to the target: insert, update or unchanged
+--   promote_<load>(lo, hi)    one batch of the plan: undo log, then MERGE into the target
+-- compile_load() returns their text, which is kept on the load.
+
+create function ferry.quoted_object(p_schema name, p_kind text, p_load bigint) returns text
+language sql immutable
+as $$ select format('%I.%I', p_schema, p_kind || '_' || p_load) $$;
+
+create function ferry.compile_load(p_load bigint) returns text
+language plpgsql
+as $$
+declare
+  v_load     ferry.loads;
+  v_tenant   ferry.tenants;
+  v_map      ferry.mappings;
+  v_pt       ferry.protected_tables;
+  v_s        name;
+  v_stage    text;
+  v_mapped   text;
+  v_work     text;
+  v_rejects  text;
+  v_undo     text;
+  v_plan     text;
+  v_target   text;
+  v_target_oid oid;
+  v_tenant_value text;
+  v_query    text;
+  v_errors   text[] := '{}';
+  v_out      record;
+  v_outputs  text[] := '{}';
+  v_keys     text[];
+  v_nonkeys  text[] := '{}';
+  v_newer    text;
+  v_col      text;
+  v_check    jsonb;
+  v_tag      text := '$pgferry_' || substr(md5(random()::text), 1, 12) || '$';
+  v_work_cols   text[] := '{}';
+  v_casts       text[] := '{}';
+  v_validations text[] := '{}';
+  v_presence    text;
+  v_type_check  text;
+  v_checks_sql  text := '';
+  v_dup_sql     text;
+  v_key_match   text;
+  v_transform   text;
+  v_plan_fn     text;
+  v_promote     text;
+  v_action      text;
+  v_merge_update text;
+begin
+  select * into strict v_load from ferry.loads where id = p_load;
+  select * into strict v_tenant from ferry.tenants where id = v_load.tenant_id;
+  select * into strict v_map from ferry.mappings where id = v_load.mapping_id;
+  select * into v_pt from ferry.protected_tables
+  where schema_name = v_map.target_schema and table_name = v_map.target_table;
+  if not found then
+    raise exception 'target table %.% is not protected', v_map.target_schema, v_map.target_table
+      using errcode = '55000',
+            hint = format('run: pgferry tenant protect %s.%s', v_map.target_schema, v_map.target_table);
+  end if;
+
+  v_s := v_tenant.schema_name;
+  v_stage := ferry.quoted_object(v_s, 'stage', p_load);
+  v_mapped := ferry.quoted_object(v_s, 'mapped', p_load);
+  v_work := ferry.quoted_object(v_s, 'work', p_load);
+  v_rejects := ferry.quoted_object(v_s, 'rejects', p_load);
+  v_undo := ferry.quoted_object(v_s, 'undo', p_load);
+  v_plan := ferry.quoted_object(v_s, 'plan', p_load);
+  v_target := format('%I.%I', v_map.target_schema, v_map.target_table);
+  v_target_oid := v_target::regclass;
+  v_tenant_value := format('%L::%s', v_tenant.tenant_key, v_pt.tenant_type);
+  if position(v_tag in v_map.select_sql) > 0 then
+    raise exception 'the mapping contains the text %', v_tag using errcode = '42601';
+  end if;
+
+  -- One output row per staged line: the mapping reads `staged` as that one row, so every
+  -- output keeps its source line. A subquery, so a mapping may start with its own WITH.
+  v_query := format(
+    E'select st._line, m.*\nfrom %s as st\ncross join lateral (\n  with staged as (select st.*)\n  select * from (\n%s\n  ) as mapping\n) as m',
+    v_stage, v_map.select_sql);
+
+  -- Shape the mapped table from the mapping's output, analysed with the tenant's privileges:
+  -- an unknown column or a table the tenant may not read fails here, before any data moves.
+  perform set_config('role', v_tenant.role_name, true);
+  execute format('drop table if exists %s', v_mapped);
+  execute format(E'create unlogged table %s as\n%s\nwith no data', v_mapped, v_query);
+  perform set_config('role', 'none', true);
+
+  v_keys := v_map.key_columns;
+  if v_map.on_conflict like 'newer:%' then
+    v_newer := substr(v_map.on_conflict, 7);
+  end if;
+
+  for v_out in
+    select a.attname::text as name,
+           a.atttypid as mapped_type,
+           t.attname is not null as in_target,
+           format_type(t.atttypid, t.atttypmod) as target_type,
+           t.atttypid = a.atttypid and t.atttypmod = -1 as same_type,
+           ty.typcategory = 'S' as texty,
+           coalesce(t.attnotnull, false) as not_null,
+           coalesce(t.attgenerated <> '' or t.attidentity = 'a', false) as generated
+    from pg_attribute a
+    left join pg_attribute t
+      on t.attrelid = v_target_oid and t.attname = a.attname and t.attnum > 0 and not t.attisdropped
+    left join pg_type ty on ty.oid = t.atttypid
+    where a.attrelid = v_mapped::regclass and a.attnum > 0 and not a.attisdropped and a.attname <> '_line'
+    order by a.attnum
+  loop
+    v_outputs := v_outputs || v_out.name;
+    if v_out.name = v_pt.tenant_column then
+      v_errors := v_errors || format('the mapping outputs the tenant column %I: pgferry sets it itself', v_out.name);
+      continue;
+    elsif not v_out.in_target then
+      v_errors := v_errors || format('the target %s has no column %I (name each output column with AS)', v_target, v_out.name);
+      continue;
+    elsif v_out.generated then
+      v_errors := v_errors || format('column %I of %s is generated and cannot be loaded', v_out.name, v_target);
+      continue;
+    end if;
+    if not v_out.name = any (v_keys) then
+      v_nonkeys := v_nonkeys || v_out.name;
+    end if;
+
+    -- Empty text counts as missing, except for text targets where '' is a value.
+    v_presence := case when v_out.texty and not v_out.name = any (v_keys)
+                       then format('m.%I is null', v_out.name)
+                       else format('nullif(m.%I::text, %L) is null', v_out.name, '') end;
+    v_type_check := case when v_out.same_type then 'null'
+                         else format('ferry_util.input_error(m.%I::text, %L)', v_out.name, v_out.target_type) end;
+    if v_out.name = any (v_keys) or v_out.not_null or not v_out.same_type then
+      v_validations := v_validations || format(
+        E'  insert into %s (line, column_name, value, rule, message)\n'
+        '  select c._line, %L, c.value, c.rule, c.message\n'
+        '  from (\n'
+        '    select m._line, m.%I::text as value,\n'
+        '           case when %s then %L else %L end as rule,\n'
+        '           case when %s then %s else %s end as message\n'
+        '    from %s as m\n'
+        '  ) as c\n'
+        '  where c.message is not null;',
+        v_rejects, v_out.name, v_out.name,
+        v_presence,
+        case when v_out.name = any (v_keys) then 'missing_key' else 'not_null' end,
+        'type',
+        v_presence,
+        case when v_out.name = any (v_keys) then quote_literal(format('key column %s is empty', v_out.name))
+             when v_out.not_null then quote_literal(format('column %s must not be empty', v_out.name))
+             else 'null' end,
+        v_type_check,
+        v_mapped);
+    end if;
+
+    v_work_cols := v_work_cols || format('%I %s', v_out.name, v_out.target_type);
+    v_casts := v_casts || case
+      when v_out.same_type then format('m.%I', v_out.name)
+      when v_out.texty and not v_out.name = any (v_keys) then format('m.%I::text::%s', v_out.name, v_out.target_type)
+      else format('nullif(m.%I::text, %L)::%s', v_out.name, '', v_out.target_type) end;
+  end loop;
+
+  foreach v_col in array v_keys loop
+    if not v_col = any (v_outputs) then
+      v_errors := v_errors || format('the key column %I is not an output of the mapping', v_col);
+    end if;
+  end loop;
+  if v_newer is not null and not v_newer = any (v_outputs) then
+    v_errors := v_errors || format('on_conflict newer:%s names a column the mapping does not output', v_newer);
+  end if;
+  for v_col in
+    select t.attname
+    from pg_attribute t
+    where t.attrelid = v_target_oid and t.attnum > 0 and not t.attisdropped
+      and t.attnotnull and not t.atthasdef and t.attidentity = '' and t.attgenerated = ''
+      and t.attname <> v_pt.tenant_column
+      and not t.attname = any (v_outputs)
+    order by t.attnum
+  loop
+    v_errors := v_errors || format('column %I of %s is NOT NULL without a default: the mapping must output it', v_col, v_target);
+  end loop;
+  if cardinality(v_errors) > 0 then
+    raise exception '%', array_to_string(v_errors, E'\n')
+      using errcode = '42P17', detail = 'mapping ' || v_map.name || ' version ' || v_map.version;
+  end if;
+
+  -- The tenant's tables for this load.
+  execute format('drop table if exists %s, %s, %s, %s', v_work, v_rejects, v_undo, v_plan);
+  execute format(E'create unlogged table %s (\n  _line bigint not null,\n  %s\n)',
+                 v_work, array_to_string(v_work_cols, E',\n  '));
+  execute format('create unlogged table %s (line bigint, column_name text, value text, rule text not null, message text not null)', v_rejects);
+  execute format('create unlogged table %s (action text not null, key jsonb not null, before jsonb)', v_undo);
+  execute format('alter table %s owner to %I', v_mapped, v_tenant.role_name);
+  execute format('alter table %s owner to %I', v_work, v_tenant.role_name);
+  execute format('alter table %s owner to %I', v_rejects, v_tenant.role_name);
+  execute format('alter table %s owner to %I', v_undo, v_tenant.role_name);
+
+  -- Declared checks run on typed values; each is tried now so a bad one fails before data moves.
+  perform set_config('role', v_tenant.role_name, true);
+  for v_check in select * from jsonb_array_elements(v_map.checks) loop
+    execute format('select from %s as w where not coalesce((%s), true) limit 0', v_work, v_check->>'expression');
+    v_checks_sql := v_checks_sql || format(
+      E'  insert into %s (line, value, rule, message)\n'
+      '  select w._line, (to_jsonb(w) - %L)::text, %L, %L\n'
+      '  from %s as w\n'
+      '  where not coalesce((%s), true);\n',
+      v_rejects, '_line', 'check', v_check->>'message', v_work, v_check->>'expression');
+  end loop;
+  perform set_config('role', 'none', true);
+  if v_checks_sql <> '' then
+    v_checks_sql := v_checks_sql || format(
+      E'  delete from %s as w using %s as r where r.line = w._line and r.rule = %L;\n',
+      v_work, v_rejects, 'check');
+  end if;
+
+  v_key_match := (select string_agg(format('w.%I = d.%I', k, k), ' and ') from unnest(v_keys) k);
+  v_dup_sql := format(
+    E'  with dup as (\n'
+    '    select %s, count(*) as n, min(_line) as first_line, max(_line) as last_line\n'
+    '    from %s\n'
+    '    group by %s\n'
+    '    having count(*) > 1\n'
+    '  )\n'
+    '  insert into %s (line, value, rule, message)\n'
+    '  select w._line, %s, %s\n'
+    '  from %s as w\n'
+    '  join dup as d on %s\n'
+    '  where %s;\n'
+    '  delete from %s as w using %s as r where r.line = w._line and r.rule in (%L, %L);\n',
+    (select string_agg(quote_ident(k), ', ') from unnest(v_keys) k),
+    v_work,
+    (select string_agg(quote_ident(k), ', ') from unnest(v_keys) k),
+    v_rejects,
+    format('jsonb_build_object(%s)::text',
+           (select string_agg(format('%L, w.%I', k, k), ', ') from unnest(v_keys) k)),
+    case v_map.duplicates
+      when 'last' then format('%L, format(%L, d.n, d.last_line)', 'duplicate',
+                              'key appears on %s lines; line %s wins (duplicates: last)')
+      when 'first' then format('%L, format(%L, d.n, d.first_line)', 'duplicate',
+                               'key appears on %s lines; line %s wins (duplicates: first)')
+      else format('%L, format(%L, d.n)', 'duplicate_key', 'key appears on %s lines (duplicates: reject)') end,
+    v_work,
+    v_key_match,
+    case v_map.duplicates
+      when 'last' then 'w._line <> d.last_line'
+      when 'first' then 'w._line <> d.first_line'
+      else 'true' end,
+    v_work, v_rejects, 'duplicate', 'duplicate_key');
+
+  v_transform := format(
+    E'create function %I.%I() returns void\n'
+    'language plpgsql security definer set search_path = public\n'
+    'as %s\n'
+    'begin\n'
+    '  -- 1. the mapping, one output row per staged line\n'
+    '  insert into %s\n'
+    '%s;\n\n'
+    '  -- 2. lines the mapping dropped or multiplied\n'
+    '  insert into %s (line, rule, message)\n'
+    '  select st._line, %L, %L\n'
+    '  from %s as st\n'
+    '  where not exists (select from %s as m where m._line = st._line);\n'
+    '  insert into %s (line, rule, message)\n'
+    '  select _line, %L, format(%L, count(*))\n'
+    '  from %s\n'
+    '  group by _line\n'
+    '  having count(*) > 1;\n\n'
+    '  -- 3. each output value against the target column''s type, NOT NULL and key\n'
+    '%s\n\n'
+    '  -- 4. typed work table of the lines that passed\n'
+    '  insert into %s (_line, %s)\n'
+    '  select m._line, %s\n'
+    '  from %s as m\n'
+    '  where not exists (select from %s as r where r.line = m._line);\n\n'
+    '  -- 5. declared checks\n'
+    '%s\n'
+    '  -- 6. duplicate keys within the load\n'
+    '%s\n'
+    '  analyze %s;\n'
+    'end\n'
+    '%s',
+    v_s, 'transform_' || p_load, v_tag,
+    v_mapped, v_query,
+    v_rejects, 'filtered', 'the mapping returned no row for this line', v_stage, v_mapped,
+    v_rejects, 'fanout', 'the mapping returned %s rows for this line', v_mapped,
+    coalesce(array_to_string(v_validations, E'\n\n'), ''),
+    v_work, (select string_agg(quote_ident(o), ', ') from unnest(v_outputs) o),
+    array_to_string(v_casts, E',\n         '),
+    v_mapped, v_rejects,
+    v_checks_sql,
+    v_dup_sql,
+    v_work,
+    v_tag);
+
+  -- What promotion will do with each row, decided once the load holds its lock.
+  v_action := format('case when t.ctid is null then %L', 'insert');
+  if cardinality(v_nonkeys) > 0 then
+    v_action := v_action || format(' when (%s) is not distinct from (%s) then %L',
+      (select string_agg(format('w.%I', c), ', ') from unnest(v_nonkeys) c),
+      (select string_agg(format('t.%I', c), ', ') from unnest(v_nonkeys) c),
+      'unchanged');
+  else
+    v_action := v_action || format(' when true then %L', 'unchanged');
+  end if;
+  v_action := v_action || case
+    when v_map.on_conflict = 'skip' then format(' else %L end', 'skip')
+    when v_map.on_conflict = 'reject' then format(' else %L end', 'conflict')
+    when v_newer is not null then format(
+      ' when w.%I > t.%I or (t.%I is null and w.%I is not null) then %L else %L end',
+      v_newer, v_newer, v_newer, v_newer, 'update', 'skip')
+    else format(' else %L end', 'update') end;
+
+  v_plan_fn := format(
+    E'create function %I.%I() returns bigint\n'
+    'language plpgsql security definer set search_path = public\n'
+    'as %s\n'
+    'declare\n'
+    '  v_rows bigint;\n'
+    'begin\n'
+    '  drop table if exists %s;\n'
+    '  create unlogged table %s as\n'
+    '  select w.*,\n'
+    '         %s as _action,\n'
+    '         case when t.ctid is not null then to_jsonb(t) end as _before\n'
+    '  from %s as w\n'
+    '  left join %s as t on t.%I = %s and %s;\n'
+    '  get diagnostics v_rows = row_count;\n'
+    '  create index on %s (_line);\n'
+    '  analyze %s;\n'
+    '  return v_rows;\n'
+    'end\n'
+    '%s',
+    v_s, 'plan_' || p_load, v_tag,
+    v_plan, v_plan, v_action, v_work, v_target, v_pt.tenant_column, v_tenant_value,
+    (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k),
+    v_plan, v_plan, v_tag);
+
+  v_merge_update := case when cardinality(v_nonkeys) > 0
+    then 'update set ' || (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c)
+    else 'do nothing' end;
+  v_promote := format(
+    E'create function %I.%I(p_lo bigint, p_hi bigint) returns bigint[]\n'
+    'language plpgsql security definer set search_path = public\n'
+    'as %s\n'
+    'declare\n'
+    '  v_counts bigint[];\n'
+    'begin\n'
+    '  insert into %s (action, key, before)\n'
+    '  select p._action, jsonb_build_object(%s), p._before\n'
+    '  from %s as p\n'
+    '  where p._line between p_lo and p_hi and p._action in (%L, %L);\n\n'
+    '  insert into %s (line, value, rule, message)\n'
+    '  select p._line, jsonb_build_object(%s)::text, %L, %L\n'
+    '  from %s as p\n'
+    '  where p._line between p_lo and p_hi and p._action = %L;\n\n'
+    '  merge into %s as t\n'
+    '  using (select * from %s where _line between p_lo and p_hi and _action in (%L, %L)) as w\n'
+    '  on t.%I = %s and %s\n'
+    '  when matched then %s\n'
+    '  when not matched then insert (%I, %s) values (%s, %s);\n\n'
+    '  select array[count(*) filter (where _action = %L),\n'
+    '               count(*) filter (where _action = %L),\n'
+    '               count(*) filter (where _action in (%L, %L)),\n'
+    '               count(*) filter (where _action = %L)]\n'
+    '  into v_counts\n'
+    '  from %s\n'
+    '  where _line between p_lo and p_hi;\n'
+    '  return v_counts;\n'
+    'end\n'
+    '%s',
+    v_s, 'promote_' || p_load, v_tag,
+    v_undo,
+    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
+    v_plan, 'insert', 'update',
+    v_rejects,
+    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
+    'conflict', 'the key already exists for this tenant (on_conflict: reject)',
+    v_plan, 'conflict',
+    v_target, v_plan, 'insert', 'update',
+    v_pt.tenant_column, v_tenant_value,
+    (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k),
+    v_merge_update,
+    v_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(v_outputs) o),
+    v_tenant_value, (select string_agg(format('w.%I', o), ', ') from unnest(v_outputs) o),
+    'insert', 'update', 'unchanged', 'skip', 'conflict',
+    v_plan,
+    v_tag);
+
+  perform set_config('role', v_tenant.role_name, true);
+  execute format('drop function if exists %I.%I()', v_s, 'transform_' || p_load);
+  execute format('drop function if exists %I.%I()', v_s, 'plan_' || p_load);
+  execute format('drop function if exists %I.%I(bigint, bigint)', v_s, 'promote_' || p_load);
+  execute v_transform;
+  execute v_plan_fn;
+  execute v_promote;
+  perform set_config('role', 'none', true);
+  execute format('revoke all on function %I.%I() from public', v_s, 'transform_' || p_load);
+  execute format('revoke all on function %I.%I() from public', v_s, 'plan_' || p_load);
+  execute format('revoke all on function %I.%I(bigint, bigint) from public', v_s, 'promote_' || p_load);
+
+  update ferry.loads
+  set compiled_sql = v_transform || E';\n\n' || v_plan_fn || E';\n\n' || v_promote || E';\n'
+  where id = p_load
+  returning compiled_sql into v_transform;
+  update ferry.mappings set compiled_sql = v_transform where id = v_map.id;
+  return v_transform;
+end
+$$;

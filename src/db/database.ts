@@ -1,0 +1,114 @@
+import pg from 'pg';
+
+import { startEmbeddedServer, type EmbeddedServer } from './embedded-server.js';
+import { migrate } from './migrate.js';
+
+/** The server pgferry works on, and how to let go of it. */
+export interface Database {
+  readonly pool: pg.Pool;
+  /** Where the connection came from: `DATABASE_URL`, `PG* variables` or `embedded (DIR)`. */
+  readonly origin: string;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** Connection string; overrides the environment. */
+  url?: string;
+  /** Folder of the embedded server. (Default: `$PGFERRY_HOME` or `.pgferry`) */
+  embeddedDir?: string;
+  /** Install or upgrade the ferry schema. (Default: true) */
+  migrate?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+const PG_ENV = ['PGHOST', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGSERVICE'];
+const EMBEDDED_DATABASE = 'pgferry';
+
+// bigint counts and ids as numbers: they stay far below 2^53.
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * Connects to the server named by `DATABASE_URL` (or the `PG*` variables), or else starts the
+ * embedded PostgreSQL, and installs the schema.
+ *
+ * @example
+ *   const db = await openDatabase();
+ *   try { ... db.pool ... } finally { await db.close(); }
+ */
+export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
+  const env = options.env ?? process.env;
+  let server: EmbeddedServer | undefined;
+  let config: pg.PoolConfig;
+  let origin: string;
+  if (options.url ?? env.DATABASE_URL) {
+    config = { connectionString: options.url ?? env.DATABASE_URL };
+    origin = options.url ? 'connection string' : 'DATABASE_URL';
+  } else if (PG_ENV.some((name) => env[name])) {
+    config = {};
+    origin = 'PG* variables';
+  } else {
+    const dir = options.embeddedDir ?? env.PGFERRY_HOME ?? '.pgferry';
+    server = await startEmbeddedServer({ dir });
+    await ensureDatabase(server.url, EMBEDDED_DATABASE);
+    const url = new URL(server.url);
+    url.pathname = `/${EMBEDDED_DATABASE}`;
+    config = { connectionString: url.toString() };
+    origin = `embedded PostgreSQL (${dir})`;
+  }
+
+  const pool = new pg.Pool({ ...config, max: 4, types, application_name: 'pgferry' });
+  // An idle connection dropped by the server must not crash the process.
+  pool.on('error', () => {});
+  try {
+    if (options.migrate !== false) {
+      const client = await pool.connect();
+      try {
+        await migrate(client);
+      } finally {
+        client.release();
+      }
+    }
+  } catch (error) {
+    await pool.end();
+    await server?.stop();
+    throw error;
+  }
+  return {
+    pool,
+    origin,
+    close: async () => {
+      await pool.end();
+      await server?.stop();
+    },
+  };
+}
+
+async function ensureDatabase(serverUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (!rowCount) await client.query(`create database ${client.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs `fn` in a transaction on one connection of the pool. */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

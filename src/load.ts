@@ -1,0 +1,419 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import type pg from 'pg';
+
+import { withTransaction } from './db/database.js';
+import { asUserError, EXIT, isDatabaseError, PgferryError } from './errors.js';
+import { locateInMapping, readMapping, type Mapping } from './mappings/mapping-file.js';
+import { readCsvLayout } from './sources/csv-header.js';
+import { stagedColumnNames } from './sources/staged-column-names.js';
+import { promote } from './steps/promote.js';
+import { stageCsv } from './steps/stage.js';
+
+/** Options of one load; every one has a sensible default but file, tenant and mapping. */
+export interface LoadOptions {
+  file: string;
+  tenant: string;
+  /** Mapping name (looked up in `mappingsDir`) or path to a mapping file. */
+  mapping: string;
+  /** (Default: `mappings`) */
+  mappingsDir?: string;
+  /** Field delimiter; sniffed among `, ; TAB |` when not given. */
+  delimiter?: string;
+  /** Fail, promoting nothing, when more rows than this are rejected. */
+  maxRejects?: number;
+  /** Fail, promoting nothing, when more than this fraction (0–1) of rows read is rejected. */
+  maxRejectRate?: number;
+  /** Run every step, then roll back and leave no trace. (Default: false) */
+  dryRun?: boolean;
+  /** Keep the staging and work tables. (Default: false) */
+  keepStaging?: boolean;
+  /** Load a file even if it was loaded already. (Default: false) */
+  force?: boolean;
+  /** Rows per MERGE batch. (Default: 10000) */
+  batchSize?: number;
+  /** Rows per staging commit. (Default: 100000) */
+  chunkRows?: number;
+  onEvent?: (event: LoadEvent) => void;
+}
+
+export type LoadEvent =
+  | { type: 'registered'; loadId: number }
+  | { type: 'step'; step: Step }
+  | { type: 'stage-progress'; bytesRead: number; totalBytes: number; rowsRead: number }
+  | { type: 'promote-progress'; done: number; total: number };
+
+export type Step = 'stage' | 'transform' | 'promote' | 'verify' | 'cleanup';
+
+export interface LoadCounts {
+  read: number;
+  staged: number;
+  parseRejects: number;
+  rejected: number;
+  duplicates: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+}
+
+export interface RejectReason {
+  rule: string;
+  column: string | null;
+  count: number;
+  example: string;
+}
+
+export interface LoadResult {
+  status: 'succeeded' | 'failed' | 'dry_run' | 'skipped';
+  loadId?: number;
+  /** For a skipped file: the load that already brought it in. */
+  previousLoadId?: number;
+  mapping: { name: string; version?: number };
+  file: string;
+  delimiter?: string;
+  counts: LoadCounts;
+  reasons: RejectReason[];
+  timings: Partial<Record<Step, number>>;
+  error?: string;
+}
+
+const NO_COUNTS: LoadCounts = { read: 0, staged: 0, parseRejects: 0, rejected: 0, duplicates: 0, inserted: 0, updated: 0, unchanged: 0 };
+
+/**
+ * Loads one CSV file for one tenant through one mapping: stage → transform → promote →
+ * verify → cleanup. Input problems (missing file, unknown tenant, broken mapping) throw a
+ * PgferryError before any data moves; a load that runs and fails returns status `failed`.
+ *
+ * @example
+ *   const result = await load(db.pool, { file: 'catalog.csv', tenant: 'acme', mapping: 'products' });
+ */
+export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadResult> {
+  const emit = options.onEvent ?? (() => {});
+  const mapping = await readMapping(options.mapping, options.mappingsDir);
+  const file = options.file;
+  const fileStat = await stat(file).catch(() => undefined);
+  if (!fileStat?.isFile()) throw new PgferryError(`no such file: ${file}`);
+  if (options.delimiter !== undefined && Buffer.byteLength(options.delimiter) !== 1) {
+    throw new PgferryError(`--delimiter must be one character, not ${JSON.stringify(options.delimiter)}`);
+  }
+
+  const tenant = await pool.query('select (ferry.tenant($1)).slug', [options.tenant]).catch((e) => {
+    throw asUserError(e);
+  });
+  void tenant;
+  const mappingRow = await registerMapping(pool, mapping);
+  const sha256 = await fileSha256(file);
+
+  if (!options.force) {
+    const { rows } = await pool.query<{ id: number | null }>(
+      'select (ferry.previous_load_of_file($1, $2, $3)).id',
+      [options.tenant, mapping.name, sha256],
+    );
+    if (rows[0].id !== null) {
+      return {
+        status: 'skipped',
+        previousLoadId: Number(rows[0].id),
+        mapping: { name: mapping.name, version: mappingRow.version },
+        file,
+        counts: NO_COUNTS,
+        reasons: [],
+        timings: {},
+      };
+    }
+  }
+
+  const layout = await readCsvLayout(file, options.delimiter);
+  const columns = stagedColumnNames(layout.header);
+
+  const { rows: registered } = await pool.query<{ id: number }>(
+    'select (ferry.register_load($1, $2, $3, $4, $5, $6, $7, $8)).id',
+    [
+      options.tenant,
+      mappingRow.id,
+      path.resolve(file),
+      sha256,
+      fileStat.size,
+      'csv',
+      JSON.stringify({
+        delimiter: layout.delimiter,
+        maxRejects: options.maxRejects,
+        maxRejectRate: options.maxRejectRate,
+        dryRun: options.dryRun ?? false,
+        force: options.force ?? false,
+      }),
+      os.userInfo().username,
+    ],
+  );
+  const loadId = Number(registered[0].id);
+  emit({ type: 'registered', loadId });
+
+  const timings: Partial<Record<Step, number>> = {};
+  const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
+    emit({ type: 'step', step });
+    const started = performance.now();
+    try {
+      return await fn();
+    } finally {
+      // Written to the catalog at the end: the promotion's transaction holds the load's row.
+      timings[step] = Math.round(performance.now() - started);
+    }
+  };
+  const base = { loadId, mapping: { name: mapping.name, version: mappingRow.version }, file, delimiter: layout.delimiter };
+
+  // Compile before any data moves: a broken mapping is reported with its file and line.
+  const stagingTable = await compile(pool, loadId, mapping, columns);
+
+  let finalStatus: LoadResult['status'] = 'failed';
+  let failure: string | undefined;
+  try {
+    const staged = await timed('stage', () =>
+      withClient(pool, (client) =>
+        stageCsv(client, {
+          loadId,
+          file,
+          delimiter: layout.delimiter,
+          stagingTable,
+          columns: columns.length,
+          chunkRows: options.chunkRows,
+          onProgress: (p) => emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes: fileStat.size, rowsRead: p.rowsRead }),
+        }),
+      ),
+    );
+
+    await timed('transform', () =>
+      withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId])),
+    ).catch((error) => {
+      throw mappingRuntimeError(error, mapping);
+    });
+
+    const preRejected = await rejectedRows(pool, loadId);
+    const limitBefore = thresholdProblem(preRejected, staged.rowsRead, options);
+    if (limitBefore) {
+      failure = limitBefore;
+    } else {
+      const outcome = await withTransaction(pool, async (client) => {
+        await client.query('savepoint pgferry_promotion');
+        const counts = await timed('promote', () =>
+          promote(client, loadId, {
+            batchSize: options.batchSize,
+            onBatch: (done, total) => emit({ type: 'promote-progress', done, total }),
+          }),
+        );
+        await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
+          loadId,
+          counts.inserted,
+          counts.updated,
+          counts.unchanged,
+        ]);
+        const verified = await timed('verify', () => client.query('select * from ferry.verify_load($1)', [loadId]));
+        const rejected = Number(verified.rows[0].parse_rejects) + Number(verified.rows[0].rows_rejected);
+        const limitAfter = thresholdProblem(rejected, staged.rowsRead, options);
+        if (limitAfter || options.dryRun) {
+          // Keep the rejects found while promoting, undo everything else of the promotion.
+          const { rows: kept } = await client.query(
+            `select line, column_name, value, rule, message from ferry.rejects where load_id = $1 and step = 'promote'`,
+            [loadId],
+          );
+          const counts = await client.query('select * from ferry.loads where id = $1', [loadId]);
+          await client.query('rollback to savepoint pgferry_promotion');
+          for (const r of kept) {
+            await client.query(`select ferry.add_reject($1, 'promote', $2, $3, $4, $5, $6)`, [
+              loadId, r.line, r.column_name, r.value, r.rule, r.message,
+            ]);
+          }
+          if (options.dryRun) {
+            const row = counts.rows[0];
+            await client.query(
+              `update ferry.loads set inserted = $2, updated = $3, unchanged = $4, parse_rejects = $5,
+                 rows_rejected = $6, duplicates = $7 where id = $1`,
+              [loadId, row.inserted, row.updated, row.unchanged, row.parse_rejects, row.rows_rejected, row.duplicates],
+            );
+          }
+          return limitAfter ?? 'dry_run';
+        }
+        await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
+        return 'succeeded';
+      });
+      if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
+      else failure = outcome;
+    }
+  } catch (error) {
+    failure = error instanceof Error ? error.message : String(error);
+    if (error instanceof PgferryError && error.location.file) {
+      failure = `${error.location.file}:${error.location.line}: ${failure}`;
+    }
+  }
+
+  if (finalStatus !== 'succeeded' && finalStatus !== 'dry_run') {
+    await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, failure ?? 'failed']);
+  } else if (finalStatus === 'dry_run') {
+    await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
+  }
+  if (!options.keepStaging) {
+    await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
+  }
+
+  await pool.query(`update ferry.loads set timings = timings || $2::jsonb where id = $1`, [loadId, JSON.stringify(timings)]);
+  const result: LoadResult = {
+    ...base,
+    status: finalStatus,
+    counts: await loadCounts(pool, loadId),
+    reasons: await rejectReasons(pool, loadId),
+    timings,
+    error: failure,
+  };
+  await pool.query(
+    `insert into ferry.audit (os_user, command, tenant, load_id, outcome, details) values ($1, 'load', $2, $3, $4, $5)`,
+    [os.userInfo().username, options.tenant, loadId, result.status, JSON.stringify({ counts: result.counts, error: failure })],
+  );
+  if (options.dryRun) {
+    // A dry run leaves no trace but its audit line.
+    await pool.query('delete from ferry.loads where id = $1', [loadId]);
+  }
+  return result;
+}
+
+async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: number; version: number }> {
+  try {
+    const { rows } = await pool.query<{ id: number; version: number }>(
+      'select id, version from ferry.register_mapping($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+      [
+        mapping.name,
+        mapping.source,
+        mapping.sha256,
+        path.resolve(mapping.path),
+        mapping.target,
+        mapping.keyColumns,
+        mapping.onConflict,
+        mapping.duplicates,
+        JSON.stringify(mapping.checks),
+        mapping.selectSql,
+        mapping.selectLine,
+      ],
+    );
+    return rows[0];
+  } catch (error) {
+    throw asUserError(error, { file: mapping.path, line: mapping.headerLines.target });
+  }
+}
+
+/** prepare_staging + compile_load in one transaction; a mapping error fails the load. */
+async function compile(pool: pg.Pool, loadId: number, mapping: Mapping, columns: string[]): Promise<string> {
+  try {
+    return await withTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ table: string }>('select ferry.prepare_staging($1, $2) as table', [
+        loadId,
+        columns,
+      ]);
+      await client.query('select ferry.compile_load($1)', [loadId]);
+      return rows[0].table;
+    });
+  } catch (error) {
+    const userError = mappingCompileError(error, mapping, columns);
+    await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, describeForCatalog(userError)]);
+    await pool.query('select ferry.cleanup_load($1)', [loadId]).catch(() => {});
+    throw userError;
+  }
+}
+
+function mappingCompileError(error: unknown, mapping: Mapping, columns: string[]): unknown {
+  if (!isDatabaseError(error)) return error;
+  const at = locateInMapping(mapping, error.internalQuery, error.internalPosition);
+  let hint = error.hint;
+  if (error.code === '42703') {
+    hint = `the staged columns are: ${columns.map((c) => JSON.stringify(c)).join(', ')}`;
+  }
+  if (error.code === '42501') {
+    hint = 'a mapping runs as the tenant: it may read only tables protected with `pgferry tenant protect`';
+  }
+  return new PgferryError(`mapping ${mapping.name}: ${error.message}`, {
+    location: at ?? { file: mapping.path, line: mapping.selectLine },
+    hint,
+    cause: error,
+  });
+}
+
+function mappingRuntimeError(error: unknown, mapping: Mapping): unknown {
+  if (!isDatabaseError(error)) return error;
+  return new PgferryError(`mapping ${mapping.name} failed while running: ${error.message}`, {
+    exitCode: EXIT.loadFailed,
+    location: { file: mapping.path, line: mapping.selectLine },
+    hint: 'a mapping should output text and let pgferry cast it: casts that fail in the mapping stop the whole load',
+    cause: error,
+  });
+}
+
+function describeForCatalog(error: unknown): string {
+  if (error instanceof PgferryError && error.location.file) {
+    return `${error.location.file}:${error.location.line ?? ''}: ${error.message}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function thresholdProblem(rejected: number, read: number, options: LoadOptions): string | undefined {
+  if (options.maxRejects !== undefined && rejected > options.maxRejects) {
+    return `${rejected} rows rejected, more than --max-rejects ${options.maxRejects}: nothing was promoted`;
+  }
+  if (options.maxRejectRate !== undefined && read > 0 && rejected / read > options.maxRejectRate) {
+    return `${((rejected / read) * 100).toFixed(2)}% of rows rejected, more than --max-reject-rate ${(options.maxRejectRate * 100).toFixed(2)}%: nothing was promoted`;
+  }
+  return undefined;
+}
+
+async function rejectedRows(pool: pg.Pool, loadId: number): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `select count(distinct (step = 'parse', line))::bigint as n from ferry.rejects
+     where load_id = $1 and rule <> 'duplicate'`,
+    [loadId],
+  );
+  return Number(rows[0].n);
+}
+
+/** The counts of a load as the catalog has them. */
+export async function loadCounts(pool: pg.Pool | pg.ClientBase, loadId: number): Promise<LoadCounts> {
+  const { rows } = await pool.query('select * from ferry.loads where id = $1', [loadId]);
+  const l = rows[0];
+  return {
+    read: Number(l.rows_read),
+    staged: Number(l.rows_staged),
+    parseRejects: Number(l.parse_rejects),
+    rejected: Number(l.rows_rejected),
+    duplicates: Number(l.duplicates),
+    inserted: Number(l.inserted),
+    updated: Number(l.updated),
+    unchanged: Number(l.unchanged),
+  };
+}
+
+/** The most frequent reject reasons of a load. */
+export async function rejectReasons(pool: pg.Pool, loadId: number, limit = 10): Promise<RejectReason[]> {
+  const { rows } = await pool.query<RejectReason>(
+    `select rule, column_name as column, count(*)::integer as count, min(message) as example
+     from ferry.rejects
+     where load_id = $1
+     group by rule, column_name
+     order by count(*) desc, rule
+     limit $2`,
+    [loadId, limit],
+  );
+  return rows;
+}
+
+async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    return await fn(client);
+  } finally {
+    client.release();
+  }
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

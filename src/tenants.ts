@@ -1,0 +1,72 @@
+import type pg from 'pg';
+
+import { asUserError, PgferryError } from './errors.js';
+
+export interface Tenant {
+  slug: string;
+  tenantKey: string;
+  roleName: string;
+  schemaName: string;
+  createdAt: Date;
+}
+
+export interface ProtectOptions {
+  /** Column holding the tenant. (Default: `tenant_id`) */
+  column?: string;
+  /** Application roles that keep full access through a pass-through policy. */
+  keepRoles?: string[];
+  /** Enable RLS even though roles named by the refusal lose access. (Default: false) */
+  lockOut?: boolean;
+}
+
+/**
+ * Adds a tenant: its role, its staging schema and its policies on every protected table.
+ *
+ * @example
+ *   await addTenant(pool, 'acme');             // writes 'acme' into tenant_id
+ *   await addTenant(pool, 'globex', '42');     // writes 42 (cast to the column's type)
+ */
+export async function addTenant(pool: pg.Pool, slug: string, key?: string): Promise<Tenant> {
+  try {
+    const { rows } = await pool.query('select * from ferry.add_tenant($1, $2)', [slug, key ?? null]);
+    return toTenant(rows[0]);
+  } catch (error) {
+    throw asUserError(error);
+  }
+}
+
+export async function listTenants(pool: pg.Pool): Promise<Tenant[]> {
+  const { rows } = await pool.query('select * from ferry.tenants order by slug');
+  return rows.map(toTenant);
+}
+
+/**
+ * Puts an application table under row-level security for pgferry's tenants, refusing (and
+ * naming them) when roles of the application would lose access, unless kept or accepted.
+ *
+ * @example
+ *   await protectTable(pool, 'app.products', { keepRoles: ['app_rw'] });
+ */
+export async function protectTable(pool: pg.Pool, table: string, options: ProtectOptions = {}) {
+  try {
+    const { rows: found } = await pool.query('select to_regclass($1) is not null as ok', [table]);
+    if (!found[0].ok) throw new PgferryError(`table ${table} does not exist`);
+    const { rows } = await pool.query(
+      `select * from ferry.protect_table(to_regclass($1), $2, $3, $4)`,
+      [table, options.column ?? 'tenant_id', options.keepRoles ?? [], options.lockOut ?? false],
+    );
+    return rows[0] as { schema_name: string; table_name: string; tenant_column: string; passthrough_roles: string[] };
+  } catch (error) {
+    throw asUserError(error);
+  }
+}
+
+function toTenant(row: Record<string, unknown>): Tenant {
+  return {
+    slug: row.slug as string,
+    tenantKey: row.tenant_key as string,
+    roleName: row.role_name as string,
+    schemaName: row.schema_name as string,
+    createdAt: row.created_at as Date,
+  };
+}
