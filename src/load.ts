@@ -215,14 +215,14 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
         if (limitAfter || options.dryRun) {
           // Keep the rejects found while promoting, undo everything else of the promotion.
           const { rows: kept } = await client.query(
-            `select line, column_name, value, rule, message from ferry.rejects where load_id = $1 and step = 'promote'`,
+            `select line, column_name, value, rule, message, raw from ferry.rejects where load_id = $1 and step = 'promote'`,
             [loadId],
           );
           const counts = await client.query('select * from ferry.loads where id = $1', [loadId]);
           await client.query('rollback to savepoint pgferry_promotion');
           for (const r of kept) {
-            await client.query(`select ferry.add_reject($1, 'promote', $2, $3, $4, $5, $6)`, [
-              loadId, r.line, r.column_name, r.value, r.rule, r.message,
+            await client.query(`select ferry.add_reject($1, 'promote', $2, $3, $4, $5, $6, $7)`, [
+              loadId, r.line, r.column_name, r.value, r.rule, r.message, r.raw,
             ]);
           }
           if (options.dryRun) {

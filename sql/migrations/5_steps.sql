@@ -14,10 +14,16 @@ declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_rows   bigint;
 begin
+  -- raw: the staged row as JSON, so `pgferry rejects` can give back the original values.
   execute format(
-    'insert into ferry.rejects (load_id, step, line, column_name, value, rule, message)
-     select $1, $2, line, column_name, value, rule, message from %s order by line',
-    ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load))
+    'insert into ferry.rejects (load_id, step, line, column_name, value, rule, message, raw)
+     select $1, $2, r.line, r.column_name, r.value, r.rule, r.message, (to_jsonb(st) - %L)::text
+     from %s as r
+     left join %s as st on st._line = r.line
+     order by r.line',
+    '_line',
+    ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load),
+    ferry.quoted_object(v_tenant.schema_name, 'stage', p_load))
   using p_load, p_step;
   get diagnostics v_rows = row_count;
   execute format('truncate %s', ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load));
@@ -127,12 +133,17 @@ as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_value  text;
+  v_raw    text;
 begin
   execute format('select (to_jsonb(p) - %L - %L - %L)::text from %s as p where _line = $1',
                  '_line', '_action', '_before', ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
   into v_value
   using p_line;
-  perform ferry.add_reject(p_load, 'promote', p_line, p_column, v_value, p_rule, p_message);
+  execute format('select (to_jsonb(st) - %L)::text from %s as st where _line = $1',
+                 '_line', ferry.quoted_object(v_tenant.schema_name, 'stage', p_load))
+  into v_raw
+  using p_line;
+  perform ferry.add_reject(p_load, 'promote', p_line, p_column, v_value, p_rule, p_message, v_raw);
 end
 $$;
 

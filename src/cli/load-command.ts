@@ -1,0 +1,71 @@
+import { Command, Option } from 'commander';
+
+import { EXIT } from '../errors.js';
+import { load } from '../load.js';
+import { formatLoadResult } from '../report/load-summary.js';
+import { ProgressBar } from '../report/progress-bar.js';
+import { InvalidOption, setExitCode, stdio, wholeNumber, withDatabase, type GlobalOptions } from './context.js';
+
+export function loadCommand(global: () => GlobalOptions): Command {
+  return new Command('load')
+    .description('load a CSV file for a tenant through a mapping: stage, transform, promote, verify')
+    .argument('<file>', 'CSV file with a header line (UTF-8, delimiter , ; TAB or |)')
+    .requiredOption('-t, --tenant <tenant>', 'tenant whose rows these are')
+    .requiredOption('-m, --mapping <mapping>', 'mapping name (mappings/<name>.sql) or path to a mapping file')
+    .option('--mappings-dir <dir>', 'where mapping files live', 'mappings')
+    .option('-d, --delimiter <char>', 'field delimiter (default: sniffed from the file)')
+    .option('--max-rejects <n>', 'promote nothing when more rows than this are rejected', wholeNumber('--max-rejects'))
+    .addOption(
+      new Option('--max-reject-rate <percent>', 'promote nothing when more than this percentage of rows is rejected').argParser(
+        (v) => {
+          const n = Number(v.replace(/%$/, ''));
+          if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidOption(`--max-reject-rate must be 0-100, not "${v}"`);
+          return n / 100;
+        },
+      ),
+    )
+    .option('--dry-run', 'run every step, report what would happen, roll back and leave no trace')
+    .option('--keep-staging', 'keep the staging and work tables after the load')
+    .option('--force', 'load the file even if it was loaded already for this tenant and mapping')
+    .option('--batch-size <rows>', 'rows per MERGE batch (each under a savepoint)', wholeNumber('--batch-size'), 10000)
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+The load's id is printed as soon as it is registered. Exit codes: 0 loaded (or skipped,
+already loaded), 1 the load failed or crossed its reject threshold (nothing promoted),
+2 bad usage or input (missing file, unknown tenant, broken mapping).
+
+Examples:
+  pgferry load catalog.csv --tenant acme --mapping products
+  pgferry load catalog.csv -t acme -m products --max-reject-rate 5 --dry-run
+  pgferry load export.txt -t acme -m mappings/legacy.sql --delimiter '|' --json`,
+    )
+    .action(async (file: string, opts) => {
+      const progress = new ProgressBar();
+      const result = await withDatabase(global(), (db) =>
+        load(db.pool, {
+          file,
+          tenant: opts.tenant,
+          mapping: opts.mapping,
+          mappingsDir: opts.mappingsDir,
+          delimiter: opts.delimiter,
+          maxRejects: opts.maxRejects,
+          maxRejectRate: opts.maxRejectRate,
+          dryRun: opts.dryRun,
+          keepStaging: opts.keepStaging,
+          force: opts.force,
+          batchSize: opts.batchSize,
+          onEvent: (event) => {
+            if (event.type === 'registered' && !opts.json) stdio.err(`load ${event.loadId} registered`);
+            else if (event.type === 'stage-progress') progress.update('staging', event.bytesRead, event.totalBytes, event.rowsRead);
+            else if (event.type === 'promote-progress') progress.update('promoting', event.done, event.total, event.done, 'rows');
+            else if (event.type === 'step') progress.done();
+          },
+        }),
+      );
+      progress.done();
+      stdio.out(opts.json ? JSON.stringify(result, null, 2) : formatLoadResult(result));
+      if (result.status === 'failed') setExitCode(EXIT.loadFailed);
+    });
+}

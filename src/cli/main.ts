@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs';
+
+import { Command, CommanderError } from 'commander';
+
+import { describeError, EXIT, PgferryError } from '../errors.js';
+import { InvalidOption, stdio, takeExitCode, type GlobalOptions } from './context.js';
+import { demoCommand } from './demo-command.js';
+import { loadCommand } from './load-command.js';
+import { loadsCommand, statusCommand } from './loads-command.js';
+import { mappingCommand } from './mapping-command.js';
+import { migrateCommand } from './migrate-command.js';
+import { rejectsCommand } from './rejects-command.js';
+import { tenantCommand } from './tenant-command.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** The whole CLI as a commander program (exported for tests and for the README's reference). */
+export function buildProgram(): Command {
+  const program = new Command('pgferry');
+  const global = () => program.opts<GlobalOptions>();
+  program
+    .description('Database-native ETL for PostgreSQL: files in through COPY, SQL mappings, every row accounted for.')
+    .version(version)
+    .option('--database-url <url>', 'PostgreSQL to use (default: $DATABASE_URL, the PG* variables, else the embedded server)')
+    .option('--home <dir>', 'folder of the embedded PostgreSQL (default: $PGFERRY_HOME or ./.pgferry)')
+    .option('--debug', 'print stack traces and database error context')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Quickstart:
+  npx pgferry demo
+
+Then with your own table and file:
+  pgferry tenant add acme
+  pgferry tenant protect app.products
+  pgferry load catalog.csv --tenant acme --mapping products
+  pgferry loads
+  pgferry status 42
+  pgferry rejects 42 -o rejects.csv
+  pgferry mapping show products`,
+    );
+  for (const command of [
+    demoCommand(global),
+    loadCommand(global),
+    loadsCommand(global),
+    statusCommand(global),
+    rejectsCommand(global),
+    tenantCommand(global),
+    mappingCommand(global),
+    migrateCommand(global),
+  ]) {
+    program.addCommand(command);
+  }
+  program.commands.forEach(function exitOverride(command: Command) {
+    command.exitOverride();
+    command.commands.forEach(exitOverride);
+  });
+  program.exitOverride();
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. Only here are errors printed. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return takeExitCode();
+  } catch (error) {
+    const debug = program.opts<GlobalOptions>().debug ?? argv.includes('--debug');
+    if (error instanceof CommanderError) {
+      // Commander printed its own message; help and version are not errors.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof InvalidOption) {
+      stdio.err(`pgferry: ${error.message}`);
+      return EXIT.usage;
+    }
+    stdio.err(`pgferry: ${describeError(error, debug)}`);
+    return error instanceof PgferryError ? error.exitCode : EXIT.loadFailed;
+  }
+}

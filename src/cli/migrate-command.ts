@@ -1,0 +1,25 @@
+import { Command } from 'commander';
+
+import { openDatabase } from '../db/database.js';
+import { migrate } from '../db/migrate.js';
+import { stdio, type GlobalOptions } from './context.js';
+
+export function migrateCommand(global: () => GlobalOptions): Command {
+  return new Command('migrate')
+    .description('install or upgrade the ferry schema (every command also does this on first use)')
+    .action(async () => {
+      const g = global();
+      const db = await openDatabase({ url: g.databaseUrl, embeddedDir: g.home, migrate: false });
+      try {
+        const client = await db.pool.connect();
+        try {
+          const applied = await migrate(client);
+          stdio.out(applied.length ? `applied: ${applied.join(', ')}` : 'the ferry schema is up to date');
+        } finally {
+          client.release();
+        }
+      } finally {
+        await db.close();
+      }
+    });
+}

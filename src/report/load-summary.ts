@@ -1,0 +1,60 @@
+import type { LoadResult } from '../load.js';
+import { formatMs, formatNumber, oneLine, textTable } from './text-table.js';
+
+/** The summary `pgferry load` prints for people. */
+export function formatLoadResult(result: LoadResult): string {
+  if (result.status === 'skipped') {
+    return `skipped ${result.file}: this file was already loaded for this tenant with mapping ${result.mapping.name} (load ${result.previousLoadId}); --force loads it again`;
+  }
+  const c = result.counts;
+  const out: string[] = [];
+  const verdict = {
+    succeeded: 'succeeded',
+    dry_run: 'dry run: nothing was changed',
+    failed: 'FAILED',
+    skipped: 'skipped',
+  }[result.status];
+  out.push(`load ${result.loadId} ${verdict}  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version})`);
+  if (result.error) out.push(`  reason: ${result.error}`);
+  out.push('');
+  const promoted = c.inserted + c.updated + c.unchanged;
+  const would = result.status === 'dry_run' ? ' (would be)' : '';
+  out.push(
+    textTable(
+      ['rows', 'count'],
+      [
+        ['read', c.read],
+        ['  unparseable', c.parseRejects],
+        ['  staged', c.staged],
+        ['    rejected', c.rejected],
+        ['    duplicates', c.duplicates],
+        [`    promoted${would}`, promoted],
+        [`      inserted${would}`, c.inserted],
+        [`      updated${would}`, c.updated],
+        ['      unchanged', c.unchanged],
+      ],
+    ),
+  );
+  const t = result.timings;
+  out.push('');
+  out.push(
+    `time: stage ${formatMs(t.stage)}, transform ${formatMs(t.transform)}, promote ${formatMs(t.promote)}, verify ${formatMs(t.verify)}, cleanup ${formatMs(t.cleanup)}`,
+  );
+  if (result.reasons.length > 0) {
+    out.push('');
+    out.push('top reject reasons:');
+    out.push(
+      textTable(
+        ['count', 'rule', 'column', 'example'],
+        result.reasons.map((r) => [r.count, r.rule, r.column ?? '', oneLine(r.example, 70)]),
+      ),
+    );
+    if (result.status !== 'dry_run') {
+      out.push('');
+      out.push(`the rejected lines, to fix and load again: pgferry rejects ${result.loadId} -o rejects.csv`);
+    }
+  }
+  return out.join('\n');
+}
+
+export { formatNumber };
