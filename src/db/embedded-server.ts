@@ -41,6 +41,8 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
   const dir = path.resolve(options.dir ?? '.pgferry');
   const dataDir = path.join(dir, 'data');
   await mkdir(dir, { recursive: true });
+  // As root, PostgreSQL runs as the `postgres` OS user, which must be able to enter the folder.
+  if (process.getuid?.() === 0) await chmod(dir, 0o755);
   const password = await readOrCreatePassword(dir);
 
   const running = await findRunningServer(dataDir, password);
@@ -76,7 +78,8 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
     log.end();
     throw new Error(
       `could not start the embedded PostgreSQL in ${dataDir} (see ${path.join(dir, 'server.log')}); ` +
-        'set DATABASE_URL to use a server of your own',
+        (process.getuid?.() === 0 ? 'as root it runs as the postgres OS user, which must be able to reach that folder; ' : '') +
+        'or set DATABASE_URL to use a server of your own',
       { cause: error },
     );
   }

@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+
+import pg from 'pg';
+import { afterAll, inject } from 'vitest';
+
+import { databaseUrl, TEMPLATE_DATABASE } from '../global-setup.js';
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  pool: pg.Pool;
+  /** Runs fn on one connection, as the given role when set (SET ROLE). */
+  withClient<T>(fn: (client: pg.PoolClient) => Promise<T>, role?: string): Promise<T>;
+}
+
+/**
+ * A database of its own for one test file, cloned from the migrated template, dropped after
+ * the file. Its instance id is new, so its tenant roles don't collide with other files'.
+ */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject('adminUrl');
+  const name = `pgferry_test_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name} template ${TEMPLATE_DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(adminUrl, name);
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => {});
+  await pool.query(`update ferry.settings set instance_id = $1`, [randomBytes(3).toString('hex')]);
+
+  afterAll(async () => {
+    await pool.end();
+    const drop = new pg.Client({ connectionString: adminUrl });
+    await drop.connect();
+    try {
+      await drop.query(`drop database if exists ${name} with (force)`);
+    } finally {
+      await drop.end();
+    }
+  });
+
+  return {
+    url,
+    name,
+    pool,
+    async withClient(fn, role) {
+      const client = await pool.connect();
+      try {
+        if (role) await client.query(`set role ${client.escapeIdentifier(role)}`);
+        return await fn(client);
+      } finally {
+        if (role) await client.query('reset role').catch(() => {});
+        client.release();
+      }
+    },
+  };
+}
