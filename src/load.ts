@@ -108,7 +108,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   const mappingRow = await registerMapping(pool, mapping);
   const sha256 = await fileSha256(file);
 
-  if (!options.force) {
+  // A dry run validates whatever it is given, loaded before or not.
+  if (!options.force && !options.dryRun) {
     const { rows } = await pool.query<{ id: number | null }>(
       'select (ferry.previous_load_of_file($1, $2, $3)).id',
       [options.tenant, mapping.name, sha256],

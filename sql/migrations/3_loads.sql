@@ -23,8 +23,14 @@ begin
       create function ferry_util.input_error(p_value text, p_type text) returns text
       language plpgsql stable parallel safe
       as $$
+      declare
+        v_cast text;
       begin
-        execute format('select %L::%s', p_value, p_type);
+        execute format('select %L::%s::text', p_value, p_type) into v_cast;
+        -- An explicit cast cuts character and bit strings to length; storing them would not.
+        if p_type ~ '^(character|bit)' and char_length(rtrim(v_cast)) < char_length(rtrim(p_value)) then
+          return format('value too long for type %s', p_type);
+        end if;
         return null;
       exception when data_exception then
         return sqlerrm;

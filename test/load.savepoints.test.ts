@@ -1,0 +1,83 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { load } from '../src/load.js';
+import { addTenant, protectTable } from '../src/tenants.js';
+import { tempDir, writeFile } from './helpers/fixtures.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+
+let db: TestDatabase;
+let dir: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = tempDir();
+  await db.pool.query(`
+    create schema app;
+    create table app.suppliers (tenant_id text not null, code text not null, primary key (tenant_id, code));
+    insert into app.suppliers values ('acme', 'S1'), ('acme', 'S2');
+    create table app.parts (
+      tenant_id text not null,
+      sku       text not null,
+      name      text not null,
+      supplier  text,
+      primary key (tenant_id, sku),
+      unique (tenant_id, name),
+      foreign key (tenant_id, supplier) references app.suppliers (tenant_id, code)
+    );
+    create function app.no_forbidden() returns trigger language plpgsql as $$
+    begin
+      if new.name = 'forbidden' then raise exception 'name % is not allowed', new.name; end if;
+      return new;
+    end $$;
+    create trigger parts_no_forbidden before insert or update on app.parts
+      for each row execute function app.no_forbidden();
+  `);
+  await addTenant(db.pool, 'acme');
+  await protectTable(db.pool, 'app.parts');
+  writeFile(dir, 'parts.sql', `-- target: app.parts
+-- key: sku
+select s.sku as sku, s.name as name, nullif(s.supplier, '') as supplier
+from staged s
+`);
+});
+
+function csv(rows: number, special: Record<number, string>): string {
+  const lines = ['sku,name,supplier'];
+  for (let i = 1; i <= rows; i++) lines.push(special[i] ?? `P${i},part ${i},S1`);
+  return `${lines.join('\n')}\n`;
+}
+
+describe('promotion under savepoints', () => {
+  it('isolates a unique violation in the middle of a batch; every other row is promoted', async () => {
+    // Row 60 repeats the name of row 10: the unique (tenant_id, name) index fails its batch.
+    const file = writeFile(dir, 'unique.csv', csv(100, { 60: 'P60,part 10,S1' }));
+    const result = await load(db.pool, { file, tenant: 'acme', mapping: 'parts', mappingsDir: dir, batchSize: 100 });
+    expect(result.status).toBe('succeeded');
+    expect(result.counts).toMatchObject({ staged: 100, inserted: 99, rejected: 1 });
+    const { rows } = await db.pool.query(`select line, rule, column_name, message from ferry.rejects where load_id = $1`, [result.loadId]);
+    expect(rows).toEqual([
+      expect.objectContaining({ line: '61', rule: 'unique', column_name: 'parts_tenant_id_name_key' }),
+    ]);
+    expect(rows[0].message).toMatch(/duplicate key/);
+    const count = await db.pool.query(`select count(*)::int as n from app.parts`);
+    expect(count.rows[0].n).toBe(99);
+  });
+
+  it('isolates foreign key violations and trigger errors, several in one batch', async () => {
+    await db.pool.query('truncate app.parts');
+    const file = writeFile(dir, 'fk.csv', csv(50, { 5: 'P5,part 5,NOPE', 17: 'P17,forbidden,S2', 44: 'P44,part 44,GONE' }));
+    const result = await load(db.pool, { file, tenant: 'acme', mapping: 'parts', mappingsDir: dir, batchSize: 16 });
+    expect(result.counts).toMatchObject({ staged: 50, inserted: 47, rejected: 3 });
+    const { rows } = await db.pool.query(`select line::int, rule from ferry.rejects where load_id = $1 order by line`, [result.loadId]);
+    expect(rows).toEqual([
+      { line: 6, rule: 'foreign_key' },
+      { line: 18, rule: 'error' },
+      { line: 45, rule: 'foreign_key' },
+    ]);
+  });
+
+  it('keeps the original values of a row rejected while promoting', async () => {
+    const { rows } = await db.pool.query(`select raw from ferry.rejects where rule = 'foreign_key' order by id desc limit 1`);
+    expect(JSON.parse(rows[0].raw)).toEqual({ sku: 'P44', name: 'part 44', supplier: 'GONE' });
+  });
+});
