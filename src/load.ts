@@ -343,7 +343,7 @@ function mappingRuntimeError(error: unknown, mapping: Mapping): unknown {
   return new PgferryError(`mapping ${mapping.name} failed while running: ${error.message}`, {
     exitCode: EXIT.loadFailed,
     location: { file: mapping.path, line: mapping.selectLine },
-    hint: 'a mapping should output text and let pgferry cast it: casts that fail in the mapping stop the whole load',
+    hint: 'values that make the mapping fail (casts, division) only reject their line; this error is not about a value',
     cause: error,
   });
 }

@@ -115,16 +115,22 @@ from staged s
     await nothingMoved();
   });
 
-  it('a mapping that fails while running stops the load with exit code 1 and names the mapping', async () => {
-    const mapping = writeFile(dir, 'divides.sql', `-- target: app.products
+  it('a value that makes the mapping itself fail rejects that line only (rule mapping_error)', async () => {
+    const mapping = writeFile(dir, 'casts.sql', `-- target: app.products
 -- key: sku
-select s."Item Code" as sku, s."Item Name" as name, (1 / 0)::text as price
+select s."Item Code" as sku, s."Item Name" as name, (100 / s."Unit Price"::int)::text as price
 from staged s
 `);
-    const result = await load(db.pool, { file: csv, tenant: 'acme', mapping, force: true });
-    expect(result.status).toBe('failed');
-    expect(result.error).toMatch(/divides\.sql:3: mapping divides failed while running: division by zero/);
-    await nothingMoved();
+    const file = writeFile(dir, 'zeros.csv', 'Item Code,Item Name,Unit Price\nA1,Anvil,10\nB2,Bolt,0\nC3,Cog,x\nD4,Dial,4\n');
+    const result = await load(db.pool, { file, tenant: 'acme', mapping });
+    expect(result.status).toBe('succeeded');
+    expect(result.counts).toMatchObject({ staged: 4, inserted: 2, rejected: 2 });
+    const { rows } = await db.pool.query(`select line::int, rule, message from ferry.rejects where load_id = $1 order by line`, [result.loadId]);
+    expect(rows).toEqual([
+      { line: 3, rule: 'mapping_error', message: 'division by zero' },
+      { line: 4, rule: 'mapping_error', message: 'invalid input syntax for type integer: "x"' },
+    ]);
+    await db.pool.query('truncate app.products');
   });
 
   it('an unknown tenant or a missing file is a usage error', async () => {

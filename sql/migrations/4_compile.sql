@@ -252,15 +252,32 @@ begin
     E'create function %I.%I() returns void\n'
     'language plpgsql security definer set search_path = public\n'
     'as %s\n'
+    'declare\n'
+    '  v_line bigint;\n'
     'begin\n'
     '  -- 1. the mapping, one output row per staged line\n'
-    '  insert into %s\n'
-    '%s;\n\n'
+    '  begin\n'
+    '    insert into %s\n'
+    '%s;\n'
+    '  exception when data_exception then\n'
+    '    -- A value made the mapping itself fail (a cast, a division): run it line by line,\n'
+    '    -- each under its own savepoint, and reject the lines that fail.\n'
+    '    for v_line in select _line from %s order by _line loop\n'
+    '      begin\n'
+    '        insert into %s\n'
+    '%s\n'
+    '        where st._line = v_line;\n'
+    '      exception when data_exception then\n'
+    '        insert into %s (line, rule, message) values (v_line, %L, sqlerrm);\n'
+    '      end;\n'
+    '    end loop;\n'
+    '  end;\n\n'
     '  -- 2. lines the mapping dropped or multiplied\n'
     '  insert into %s (line, rule, message)\n'
     '  select st._line, %L, %L\n'
     '  from %s as st\n'
-    '  where not exists (select from %s as m where m._line = st._line);\n'
+    '  where not exists (select from %s as m where m._line = st._line)\n'
+    '    and not exists (select from %s as r where r.line = st._line);\n'
     '  insert into %s (line, rule, message)\n'
     '  select _line, %L, format(%L, count(*))\n'
     '  from %s\n'
@@ -282,7 +299,8 @@ begin
     '%s',
     v_s, 'transform_' || p_load, v_tag,
     v_mapped, v_query,
-    v_rejects, 'filtered', 'the mapping returned no row for this line', v_stage, v_mapped,
+    v_stage, v_mapped, v_query, v_rejects, 'mapping_error',
+    v_rejects, 'filtered', 'the mapping returned no row for this line', v_stage, v_mapped, v_rejects,
     v_rejects, 'fanout', 'the mapping returned %s rows for this line', v_mapped,
     coalesce(array_to_string(v_validations, E'\n\n'), ''),
     v_work, (select string_agg(quote_ident(o), ', ') from unnest(v_outputs) o),
