@@ -112,7 +112,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   if (!options.force && !options.dryRun) {
     const { rows } = await pool.query<{ id: number | null }>(
       'select (ferry.previous_load_of_file($1, $2, $3)).id',
-      [options.tenant, mapping.name, sha256],
+      [options.tenant, mappingRow.id, sha256],
     );
     if (rows[0].id !== null) {
       return {
@@ -191,6 +191,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
       throw mappingRuntimeError(error, mapping);
     });
 
+    await pool.query('select ferry.count_rejects($1)', [loadId]);
     const preRejected = await rejectedRows(pool, loadId);
     const limitBefore = thresholdProblem(preRejected, staged.rowsRead, options);
     if (limitBefore) {
@@ -254,7 +255,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   } else if (finalStatus === 'dry_run') {
     await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
   }
-  if (!options.keepStaging) {
+  // A dry run leaves nothing behind, --keep-staging or not.
+  if (!options.keepStaging || options.dryRun) {
     await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
   }
 

@@ -98,6 +98,19 @@ select s."Item Code" as sku from staged s
     expect(unprotected.hint).toMatch(/pgferry tenant protect app\.unprotected/);
   });
 
+  it('a mapping reading a table the tenant may not read is refused before data moves', async () => {
+    await db.pool.query(`create table app.secrets (tenant_id text, code text); insert into app.secrets values ('bob', 'x')`);
+    const error = await failure(`-- target: app.products
+-- key: sku
+select s."Item Code" as sku, s."Item Name" as name,
+       (select min(code) from app.secrets) as price
+from staged s
+`);
+    expect(error.message).toMatch(/permission denied for table secrets/);
+    expect(error.hint).toMatch(/tenant protect/);
+    await nothingMoved();
+  });
+
   it('a SQL syntax error and a broken check expression', async () => {
     const syntax = await failure(`-- target: app.products
 -- key: sku

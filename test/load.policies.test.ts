@@ -139,3 +139,19 @@ describe('undo log', () => {
     ]);
   });
 });
+
+describe('target tables', () => {
+  it('a serial column takes its value from its sequence when loaded by a tenant', async () => {
+    await db.pool.query(`create table app.serials (id serial, tenant_id text not null, code text not null, label text, qty int, changed_at timestamptz, unique (tenant_id, code))`);
+    await protectTable(db.pool, 'app.serials');
+    const mappingFile = writeFile(dir, 'serials.sql', `-- target: app.serials
+-- key: code
+select s.code as code, s.label as label from staged s
+`);
+    const file = writeFile(dir, 'serials.csv', 'code,label\nA,a\nB,b\n');
+    const result = await load(db.pool, { file, tenant: 'acme', mapping: mappingFile });
+    expect(result.status, result.error).toBe('succeeded');
+    const { rows } = await db.pool.query('select id, code from app.serials order by id');
+    expect(rows).toEqual([{ id: 1, code: 'A' }, { id: 2, code: 'B' }]);
+  });
+});

@@ -27,6 +27,7 @@ describe('reject thresholds', () => {
     const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, maxRejects: 1 });
     expect(result.status).toBe('failed');
     expect(result.error).toMatch(/2 rows rejected, more than --max-rejects 1/);
+    expect(result.counts).toMatchObject({ read: 5, staged: 5, rejected: 2, inserted: 0 });
     expect((await db.pool.query('select count(*)::int as n from app.products')).rows[0].n).toBe(0);
     const { rows } = await db.pool.query(`select status, error from ferry.loads where id = $1`, [result.loadId]);
     expect(rows[0].status).toBe('failed');
@@ -83,6 +84,13 @@ describe('--dry-run', () => {
     expect(await stagingTables()).toBe(0);
     expect((await db.pool.query(`select count(*)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname like 'ferry_t_%'`)).rows[0].n).toBe(0);
   });
+
+  it('leaves no staging tables even with --keep-staging', async () => {
+    const file = writeFile(dir, 'dry2.csv', DIRTY);
+    const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, dryRun: true, keepStaging: true });
+    expect(result.status).toBe('dry_run');
+    expect(await stagingTables()).toBe(0);
+  });
 });
 
 describe('idempotent files', () => {
@@ -97,6 +105,16 @@ describe('idempotent files', () => {
     const forced = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, force: true });
     expect(forced.status).toBe('succeeded');
     expect(forced.counts).toMatchObject({ unchanged: 1, inserted: 0 });
+  });
+
+  it('a changed mapping (a new version) loads the file again', async () => {
+    const file = writeFile(dir, 'versioned.csv', 'sku,name,price\nV,v,1\n');
+    const first = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir });
+    expect(first.status).toBe('succeeded');
+    const changed = productsMapping(tempDir(), { check: 'price >= 0 | price must not be negative', duplicates: 'first' });
+    const second = await load(db.pool, { file, tenant: 'acme', mapping: changed });
+    expect(second.status).toBe('succeeded');
+    expect(second.mapping.version).toBe(first.mapping.version! + 1);
   });
 
   it('a failed load does not count as loaded', async () => {

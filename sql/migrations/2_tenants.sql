@@ -142,6 +142,7 @@ declare
   v_kept    name[];
   v_row     ferry.protected_tables;
   v_tenant  ferry.tenants;
+  v_seq     text;
 begin
   select n.nspname, c.relname into v_schema, v_name
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -171,7 +172,7 @@ begin
   end if;
 
   for i in 1 .. coalesce(array_length(p_keep_roles, 1), 0) loop
-    if not exists (select from pg_roles where rolname = p_keep_roles[i]) then
+    if p_keep_roles[i] <> 'PUBLIC' and not exists (select from pg_roles where rolname = p_keep_roles[i]) then
       raise exception 'role % does not exist', p_keep_roles[i] using errcode = '42704';
     end if;
   end loop;
@@ -183,12 +184,22 @@ begin
     execute format('drop policy if exists pgferry_passthrough on %I.%I', v_schema, v_name);
     execute format(
       'create policy pgferry_passthrough on %I.%I as permissive for all to %s using (true) with check (true)',
-      v_schema, v_name, (select string_agg(quote_ident(k), ', ') from unnest(v_kept) k));
+      v_schema, v_name,
+      (select string_agg(case when k = 'PUBLIC' then 'public' else quote_ident(k) end, ', ') from unnest(v_kept) k));
   end if;
 
   execute format('alter table %I.%I enable row level security', v_schema, v_name);
   execute format('grant usage on schema %I to %I', v_schema, v_group);
   execute format('grant select, insert, update, delete on %I.%I to %I', v_schema, v_name, v_group);
+  -- serial columns: inserting calls nextval() as the tenant role.
+  for v_seq in
+    select pg_get_serial_sequence(format('%I.%I', v_schema, v_name), a.attname)
+    from pg_attribute a
+    where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
+      and pg_get_serial_sequence(format('%I.%I', v_schema, v_name), a.attname) is not null
+  loop
+    execute format('grant usage on sequence %s to %I', v_seq, v_group);
+  end loop;
 
   delete from ferry.protected_tables where schema_name = v_schema and table_name = v_name;
   insert into ferry.protected_tables (schema_name, table_name, tenant_column, tenant_type, passthrough_roles)

@@ -106,16 +106,16 @@ begin
 end
 $$;
 
--- The last load of this file that succeeded, for this tenant and mapping name.
-create function ferry.previous_load_of_file(p_tenant text, p_mapping text, p_sha256 text)
+-- The last load of this file that succeeded, for this tenant and this mapping version (a
+-- changed mapping may well give other rows, so it loads the file again).
+create function ferry.previous_load_of_file(p_tenant text, p_mapping_id bigint, p_sha256 text)
 returns ferry.loads
 language sql stable
 as $$
   select l.*
   from ferry.loads l
   join ferry.tenants t on t.id = l.tenant_id
-  join ferry.mappings m on m.id = l.mapping_id
-  where t.slug = p_tenant and m.name = p_mapping and l.file_sha256 = p_sha256
+  where t.slug = p_tenant and l.mapping_id = p_mapping_id and l.file_sha256 = p_sha256
     and l.status = 'succeeded'
   order by l.id desc
   limit 1

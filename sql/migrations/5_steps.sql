@@ -169,6 +169,22 @@ begin
 end
 $$;
 
+-- The reject counts of a load, from ferry.rejects.
+create function ferry.count_rejects(p_load bigint) returns void
+language sql
+as $$
+  update ferry.loads l
+  set parse_rejects = r.parse, rows_rejected = r.rejected, duplicates = r.dups
+  from (
+    select count(*) filter (where step = 'parse') as parse,
+           count(distinct line) filter (where step <> 'parse' and rule <> 'duplicate') as rejected,
+           count(*) filter (where rule = 'duplicate') as dups
+    from ferry.rejects
+    where load_id = p_load
+  ) as r
+  where l.id = p_load
+$$;
+
 -- verify: every input row is accounted for, or the load fails.
 --   read   = staged + parse rejects
 --   staged = promoted + duplicates + rejected

@@ -34,18 +34,25 @@ and loads examples/supplier-catalog.csv (10,000 rows, a few percent of them dirt
         stdio.out(JSON.stringify(result, null, 2));
         return;
       }
-      const csv = path.relative(process.cwd(), DEMO_FILES.csv);
-      const mapping = path.relative(process.cwd(), DEMO_FILES.mapping);
+      const shortest = (file: string) => {
+        const relative = path.relative(process.cwd(), file);
+        return relative.startsWith('..') ? file : relative;
+      };
+      const csv = shortest(DEMO_FILES.csv);
+      const mapping = shortest(DEMO_FILES.mapping);
       stdio.out(formatLoadResult(result));
-      stdio.out(`
-database: ${origin}
-
-try next:
-  npx pgferry loads                                   recent loads
-  npx pgferry status ${result.loadId}                                 steps, timings, counts
-  npx pgferry rejects ${result.loadId} -o rejects.csv                 rejected lines with reasons, to fix and reload
-  npx pgferry mapping show products                   the compiled SQL that ran
-  npx pgferry load ${csv} --tenant demo --mapping ${mapping}
-                                                      the same file again: skipped, already loaded`);
+      const home = global().home ? ` --home ${global().home}` : '';
+      const next: [string, string][] = [
+        [`npx pgferry${home} loads`, 'recent loads'],
+        [`npx pgferry${home} status ${result.loadId}`, 'steps, timings, counts'],
+        [`npx pgferry${home} rejects ${result.loadId} -o rejects.csv`, 'rejected lines with reasons, to fix and reload'],
+        [`npx pgferry${home} mapping show products`, 'the compiled SQL that ran'],
+        [`npx pgferry${home} load ${csv} --tenant demo --mapping ${mapping}`, 'the same file again: skipped, already loaded'],
+      ];
+      const width = Math.max(...next.map(([command]) => command.length).filter((n) => n <= 50)) + 2;
+      stdio.out(`\ndatabase: ${origin}\n\ntry next:`);
+      for (const [command, what] of next) {
+        stdio.out(command.length + 2 > width ? `  ${command}\n  ${' '.repeat(width)}${what}` : `  ${command.padEnd(width)}${what}`);
+      }
     });
 }

@@ -125,7 +125,15 @@ async function findRunningServer(dataDir: string, password: string): Promise<str
   }
 }
 
-function freePort(): Promise<number> {
+/** A free port of 127.0.0.1, never 5432 (it may belong to a PostgreSQL service started later). */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await anyFreePort();
+    if (port !== 5432) return port;
+  }
+}
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);

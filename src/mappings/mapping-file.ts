@@ -90,7 +90,8 @@ export function parseMapping(source: string, file: string): Mapping {
   const keyColumns: string[] = [];
   if (!key) problems.push({ line: 1, message: 'missing header "-- key: column[, column…]"' });
   else {
-    for (const part of key.value.split(',').map((p) => p.trim())) {
+    // Commas inside a quoted identifier ("a,b") don't separate columns.
+    for (const part of (key.value.match(/(?:"(?:[^"]|"")*"|[^,])+|(?<=^|,)(?=,|$)/g) ?? ['']).map((p) => p.trim())) {
       if (!IDENTIFIER.test(part)) {
         problems.push({ line: key.line, message: `key column "${part}" is not a column name` });
       } else {
@@ -112,19 +113,29 @@ export function parseMapping(source: string, file: string): Mapping {
   const checks: MappingCheck[] = [];
   for (const entry of header.check ?? []) {
     // The message follows the last " | "; SQL's || has no spaces around a single bar.
-    const split = entry.value.match(/^(.*\S)\s+\|\s+(.+)$/s);
-    const expression = (split ? split[1] : entry.value).trim();
+    const split = entry.value.match(/^(?:(.*\S)\s+)?\|\s+(.+)$/s);
+    const expression = (split ? (split[1] ?? '') : entry.value).trim();
     const message = split ? split[2].trim() : `check failed: ${expression}`;
     if (expression === '') problems.push({ line: entry.line, message: 'check has no expression' });
+    else if (!split && /(?:^|\s)\|$/.test(expression)) problems.push({ line: entry.line, message: 'check has no message after "|"' });
     else checks.push({ expression, message, line: entry.line });
   }
 
   let selectSql = '';
   if (selectLine === 0) {
-    problems.push({ line: lines.length, message: 'the mapping has no SELECT after its header' });
+    // The last line of the file (a final newline starts no line).
+    const lastLine = Math.max(1, lines.length - (lines.length > 1 && lines[lines.length - 1] === '' ? 1 : 0));
+    problems.push({ line: lastLine, message: 'the mapping has no SELECT after its header' });
   } else {
-    selectSql = lines.slice(selectLine - 1).join('\n').replace(/[\s;]+$/, '');
-    if (!/^\s*(select|with|values|table)\b/i.test(selectSql)) {
+    // Trailing semicolons go, also when comment lines or a comment follow them (a comment
+    // without quotes, so that a string literal is never cut).
+    selectSql = lines
+      .slice(selectLine - 1)
+      .join('\n')
+      .replace(/\s+$/, '')
+      .replace(/;(?:\s|;|--[^\n'"]*)*$/, '')
+      .replace(/\s+$/, '');
+    if (!/^\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*\(*\s*(select|with|values|table)\b/i.test(selectSql)) {
       problems.push({ line: selectLine, message: 'the mapping body must be one SELECT (or WITH … SELECT) over staged' });
     }
   }
@@ -146,7 +157,8 @@ export function parseMapping(source: string, file: string): Mapping {
     sha256: createHash('sha256').update(source).digest('hex'),
     target: target!.value,
     keyColumns,
-    onConflict: onConflict?.value.replace(/\s+/g, '') ?? 'update',
+    // newer:<column> names an unquoted identifier: folded to lower case, like key columns.
+    onConflict: onConflict?.value.replace(/\s+/g, '').replace(/^newer:(.*)$/, (_, column: string) => `newer:${column.toLowerCase()}`) ?? 'update',
     duplicates: (duplicates?.value as Mapping['duplicates']) ?? 'last',
     checks,
     selectSql,
@@ -176,14 +188,24 @@ export async function readMapping(nameOrPath: string, mappingsDir = 'mappings'):
 /** Where in the mapping file a position of an SQL statement that embeds the SELECT falls. */
 export function locateInMapping(mapping: Mapping, statement: string | undefined, position: string | number | undefined) {
   if (!statement || position === undefined) return undefined;
-  const offset = statement.indexOf(mapping.selectSql);
+  // PostgreSQL counts positions in characters (code points), JavaScript strings in UTF-16 units.
+  const index = statement.indexOf(mapping.selectSql);
+  if (index < 0) return undefined;
+  const offset = codePoints(statement.slice(0, index));
   const at = Number(position) - 1 - offset;
-  if (offset < 0 || at < 0 || at >= mapping.selectSql.length) return undefined;
-  const before = mapping.selectSql.slice(0, at);
-  const newlines = before.split('\n').length - 1;
+  const select = Array.from(mapping.selectSql);
+  if (!Number.isInteger(at) || at < 0 || at >= select.length) return undefined;
+  const before = select.slice(0, at);
+  const lineStart = before.lastIndexOf('\n') + 1;
   return {
     file: mapping.path,
-    line: mapping.selectLine + newlines,
-    column: at - (before.lastIndexOf('\n') + 1) + 1,
+    line: mapping.selectLine + before.filter((c) => c === '\n').length,
+    column: at - lineStart + 1,
   };
+}
+
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
 }

@@ -4,7 +4,7 @@ import { formatMs, formatNumber, oneLine, textTable } from './text-table.js';
 /** The summary `pgferry load` prints for people. */
 export function formatLoadResult(result: LoadResult): string {
   if (result.status === 'skipped') {
-    return `skipped ${result.file}: this file was already loaded for this tenant with mapping ${result.mapping.name} (load ${result.previousLoadId}); --force loads it again`;
+    return `skipped ${result.file}: this file was already loaded for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
   }
   const c = result.counts;
   const out: string[] = [];

@@ -106,12 +106,6 @@ export class CsvScanner {
       this.buf = Buffer.alloc(0);
       chunk = joined[0] === 0xef && joined[1] === 0xbb && joined[2] === 0xbf ? joined.subarray(3) : joined;
     }
-    if (this.skippingFrom) {
-      const end = chunk.indexOf(LF);
-      if (end < 0) return;
-      this.finishSkip(end);
-      chunk = chunk.subarray(end + 1);
-    }
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     this.scan(false);
   }
@@ -123,10 +117,6 @@ export class CsvScanner {
       const b = this.buf;
       if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) this.buf = b.subarray(3);
     }
-    if (this.skippingFrom) {
-      this.finishSkip(-1);
-      return;
-    }
     this.scan(true);
   }
 
@@ -134,8 +124,8 @@ export class CsvScanner {
     const delim = this.delimiter;
     for (;;) {
       if (this.skippingFrom) {
-        if (final) this.finishSkip(-1);
-        return;
+        if (!this.skip(final)) return;
+        continue;
       }
       const buf = this.buf;
       const len = buf.length;
@@ -191,7 +181,7 @@ export class CsvScanner {
       }
 
       if (recordEnd < 0) {
-        if (i >= this.maxRecordBytes) {
+        if (i > this.maxRecordBytes) {
           this.recordTooLarge(i);
           continue;
         }
@@ -212,7 +202,6 @@ export class CsvScanner {
         continue;
       }
       this.endRecord(recordEnd, next);
-      if (next >= this.buf.length && final) return;
     }
   }
 
@@ -255,9 +244,9 @@ export class CsvScanner {
     if (encodingProblem) {
       this.onReject({ line, rule: 'encoding', message: encodingProblem, raw: this.rawText(raw) });
     } else if (this.bareQuote) {
-      // A quote inside an unquoted field (5" screen) is kept as text: re-quote the record so
-      // that COPY reads it the same way.
-      this.onRecord(line, encodeFields(splitFields(raw, this.delimiter), this.delimiter), this.fields);
+      // A quote inside an unquoted field (5" screen) is kept as text: re-quote that field so
+      // that COPY reads it the same way (the other fields stay as written: "" is not NULL).
+      this.onRecord(line, requoteBareQuotes(raw, this.delimiter), this.fields);
     } else {
       this.onRecord(line, raw, this.fields);
     }
@@ -289,28 +278,47 @@ export class CsvScanner {
     this.advance(next, 1);
   }
 
+  /**
+   * The record at buf[0] is longer than maxRecordBytes (at least `scanned` bytes were seen, and
+   * always more than maxRecordBytes: every line end within the limit is known). The decision
+   * only depends on those first bytes, so it is the same however the input is chunked.
+   */
   private recordTooLarge(scanned: number): void {
-    if (this.newlines > 0) {
+    if (this.newlines > 0 && this.firstLineLength() <= this.maxRecordBytes) {
       this.rejectFirstLineOrRecord('record_too_large', 'record too large', scanned, scanned);
       return;
     }
     if (this.header === undefined) {
       throw new CsvHeaderError(this.line, `the header line is longer than ${this.maxRecordBytes} bytes`);
     }
-    // One line longer than the limit: drop it as it streams by, keep its beginning.
+    // Its first physical line is longer than the limit: drop that line as it streams by,
+    // keeping its beginning.
     this.skippingFrom = this.line;
-    this.skippedHead = this.rawText(this.buf.subarray(0, Math.min(this.maxRawChars, this.buf.length)));
-    const end = this.buf.indexOf(LF);
-    if (end >= 0) {
-      this.finishSkip(end);
-      return;
-    }
-    this.buf = Buffer.alloc(0);
+    const head = this.buf.subarray(0, Math.min(this.maxRecordBytes, this.maxRawChars * 4));
+    this.skippedHead = `${head.toString('utf8').slice(0, this.maxRawChars)}…`;
     this.resetRecordState();
   }
 
-  /** The oversized line ends at buf offset `end` (-1: at end of file). */
-  private finishSkip(end: number): void {
+  /** Bytes of the record's first physical line, without its terminator. */
+  private firstLineLength(): number {
+    const end = this.firstLineEnd;
+    return this.buf[end] === LF && end > 0 && this.buf[end - 1] === CR ? end - 1 : end;
+  }
+
+  /**
+   * Drops bytes up to the end of the oversized line (LF, CRLF or CR). False when more input is
+   * needed; buf then holds at most a CR that may be the first half of a CRLF.
+   */
+  private skip(final: boolean): boolean {
+    const buf = this.buf;
+    const lf = buf.indexOf(LF);
+    const cr = buf.subarray(0, lf < 0 ? buf.length : lf).indexOf(CR);
+    const end = cr >= 0 ? cr : lf;
+    if (!final && (end < 0 || (end === cr && end === buf.length - 1))) {
+      this.buf = end < 0 ? Buffer.alloc(0) : buf.subarray(end);
+      return false;
+    }
+    const next = end < 0 ? buf.length : buf[end] === CR && buf[end + 1] === LF ? end + 2 : end + 1;
     this.recordsRead++;
     this.onReject({
       line: this.skippingFrom,
@@ -320,9 +328,8 @@ export class CsvScanner {
     });
     this.skippingFrom = 0;
     this.skippedHead = '';
-    this.line++;
-    this.buf = end >= 0 && end + 1 < this.buf.length ? this.buf.subarray(end + 1) : Buffer.alloc(0);
-    this.resetRecordState();
+    this.advance(next, 1);
+    return true;
   }
 
   private advance(next: number, lines: number): void {
@@ -416,17 +423,72 @@ export function encodeFields(fields: string[], delimiter: number): Buffer {
   return Buffer.from(text, 'utf8');
 }
 
+/**
+ * A well-formed record with a quote inside an unquoted field: that field is quoted (its quotes
+ * doubled), every other field is kept byte for byte.
+ */
+function requoteBareQuotes(raw: Buffer, delimiter: number): Buffer {
+  const parts: Buffer[] = [];
+  const len = raw.length;
+  let i = 0;
+  for (;;) {
+    let stop: number;
+    if (raw[i] === QUOTE) {
+      // A quoted field runs to its closing quote ("" is an escaped quote).
+      stop = len;
+      for (let j = i + 1; ; ) {
+        const q = raw.indexOf(QUOTE, j);
+        if (q < 0) break;
+        if (raw[q + 1] === QUOTE) {
+          j = q + 2;
+          continue;
+        }
+        stop = q + 1;
+        break;
+      }
+      parts.push(raw.subarray(i, stop));
+    } else {
+      const d = raw.indexOf(delimiter, i);
+      stop = d < 0 ? len : d;
+      const field = raw.subarray(i, stop);
+      parts.push(field.includes(QUOTE) ? Buffer.from(`"${field.toString('latin1').replaceAll('"', '""')}"`, 'latin1') : field);
+    }
+    if (stop >= len) break;
+    parts.push(raw.subarray(stop, stop + 1));
+    i = stop + 1;
+    if (i === len) break;
+  }
+  return Buffer.concat(parts);
+}
+
 /** Why PostgreSQL would refuse these bytes as UTF-8 text, naming the field; or undefined. */
 function checkEncoding(raw: Buffer, delimiter: number): string | undefined {
   const nul = raw.indexOf(0);
   if (nul < 0 && isUtf8(raw)) return undefined;
   const at = nul >= 0 ? nul : firstInvalidUtf8(raw);
+  // Delimiters inside quoted fields don't separate fields.
   let field = 1;
-  for (let i = 0; i < at; i++) if (raw[i] === delimiter) field++;
+  let inQuote = false;
+  let fieldStart = 0;
+  let closedAt = -2;
+  for (let i = 0; i < at; i++) {
+    const c = raw[i];
+    if (inQuote) {
+      if (c === QUOTE) {
+        inQuote = false;
+        closedAt = i;
+      }
+    } else if (c === QUOTE && (i === fieldStart || i === closedAt + 1)) {
+      inQuote = true;
+    } else if (c === delimiter) {
+      field++;
+      fieldStart = i + 1;
+    }
+  }
   const byte = raw[at].toString(16).toUpperCase().padStart(2, '0');
   return nul >= 0 && nul === at
     ? `NUL byte in field ${field} (byte ${at + 1} of the record)`
-    : `invalid UTF-8 byte 0x${byte} in field ${field} (byte ${at + 1} of the record); give --encoding if the file is not UTF-8`;
+    : `invalid UTF-8 byte 0x${byte} in field ${field} (byte ${at + 1} of the record): the file must be UTF-8`;
 }
 
 function firstInvalidUtf8(raw: Buffer): number {
