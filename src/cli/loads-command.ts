@@ -67,8 +67,14 @@ export function statusCommand(global: () => GlobalOptions): Command {
           ),
           '',
           `read ${formatNumber(l.rowsRead)} = staged ${formatNumber(l.rowsStaged)} + unparseable ${formatNumber(l.parseRejects)}`,
-          `staged ${formatNumber(l.rowsStaged)} = promoted ${formatNumber(promoted)} + duplicates ${formatNumber(l.duplicates)} + rejected ${formatNumber(l.rowsRejected)}`,
-          `promoted ${formatNumber(promoted)} = inserted ${formatNumber(l.inserted)} + updated ${formatNumber(l.updated)} + unchanged ${formatNumber(l.unchanged)}`,
+          ...(l.status === 'succeeded' || l.status === 'dry_run'
+            ? [
+                `staged ${formatNumber(l.rowsStaged)} = promoted ${formatNumber(promoted)} + duplicates ${formatNumber(l.duplicates)} + rejected ${formatNumber(l.rowsRejected)}`,
+                `promoted ${formatNumber(promoted)} = inserted ${formatNumber(l.inserted)} + updated ${formatNumber(l.updated)} + unchanged ${formatNumber(l.unchanged)}`,
+              ]
+            : [
+                `staged ${formatNumber(l.rowsStaged)}: duplicates ${formatNumber(l.duplicates)}, rejected ${formatNumber(l.rowsRejected)}; nothing was promoted`,
+              ]),
         ]
           .filter((line, i, all) => line !== '' || all[i - 1] !== '')
           .join('\n'),
