@@ -84,7 +84,7 @@ export function describeError(error: unknown, debug = false): string {
 
 /** Turns a database error raised by a catalog function into a user error (exit 2). */
 export function asUserError(error: unknown, location?: Location): unknown {
-  if (isDatabaseError(error) && /^(22|42|55)/.test(error.code ?? '')) {
+  if (isDatabaseError(error) && /^(22|23|42|55)/.test(error.code ?? '')) {
     return new PgferryError(error.message, { location, cause: error, hint: error.hint });
   }
   return error;

@@ -97,8 +97,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   const file = options.file;
   const fileStat = await stat(file).catch(() => undefined);
   if (!fileStat?.isFile()) throw new PgferryError(`no such file: ${file}`);
-  if (options.delimiter !== undefined && Buffer.byteLength(options.delimiter) !== 1) {
-    throw new PgferryError(`--delimiter must be one character, not ${JSON.stringify(options.delimiter)}`);
+  if (options.delimiter !== undefined && (Buffer.byteLength(options.delimiter) !== 1 || /["\r\n]/.test(options.delimiter))) {
+    throw new PgferryError(`--delimiter must be one ASCII character other than a quote or a line break, not ${JSON.stringify(options.delimiter)}`);
   }
 
   const tenant = await pool.query('select (ferry.tenant($1)).slug', [options.tenant]).catch((e) => {
@@ -186,7 +186,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     );
 
     await timed('transform', () =>
-      withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId])),
+      withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId]), { tenantCode: true }),
     ).catch((error) => {
       throw mappingRuntimeError(error, mapping);
     });
@@ -239,7 +239,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
         }
         await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
         return 'succeeded';
-      });
+      }, { tenantCode: true });
       if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
       else failure = outcome;
     }
@@ -314,7 +314,7 @@ async function compile(pool: pg.Pool, loadId: number, mapping: Mapping, columns:
       ]);
       await client.query('select ferry.compile_load($1)', [loadId]);
       return rows[0].table;
-    });
+    }, { tenantCode: true });
   } catch (error) {
     const userError = mappingCompileError(error, mapping, columns);
     await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, describeForCatalog(userError)]);

@@ -113,13 +113,15 @@ describe('pgferry CLI', () => {
     const bad = await runCli(['tenant', 'add', 'Bad-Name'], { env });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid tenant name 'Bad-Name'/);
-    await db.pool.query(`create table app.orders (tenant_id text, id int); create role app_rw_cli; grant select on app.orders to app_rw_cli`);
+    // Roles belong to the whole server: a name of this database's own.
+    const role = `app_rw_${db.name.slice(-10)}`;
+    await db.pool.query(`create table app.orders (tenant_id text, id int); create role ${role}; grant select on app.orders to ${role}`);
     const refused = await runCli(['tenant', 'protect', 'app.orders'], { env });
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/would lock out: app_rw_cli/);
-    const kept = await runCli(['tenant', 'protect', 'app.orders', '--keep-role', 'app_rw_cli'], { env });
+    expect(refused.stderr).toMatch(new RegExp(`would lock out: ${role}`));
+    const kept = await runCli(['tenant', 'protect', 'app.orders', '--keep-role', role], { env });
     expect(kept.code).toBe(0);
-    expect(kept.stdout).toMatch(/roles keeping full access: app_rw_cli/);
+    expect(kept.stdout).toMatch(new RegExp(`roles keeping full access: ${role}`));
   });
 });
 

@@ -82,7 +82,12 @@ describe('--dry-run', () => {
     expect((await db.pool.query('select count(*)::int as n from ferry.loads')).rows[0].n).toBe(loadsBefore);
     expect((await db.pool.query('select count(*)::int as n from ferry.rejects where load_id = $1', [result.loadId])).rows[0].n).toBe(0);
     expect(await stagingTables()).toBe(0);
-    expect((await db.pool.query(`select count(*)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname like 'ferry_t_%'`)).rows[0].n).toBe(0);
+    const compiled = await db.pool.query(
+      `select count(*)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+       where n.nspname like 'ferry_t_%' and p.proname like '%\\_' || $1`,
+      [result.loadId],
+    );
+    expect(compiled.rows[0].n).toBe(0);
   });
 
   it('leaves no staging tables even with --keep-staging', async () => {

@@ -26,7 +26,7 @@ $$;
 create table ferry.tenants (
   id          bigint generated always as identity primary key,
   slug        text not null unique check (slug ~ '^[a-z][a-z0-9_]{0,39}$'),
-  tenant_key  text not null,
+  tenant_key  text not null unique,
   role_name   name not null unique,
   schema_name name not null unique,
   created_at  timestamptz not null default now()

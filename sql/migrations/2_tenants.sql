@@ -24,6 +24,7 @@ begin
                    format('pgferry tenant roles of database %s', current_database()));
   end if;
   execute format('grant usage on schema ferry_util to %I', v_group);
+  execute format('grant execute on function ferry_util.input_error(text, text) to %I', v_group);
   return v_group;
 end
 $$;
@@ -52,11 +53,11 @@ declare
 begin
   execute format(
     'create policy %I on %I.%I as permissive for all to %I using (%s) with check (%s)',
-    'pgferry_' || p_tenant.slug, p_table.schema_name, p_table.table_name, p_tenant.role_name,
+    'pgferry_tenant_' || p_tenant.slug, p_table.schema_name, p_table.table_name, p_tenant.role_name,
     v_match, v_match);
   execute format(
     'create policy %I on %I.%I as restrictive for all to %I using (%s) with check (%s)',
-    'pgferry_' || p_tenant.slug || '_only', p_table.schema_name, p_table.table_name,
+    'pgferry_only_' || p_tenant.slug, p_table.schema_name, p_table.table_name,
     p_tenant.role_name, v_match, v_match);
 end
 $$;
@@ -95,8 +96,33 @@ begin
   returning * into v_tenant;
 
   for v_table in select * from ferry.protected_tables loop
+    perform ferry.check_key_distinct(v_table.schema_name, v_table.table_name, v_table.tenant_type);
     perform ferry.create_tenant_policies(v_table, v_tenant);
   end loop;
+
+  -- The one way the loader runs SQL it did not write: inside this function, as the tenant,
+  -- where PostgreSQL refuses any change of role. Opening a cursor on a query (p_execute
+  -- false) parses, plans and checks the tenant's privileges without running it, and refuses a
+  -- text of several statements before running any; compile_load() checks every piece of
+  -- mapping SQL that way before it executes (p_execute true) anything built from it.
+  execute format($f$
+    create function %I.as_tenant(p_sql text, p_execute boolean) returns void
+    language plpgsql security definer set search_path = public, pg_temp
+    as $body$
+    declare
+      v_cursor refcursor;
+    begin
+      if p_execute then
+        execute p_sql;
+      else
+        open v_cursor for execute p_sql;
+        close v_cursor;
+      end if;
+    end
+    $body$
+  $f$, v_schema);
+  execute format('alter function %I.as_tenant(text, boolean) owner to %I', v_schema, v_role);
+  execute format('revoke all on function %I.as_tenant(text, boolean) from public', v_schema);
   return v_tenant;
 end
 $$;
@@ -107,19 +133,51 @@ create function ferry.roles_losing_access(p_table regclass)
 returns table (role_name text, privileges text)
 language sql stable
 as $$
+  with grants as (
+    select a.grantee, a.privilege_type
+    from pg_class c cross join lateral aclexplode(c.relacl) a
+    where c.oid = p_table
+    union all
+    -- column privileges (grant select (sku, name) …) give access to rows as well
+    select a.grantee, a.privilege_type
+    from pg_attribute t cross join lateral aclexplode(t.attacl) a
+    where t.attrelid = p_table and t.attnum > 0 and not t.attisdropped
+  )
   select coalesce(r.rolname::text, 'PUBLIC'),
-         string_agg(distinct a.privilege_type, ', ' order by a.privilege_type)
-  from pg_class c
-  cross join lateral aclexplode(c.relacl) a
-  left join pg_roles r on r.oid = a.grantee
-  where c.oid = p_table
-    and not c.relrowsecurity
-    and a.grantee <> c.relowner
-    and a.privilege_type in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+         string_agg(distinct g.privilege_type, ', ' order by g.privilege_type)
+  from grants g
+  join pg_class c on c.oid = p_table
+  left join pg_roles r on r.oid = g.grantee
+  where not c.relrowsecurity
+    and g.grantee <> c.relowner
+    and g.privilege_type in ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
     and (r.oid is null or not (r.rolsuper or r.rolbypassrls))
     and (r.oid is null or not pg_has_role(r.oid, ferry.tenant_group(), 'member'))
   group by 1
   order by 1
+$$;
+
+-- Refuses a tenant key that equals another tenant's once cast to a protected table's tenant
+-- column ('042' and '42' are one integer): both tenants would see the same rows.
+create function ferry.check_key_distinct(p_schema name, p_table name, p_type text) returns void
+language plpgsql
+as $$
+declare
+  v_clash text;
+begin
+  execute format(
+    'select string_agg(a.slug || '' and '' || b.slug, ''; '')
+     from ferry.tenants a join ferry.tenants b on a.id < b.id
+     where a.tenant_key::%1$s = b.tenant_key::%1$s', p_type)
+  into v_clash;
+  if v_clash is not null then
+    raise exception 'tenants % have the same key in %.% once cast to %', v_clash, p_schema, p_table, p_type
+      using errcode = '23505';
+  end if;
+exception when data_exception then
+  raise exception 'a tenant key is not a valid % for %.%: %', p_type, p_schema, p_table, sqlerrm
+    using errcode = '22023', hint = 'give tenants keys of that type with: pgferry tenant add NAME --key VALUE';
+end
 $$;
 
 -- Enables RLS on an application table and gives every tenant (present and future) its
@@ -160,6 +218,8 @@ begin
             hint = 'name the tenant column with --column';
   end if;
 
+  perform ferry.check_key_distinct(v_schema, v_name, v_type);
+
   select array_agg(l.role_name) into v_losing
   from ferry.roles_losing_access(p_table) l
   where l.role_name <> all (coalesce(p_keep_roles, '{}')::text[]);
@@ -181,9 +241,9 @@ begin
   from ferry.protected_tables where schema_name = v_schema and table_name = v_name;
   v_kept := array(select distinct unnest(coalesce(v_kept, '{}') || coalesce(p_keep_roles, '{}')) order by 1);
   if cardinality(v_kept) > 0 then
-    execute format('drop policy if exists pgferry_passthrough on %I.%I', v_schema, v_name);
+    execute format('drop policy if exists pgferry_keep on %I.%I', v_schema, v_name);
     execute format(
-      'create policy pgferry_passthrough on %I.%I as permissive for all to %s using (true) with check (true)',
+      'create policy pgferry_keep on %I.%I as permissive for all to %s using (true) with check (true)',
       v_schema, v_name,
       (select string_agg(case when k = 'PUBLIC' then 'public' else quote_ident(k) end, ', ') from unnest(v_kept) k));
   end if;
@@ -207,8 +267,8 @@ begin
   returning * into v_row;
 
   for v_tenant in select * from ferry.tenants loop
-    execute format('drop policy if exists %I on %I.%I', 'pgferry_' || v_tenant.slug, v_schema, v_name);
-    execute format('drop policy if exists %I on %I.%I', 'pgferry_' || v_tenant.slug || '_only', v_schema, v_name);
+    execute format('drop policy if exists %I on %I.%I', 'pgferry_tenant_' || v_tenant.slug, v_schema, v_name);
+    execute format('drop policy if exists %I on %I.%I', 'pgferry_only_' || v_tenant.slug, v_schema, v_name);
     perform ferry.create_tenant_policies(v_row, v_tenant);
   end loop;
   return v_row;

@@ -26,6 +26,11 @@ begin
       declare
         v_cast text;
       begin
+        -- p_type is spliced into SQL: accept only a type name (with a typmod), never SQL.
+        if p_type !~ '^[A-Za-z"][A-Za-z0-9_ ."]*(\([0-9]+(,[0-9]+)?\))?( with(out)? time zone)?(\[\])*$'
+           or to_regtype(p_type) is null then
+          raise exception 'not a type name: %', p_type using errcode = '22023';
+        end if;
         execute format('select %L::%s::text', p_value, p_type) into v_cast;
         -- An explicit cast cuts character and bit strings to length; storing them would not.
         if p_type ~ '^(character|bit)' and char_length(rtrim(v_cast)) < char_length(rtrim(p_value)) then
@@ -40,7 +45,7 @@ begin
   end if;
 end
 $do$;
-grant execute on function ferry_util.input_error(text, text) to public;
+revoke all on function ferry_util.input_error(text, text) from public;
 
 create function ferry.tenant(p_slug text) returns ferry.tenants
 language plpgsql stable
@@ -198,7 +203,9 @@ begin
   execute format('drop table if exists %I.%I', v_tenant.schema_name, ferry.load_object(p_load, 'stage'));
   execute format(E'create unlogged table %I.%I (\n  _line bigint not null,\n  %s\n)',
                  v_tenant.schema_name, ferry.load_object(p_load, 'stage'), v_cols);
-  execute format('alter table %I.%I owner to %I',
+  -- The loader owns the tables it writes to (a tenant could otherwise put a trigger on them);
+  -- the tenant may only read this one.
+  execute format('grant select on %I.%I to %I',
                  v_tenant.schema_name, ferry.load_object(p_load, 'stage'), v_tenant.role_name);
 
   update ferry.loads

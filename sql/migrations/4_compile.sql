@@ -36,7 +36,12 @@ declare
   v_newer    text;
   v_col      text;
   v_check    jsonb;
-  v_tag      text := '$pgferry_' || substr(md5(random()::text), 1, 12) || '$';
+  -- Quotes the compiled bodies; unguessable (random() can be seeded by a mapping).
+  v_tag      text := '$pgferry_' || replace(gen_random_uuid()::text, '-', '') || '$';
+  v_fk       record;
+  v_fk_sql   text := '';
+  v_fk_match text;
+  v_fk_ok    boolean;
   v_work_cols   text[] := '{}';
   v_casts       text[] := '{}';
   v_validations text[] := '{}';
@@ -72,7 +77,7 @@ begin
   v_target := format('%I.%I', v_map.target_schema, v_map.target_table);
   v_target_oid := v_target::regclass;
   v_tenant_value := format('%L::%s', v_tenant.tenant_key, v_pt.tenant_type);
-  if position(v_tag in v_map.select_sql) > 0 then
+  if position(v_tag in v_map.select_sql) > 0 or position(v_tag in v_map.checks::text) > 0 then
     raise exception 'the mapping contains the text %', v_tag using errcode = '42601';
   end if;
 
@@ -82,14 +87,15 @@ begin
     E'select st._line, m.*\nfrom %s as st\ncross join lateral (\n  with staged as (select st.*)\n  select * from (\n%s\n  ) as mapping\n) as m',
     v_stage, v_map.select_sql);
 
-  -- Shape the mapped table from the mapping's output, analysed with the tenant's privileges:
-  -- an unknown column or a table the tenant may not read fails here, before any data moves.
-  perform set_config('role', v_tenant.role_name, true);
+  -- The mapping's SQL is only ever planned or run as the tenant, inside its SECURITY DEFINER
+  -- as_tenant(). First it must be exactly one query: opening a cursor on it refuses several
+  -- statements before running any, and checks the tenant's privileges (an unknown column,
+  -- a table the tenant may not read: refused here, before any data moves). Only then is SQL
+  -- built around it executed, and spliced into the compiled functions below.
   execute format('drop table if exists %s', v_mapped);
-  execute format(E'create unlogged table %s as\n%s\nwith no data', v_mapped, v_query);
-  -- WITH NO DATA plans but does not check privileges; starting the query does.
-  execute v_query || ' limit 0';
-  perform set_config('role', 'none', true);
+  execute format('select %I.as_tenant($1, false)', v_s) using v_query;
+  execute format('select %I.as_tenant($1, true)', v_s)
+  using format(E'create unlogged table %s as\n%s\nwith no data', v_mapped, v_query);
 
   v_keys := v_map.key_columns;
   if v_map.on_conflict like 'newer:%' then
@@ -187,21 +193,25 @@ begin
       using errcode = '42P17', detail = 'mapping ' || v_map.name || ' version ' || v_map.version;
   end if;
 
-  -- The tenant's tables for this load.
+  -- The load's tables, owned by the loader (which writes to them: a tenant owning them could
+  -- hang a trigger on them); the tenant gets the privileges its functions need.
   execute format('drop table if exists %s, %s, %s, %s', v_work, v_rejects, v_undo, v_plan);
   execute format(E'create unlogged table %s (\n  _line bigint not null,\n  %s\n)',
                  v_work, array_to_string(v_work_cols, E',\n  '));
   execute format('create unlogged table %s (line bigint, column_name text, value text, rule text not null, message text not null)', v_rejects);
   execute format('create unlogged table %s (action text not null, key jsonb not null, before jsonb)', v_undo);
-  execute format('alter table %s owner to %I', v_mapped, v_tenant.role_name);
-  execute format('alter table %s owner to %I', v_work, v_tenant.role_name);
-  execute format('alter table %s owner to %I', v_rejects, v_tenant.role_name);
-  execute format('alter table %s owner to %I', v_undo, v_tenant.role_name);
+  execute format('create unlogged table %s as select w.*, null::text as _action, null::jsonb as _before from %s as w with no data',
+                 v_plan, v_work);
+  execute format('create index on %s (_line)', v_plan);
+  execute format('grant select, insert, delete on %s to %I', v_work, v_tenant.role_name);
+  execute format('grant select, insert on %s to %I', v_rejects, v_tenant.role_name);
+  execute format('grant insert on %s to %I', v_undo, v_tenant.role_name);
+  execute format('grant select, insert on %s to %I', v_plan, v_tenant.role_name);
 
   -- Declared checks run on typed values; each is tried now so a bad one fails before data moves.
-  perform set_config('role', v_tenant.role_name, true);
   for v_check in select * from jsonb_array_elements(v_map.checks) loop
-    execute format('select from %s as w where not coalesce((%s), true) limit 0', v_work, v_check->>'expression');
+    execute format('select %I.as_tenant($1, false)', v_s)
+    using format('select from %s as w where not coalesce((%s), true)', v_work, v_check->>'expression');
     v_checks_sql := v_checks_sql || format(
       E'  insert into %s (line, value, rule, message)\n'
       '  select w._line, (to_jsonb(w) - %L)::text, %L, %L\n'
@@ -209,11 +219,60 @@ begin
       '  where not coalesce((%s), true);\n',
       v_rejects, '_line', 'check', v_check->>'message', v_work, v_check->>'expression');
   end loop;
-  perform set_config('role', 'none', true);
   if v_checks_sql <> '' then
     v_checks_sql := v_checks_sql || format(
       E'  delete from %s as w using %s as r where r.line = w._line and r.rule = %L;\n',
       v_work, v_rejects, 'check');
+  end if;
+
+  -- Foreign keys to protected tables, checked as the tenant: PostgreSQL's own check ignores
+  -- row-level security, so it would accept a reference to another tenant's row. Missing and
+  -- foreign rows get the same reject, which tells nothing about other tenants.
+  for v_fk in
+    select c.conname, c.confrelid::regclass::text as ref_table,
+           array(select a.attname::text from unnest(c.conkey) with ordinality k(n, o)
+                 join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n order by k.o) as cols,
+           array(select a.attname::text from unnest(c.confkey) with ordinality k(n, o)
+                 join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n order by k.o) as ref_cols
+    from pg_constraint c
+    join pg_class r on r.oid = c.confrelid
+    join pg_namespace n on n.oid = r.relnamespace
+    join ferry.protected_tables p on p.schema_name = n.nspname and p.table_name = r.relname
+    where c.conrelid = v_target_oid and c.contype = 'f'
+    order by c.conname
+  loop
+    v_fk_ok := true;
+    v_fk_match := '';
+    for i in 1 .. cardinality(v_fk.cols) loop
+      if v_fk.cols[i] = v_pt.tenant_column then
+        v_fk_match := v_fk_match || format(' and r.%I = %s', v_fk.ref_cols[i], v_tenant_value);
+      elsif v_fk.cols[i] = any (v_outputs) then
+        v_fk_match := v_fk_match || format(' and r.%I = w.%I', v_fk.ref_cols[i], v_fk.cols[i]);
+      else
+        v_fk_ok := false; -- a column the mapping does not set: left to the constraint itself
+      end if;
+    end loop;
+    continue when not v_fk_ok;
+    v_fk_sql := v_fk_sql || format(
+      E'  insert into %s (line, column_name, value, rule, message)\n'
+      '  select w._line, %L, %s, %L, %L\n'
+      '  from %s as w\n'
+      '  where %s\n'
+      '    and not exists (select from %s as r where %s);\n',
+      v_rejects,
+      array_to_string(array(select c from unnest(v_fk.cols) c where c <> v_pt.tenant_column), ', '),
+      (select string_agg(format('w.%I::text', c), ' || '','' || ') from unnest(v_fk.cols) c where c <> v_pt.tenant_column),
+      'foreign_key',
+      format('no row of %s with that %s for this tenant (%s)', v_fk.ref_table,
+             array_to_string(v_fk.ref_cols, ', '), v_fk.conname),
+      v_work,
+      (select string_agg(format('w.%I is not null', c), ' and ') from unnest(v_fk.cols) c where c <> v_pt.tenant_column),
+      v_fk.ref_table, substr(v_fk_match, 6));
+  end loop;
+  if v_fk_sql <> '' then
+    v_fk_sql := v_fk_sql || format(
+      E'  delete from %s as w using %s as r where r.line = w._line and r.rule = %L;\n',
+      v_work, v_rejects, 'foreign_key');
   end if;
 
   v_key_match := (select string_agg(format('w.%I = d.%I', k, k), ' and ') from unnest(v_keys) k);
@@ -252,7 +311,7 @@ begin
 
   v_transform := format(
     E'create function %I.%I() returns void\n'
-    'language plpgsql security definer set search_path = public\n'
+    'language plpgsql security definer set search_path = public, pg_temp\n'
     'as %s\n'
     'declare\n'
     '  v_line bigint;\n'
@@ -294,9 +353,10 @@ begin
     '  where not exists (select from %s as r where r.line = m._line);\n\n'
     '  -- 5. declared checks\n'
     '%s\n'
-    '  -- 6. duplicate keys within the load\n'
+    '  -- 6. references to protected tables, as this tenant sees them\n'
     '%s\n'
-    '  analyze %s;\n'
+    '  -- 7. duplicate keys within the load\n'
+    '%s'
     'end\n'
     '%s',
     v_s, 'transform_' || p_load, v_tag,
@@ -309,8 +369,8 @@ begin
     array_to_string(v_casts, E',\n         '),
     v_mapped, v_rejects,
     v_checks_sql,
+    v_fk_sql,
     v_dup_sql,
-    v_work,
     v_tag);
 
   -- What promotion will do with each row, decided once the load holds its lock.
@@ -333,35 +393,32 @@ begin
 
   v_plan_fn := format(
     E'create function %I.%I() returns bigint\n'
-    'language plpgsql security definer set search_path = public\n'
+    'language plpgsql security definer set search_path = public, pg_temp\n'
     'as %s\n'
     'declare\n'
     '  v_rows bigint;\n'
     'begin\n'
-    '  drop table if exists %s;\n'
-    '  create unlogged table %s as\n'
+    '  insert into %s\n'
     '  select w.*,\n'
     '         %s as _action,\n'
     '         case when t.ctid is not null then to_jsonb(t) end as _before\n'
     '  from %s as w\n'
     '  left join %s as t on t.%I = %s and %s;\n'
     '  get diagnostics v_rows = row_count;\n'
-    '  create index on %s (_line);\n'
-    '  analyze %s;\n'
     '  return v_rows;\n'
     'end\n'
     '%s',
     v_s, 'plan_' || p_load, v_tag,
-    v_plan, v_plan, v_action, v_work, v_target, v_pt.tenant_column, v_tenant_value,
+    v_plan, v_action, v_work, v_target, v_pt.tenant_column, v_tenant_value,
     (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k),
-    v_plan, v_plan, v_tag);
+    v_tag);
 
   v_merge_update := case when cardinality(v_nonkeys) > 0
     then 'update set ' || (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c)
     else 'do nothing' end;
   v_promote := format(
     E'create function %I.%I(p_lo bigint, p_hi bigint) returns bigint[]\n'
-    'language plpgsql security definer set search_path = public\n'
+    'language plpgsql security definer set search_path = public, pg_temp\n'
     'as %s\n'
     'declare\n'
     '  v_counts bigint[];\n'
@@ -407,14 +464,17 @@ begin
     v_plan,
     v_tag);
 
-  perform set_config('role', v_tenant.role_name, true);
+  -- Created by the loader (nothing of them runs now), then given to the tenant: as SECURITY
+  -- DEFINER functions they run as the tenant, where PostgreSQL refuses any change of role.
   execute format('drop function if exists %I.%I()', v_s, 'transform_' || p_load);
   execute format('drop function if exists %I.%I()', v_s, 'plan_' || p_load);
   execute format('drop function if exists %I.%I(bigint, bigint)', v_s, 'promote_' || p_load);
   execute v_transform;
   execute v_plan_fn;
   execute v_promote;
-  perform set_config('role', 'none', true);
+  execute format('alter function %I.%I() owner to %I', v_s, 'transform_' || p_load, v_tenant.role_name);
+  execute format('alter function %I.%I() owner to %I', v_s, 'plan_' || p_load, v_tenant.role_name);
+  execute format('alter function %I.%I(bigint, bigint) owner to %I', v_s, 'promote_' || p_load, v_tenant.role_name);
   execute format('revoke all on function %I.%I() from public', v_s, 'transform_' || p_load);
   execute format('revoke all on function %I.%I() from public', v_s, 'plan_' || p_load);
   execute format('revoke all on function %I.%I(bigint, bigint) from public', v_s, 'promote_' || p_load);

@@ -1,4 +1,5 @@
--- The steps after staging, as the loader calls them. Each takes the load's id.
+-- The steps after staging, as the loader calls them. Each takes the load's id. Those that
+-- call tenant code pin their search_path: what a tenant's code sets must not steer them.
 
 create function ferry.load_tenant(p_load bigint) returns ferry.tenants
 language sql stable
@@ -6,9 +7,31 @@ as $$
   select t.* from ferry.tenants t join ferry.loads l on l.tenant_id = t.id where l.id = p_load
 $$;
 
+-- A compiled function of the load, checked before the loader calls it: still SECURITY DEFINER
+-- and owned by the tenant, so that it runs as the tenant and never as the loader.
+create function ferry.tenant_function(p_load bigint, p_name text, p_args text) returns regprocedure
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_fn     regprocedure := to_regprocedure(format('%I.%I(%s)', v_tenant.schema_name, p_name || '_' || p_load, p_args));
+begin
+  if v_fn is null or not exists (
+    select from pg_proc p join pg_roles r on r.oid = p.proowner
+    where p.oid = v_fn and p.prosecdef and r.rolname = v_tenant.role_name
+  ) then
+    raise exception 'compiled function %_% of load % is missing or was altered', p_name, p_load, p_load
+      using errcode = '42883';
+  end if;
+  return v_fn;
+end
+$$;
+
 -- Moves the rejects a tenant function wrote into the catalog.
 create function ferry.collect_rejects(p_load bigint, p_step text) returns bigint
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
@@ -34,13 +57,15 @@ $$;
 -- transform: runs the compiled mapping and validation as the tenant.
 create function ferry.transform(p_load bigint) returns bigint
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_rows   bigint;
 begin
   update ferry.loads set status = 'transforming' where id = p_load;
-  execute format('select %I.%I()', v_tenant.schema_name, 'transform_' || p_load);
+  execute format('select %s()', ferry.tenant_function(p_load, 'transform', '')::oid::regproc);
+  execute format('analyze %s', ferry.quoted_object(v_tenant.schema_name, 'work', p_load));
   perform ferry.collect_rejects(p_load, 'transform');
   execute format('select count(*) from %s', ferry.quoted_object(v_tenant.schema_name, 'work', p_load))
   into v_rows;
@@ -65,13 +90,15 @@ $$;
 create function ferry.plan_promotion(p_load bigint, p_batch_size integer)
 returns table (lo bigint, hi bigint, rows bigint)
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
 begin
   update ferry.loads set status = 'promoting' where id = p_load;
   perform ferry.lock_target(p_load);
-  execute format('select %I.%I()', v_tenant.schema_name, 'plan_' || p_load);
+  execute format('select %s()', ferry.tenant_function(p_load, 'plan', '')::oid::regproc);
+  execute format('analyze %s', ferry.quoted_object(v_tenant.schema_name, 'plan', p_load));
   return query execute format(
     'select min(_line), max(_line), count(*)
      from (select _line, (row_number() over (order by _line) - 1) / $1 as batch from %s) as b
@@ -86,6 +113,7 @@ $$;
 create function ferry.split_batch(p_load bigint, p_lo bigint, p_hi bigint)
 returns table (lo bigint, hi bigint, rows bigint)
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
@@ -108,12 +136,13 @@ $$;
 -- One batch: {inserted, updated, unchanged, conflicts}.
 create function ferry.promote_batch(p_load bigint, p_lo bigint, p_hi bigint) returns bigint[]
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_counts bigint[];
 begin
-  execute format('select %I.%I($1, $2)', v_tenant.schema_name, 'promote_' || p_load)
+  execute format('select %s($1, $2)', ferry.tenant_function(p_load, 'promote', 'bigint, bigint')::oid::regproc)
   into v_counts
   using p_lo, p_hi;
   return v_counts;
@@ -129,6 +158,7 @@ create function ferry.reject_promotion_row(
   p_message text
 ) returns void
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
@@ -151,6 +181,7 @@ $$;
 create function ferry.finish_promotion(p_load bigint, p_inserted bigint, p_updated bigint, p_unchanged bigint)
 returns void
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
@@ -191,6 +222,7 @@ $$;
 --   promoted = inserted + updated + unchanged
 create function ferry.verify_load(p_load bigint) returns ferry.loads
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_load     ferry.loads;
@@ -238,6 +270,7 @@ $$;
 -- cleanup: drops the load's staging and work tables and its compiled functions.
 create function ferry.cleanup_load(p_load bigint) returns void
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);

@@ -97,8 +97,16 @@ async function ensureDatabase(serverUrl: string, name: string): Promise<void> {
   }
 }
 
-/** Runs `fn` in a transaction on one connection of the pool. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in a transaction on one connection of the pool. With `tenantCode`, the connection
+ * ran SQL a tenant wrote (a mapping): it is closed afterwards rather than returned to the
+ * pool, so that nothing that SQL left in the session (settings, advisory locks) outlives it.
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  options: { tenantCode?: boolean } = {},
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('begin');
@@ -109,6 +117,6 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClie
     await client.query('rollback').catch(() => {});
     throw error;
   } finally {
-    client.release();
+    client.release(options.tenantCode === true);
   }
 }
