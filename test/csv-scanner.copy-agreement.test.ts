@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CopyBuffer } from '../src/sources/copy-buffer.js';
 import { CsvScanner, splitFields, type ParseReject } from '../src/sources/csv-scanner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { prng, int, pick, type Rand } from './helpers/prng.js';
 
 /**
  * The scanner's promise: every record it hands on is CSV that PostgreSQL's COPY (FORMAT csv)
@@ -31,20 +32,6 @@ afterAll(() => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-type Rand = ReturnType<typeof prng>;
-const int = (rand: Rand, n: number) => Math.floor(rand() * n);
-const pick = <T>(rand: Rand, items: readonly T[]): T => items[int(rand, items.length)];
 
 type Value = string | null;
 

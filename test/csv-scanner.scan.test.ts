@@ -1,26 +1,11 @@
 import { describe, expect, it } from 'vitest';
 
 import { CsvHeaderError, CsvScanner, encodeFields, splitFields, type ParseReject } from '../src/sources/csv-scanner.js';
+import { prng, int, pick, type Rand } from './helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/** A deterministic PRNG (mulberry32): the same seed gives the same files on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Rand = ReturnType<typeof prng>;
-const int = (rand: Rand, n: number) => Math.floor(rand() * n);
-const pick = <T>(rand: Rand, items: readonly T[]): T => items[int(rand, items.length)];
 
 interface RecordEvent {
   kind: 'record';

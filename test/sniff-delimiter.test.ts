@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
 import { DELIMITERS, sniffDelimiter } from '../src/sources/sniff-delimiter.js';
+import { prng, pick } from './helpers/prng.js';
 
 const sniff = (text: string | Buffer) => sniffDelimiter(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('sniffDelimiter', () => {
   it('recognises each supported delimiter, with LF, CRLF or CR line ends', () => {

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { LINE_COLUMN, MAX_IDENTIFIER_BYTES, stagedColumnNames } from '../src/sources/staged-column-names.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { prng } from './helpers/prng.js';
 
 let db: TestDatabase;
 
@@ -10,17 +11,6 @@ beforeAll(async () => {
 });
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What every result must satisfy, whatever the headers. */
 function expectSafe(headers: string[], names: string[]): void {
