@@ -4,11 +4,22 @@
 import { writeFileSync } from 'node:fs';
 
 let seed = 20261121;
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
 const pick = (list) => list[Math.floor(random() * list.length)];
 
 const adjectives = ['Heavy-duty', 'Compact', 'Stainless', 'Ergonomic', 'Cordless', 'Galvanised', 'Premium', 'Budget'];
-const nouns = ['drill', 'hammer', 'wrench set', 'saw', 'screwdriver', 'tape measure', 'ladder', 'toolbox', 'clamp', 'sander'];
+const nouns = [
+  'drill',
+  'hammer',
+  'wrench set',
+  'saw',
+  'screwdriver',
+  'tape measure',
+  'ladder',
+  'toolbox',
+  'clamp',
+  'sander',
+];
 const categories = ['Power Tools', 'Hand Tools', 'Storage', 'Measuring', 'Safety', 'Fasteners'];
 const quote = (s) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
 
@@ -28,16 +39,21 @@ for (let i = 1; i <= 10000; i++) {
   if (random() < 0.1) description = `${description} (12" blade)`;
 
   const roll = random();
-  if (roll < 0.01) price = pick(['12,5O', 'n/a', 'abc', '']);            // bad prices
-  else if (roll < 0.015) price = `-${price}`;                              // negative: a check
-  else if (roll < 0.022) sku = '';                                         // missing SKU
-  else if (roll < 0.03 && skus.length > 0) sku = pick(skus);               // duplicate SKU
-  else if (roll < 0.033) stock = 'lots';                                   // not an integer
-  else if (roll < 0.035) updated = '2026-13-45';                            // not a date
+  if (roll < 0.01)
+    price = pick(['12,5O', 'n/a', 'abc', '']); // bad prices
+  else if (roll < 0.015)
+    price = `-${price}`; // negative: a check
+  else if (roll < 0.022)
+    sku = ''; // missing SKU
+  else if (roll < 0.03 && skus.length > 0)
+    sku = pick(skus); // duplicate SKU
+  else if (roll < 0.033)
+    stock = 'lots'; // not an integer
+  else if (roll < 0.035) updated = '2026-13-45'; // not a date
   skus.push(sku);
 
   const fields = [sku, name, description, price, stock, category, updated].map(quote);
-  if (i === 4321) fields.push('EXTRA');                                    // too many columns
+  if (i === 4321) fields.push('EXTRA'); // too many columns
   let line = fields.join(',');
   if (i === 7777) line = `${sku},"${name} ${description.replace('\n', ' ')},${price},${stock},${category},${updated}`; // broken quote
   lines.push(line);

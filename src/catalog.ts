@@ -35,7 +35,10 @@ const LOAD_SELECT = `
   join ferry.mappings m on m.id = l.mapping_id`;
 
 /** Recent loads, newest first. */
-export async function listLoads(pool: pg.Pool, options: { tenant?: string; limit?: number } = {}): Promise<LoadSummary[]> {
+export async function listLoads(
+  pool: pg.Pool,
+  options: { tenant?: string; limit?: number } = {},
+): Promise<LoadSummary[]> {
   const { rows } = await pool.query(
     `${LOAD_SELECT}
      where $1::text is null or t.slug = $1
@@ -84,8 +87,14 @@ export async function listRejects(pool: pg.Pool, loadId: number, limit?: number)
 export async function rejectedLines(
   pool: pg.Pool,
   loadId: number,
-): Promise<{ columns: string[]; rows: { values: (string | null)[]; line: number | null; reasons: string; raw: string | null }[] }> {
-  const { rows: loads } = await pool.query<{ columns: string[] | null }>('select columns from ferry.loads where id = $1', [loadId]);
+): Promise<{
+  columns: string[];
+  rows: { values: (string | null)[]; line: number | null; reasons: string; raw: string | null }[];
+}> {
+  const { rows: loads } = await pool.query<{ columns: string[] | null }>(
+    'select columns from ferry.loads where id = $1',
+    [loadId],
+  );
   if (loads.length === 0) throw new PgferryError(`no load ${loadId}`, { hint: 'pgferry loads lists them' });
   const columns = loads[0].columns ?? [];
   const { rows } = await pool.query<{ line: number | null; step: string; reasons: string; raw: string | null }>(
@@ -152,6 +161,7 @@ export async function listMappings(pool: pg.Pool, name?: string): Promise<Mappin
   }));
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a row of LOAD_SELECT, typed by the mapping below
 function toSummary(r: Record<string, any>): LoadSummary {
   return {
     id: Number(r.id),

@@ -39,7 +39,10 @@ export class PgferryError extends Error {
   readonly location: Location;
   readonly hint: string | undefined;
 
-  constructor(message: string, options: { exitCode?: number; location?: Location; hint?: string; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { exitCode?: number; location?: Location; hint?: string; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'PgferryError';
     this.exitCode = options.exitCode ?? EXIT.usage;

@@ -8,7 +8,7 @@ import type pg from 'pg';
 
 import { withTransaction } from './db/database.js';
 import { asUserError, EXIT, isDatabaseError, PgferryError } from './errors.js';
-import { locateInMapping, readMapping, type Mapping } from './mappings/mapping-file.js';
+import { locateInMapping, type Mapping, readMapping } from './mappings/mapping-file.js';
 import { readCsvLayout } from './sources/csv-header.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 import { promote } from './steps/promote.js';
@@ -81,7 +81,16 @@ export interface LoadResult {
   error?: string;
 }
 
-const NO_COUNTS: LoadCounts = { read: 0, staged: 0, parseRejects: 0, rejected: 0, duplicates: 0, inserted: 0, updated: 0, unchanged: 0 };
+const NO_COUNTS: LoadCounts = {
+  read: 0,
+  staged: 0,
+  parseRejects: 0,
+  rejected: 0,
+  duplicates: 0,
+  inserted: 0,
+  updated: 0,
+  unchanged: 0,
+};
 
 /**
  * Loads one CSV file for one tenant through one mapping: stage → transform → promote →
@@ -97,8 +106,13 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   const file = options.file;
   const fileStat = await stat(file).catch(() => undefined);
   if (!fileStat?.isFile()) throw new PgferryError(`no such file: ${file}`);
-  if (options.delimiter !== undefined && (Buffer.byteLength(options.delimiter) !== 1 || /["\r\n]/.test(options.delimiter))) {
-    throw new PgferryError(`--delimiter must be one ASCII character other than a quote or a line break, not ${JSON.stringify(options.delimiter)}`);
+  if (
+    options.delimiter !== undefined &&
+    (Buffer.byteLength(options.delimiter) !== 1 || /["\r\n]/.test(options.delimiter))
+  ) {
+    throw new PgferryError(
+      `--delimiter must be one ASCII character other than a quote or a line break, not ${JSON.stringify(options.delimiter)}`,
+    );
   }
 
   const tenant = await pool.query('select (ferry.tenant($1)).slug', [options.tenant]).catch((e) => {
@@ -110,10 +124,11 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
 
   // A dry run validates whatever it is given, loaded before or not.
   if (!options.force && !options.dryRun) {
-    const { rows } = await pool.query<{ id: number | null }>(
-      'select (ferry.previous_load_of_file($1, $2, $3)).id',
-      [options.tenant, mappingRow.id, sha256],
-    );
+    const { rows } = await pool.query<{ id: number | null }>('select (ferry.previous_load_of_file($1, $2, $3)).id', [
+      options.tenant,
+      mappingRow.id,
+      sha256,
+    ]);
     if (rows[0].id !== null) {
       return {
         status: 'skipped',
@@ -163,7 +178,12 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
       timings[step] = Math.round(performance.now() - started);
     }
   };
-  const base = { loadId, mapping: { name: mapping.name, version: mappingRow.version }, file, delimiter: layout.delimiter };
+  const base = {
+    loadId,
+    mapping: { name: mapping.name, version: mappingRow.version },
+    file,
+    delimiter: layout.delimiter,
+  };
 
   // Compile before any data moves: a broken mapping is reported with its file and line.
   const stagingTable = await compile(pool, loadId, mapping, columns);
@@ -180,7 +200,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
           stagingTable,
           columns: columns.length,
           chunkRows: options.chunkRows,
-          onProgress: (p) => emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes: fileStat.size, rowsRead: p.rowsRead }),
+          onProgress: (p) =>
+            emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes: fileStat.size, rowsRead: p.rowsRead }),
         }),
       ),
     );
@@ -197,49 +218,67 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     if (limitBefore) {
       failure = limitBefore;
     } else {
-      const outcome = await withTransaction(pool, async (client) => {
-        await client.query('savepoint pgferry_promotion');
-        const counts = await timed('promote', () =>
-          promote(client, loadId, {
-            batchSize: options.batchSize,
-            onBatch: (done, total) => emit({ type: 'promote-progress', done, total }),
-          }),
-        );
-        await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
-          loadId,
-          counts.inserted,
-          counts.updated,
-          counts.unchanged,
-        ]);
-        const verified = await timed('verify', () => client.query('select * from ferry.verify_load($1)', [loadId]));
-        const rejected = Number(verified.rows[0].parse_rejects) + Number(verified.rows[0].rows_rejected);
-        const limitAfter = thresholdProblem(rejected, staged.rowsRead, options);
-        if (limitAfter || options.dryRun) {
-          // Keep the rejects found while promoting, undo everything else of the promotion.
-          const { rows: kept } = await client.query(
-            `select line, column_name, value, rule, message, raw from ferry.rejects where load_id = $1 and step = 'promote'`,
-            [loadId],
+      const outcome = await withTransaction(
+        pool,
+        async (client) => {
+          await client.query('savepoint pgferry_promotion');
+          const counts = await timed('promote', () =>
+            promote(client, loadId, {
+              batchSize: options.batchSize,
+              onBatch: (done, total) => emit({ type: 'promote-progress', done, total }),
+            }),
           );
-          const counts = await client.query('select * from ferry.loads where id = $1', [loadId]);
-          await client.query('rollback to savepoint pgferry_promotion');
-          for (const r of kept) {
-            await client.query(`select ferry.add_reject($1, 'promote', $2, $3, $4, $5, $6, $7)`, [
-              loadId, r.line, r.column_name, r.value, r.rule, r.message, r.raw,
-            ]);
-          }
-          if (options.dryRun) {
-            const row = counts.rows[0];
-            await client.query(
-              `update ferry.loads set inserted = $2, updated = $3, unchanged = $4, parse_rejects = $5,
-                 rows_rejected = $6, duplicates = $7 where id = $1`,
-              [loadId, row.inserted, row.updated, row.unchanged, row.parse_rejects, row.rows_rejected, row.duplicates],
+          await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
+            loadId,
+            counts.inserted,
+            counts.updated,
+            counts.unchanged,
+          ]);
+          const verified = await timed('verify', () => client.query('select * from ferry.verify_load($1)', [loadId]));
+          const rejected = Number(verified.rows[0].parse_rejects) + Number(verified.rows[0].rows_rejected);
+          const limitAfter = thresholdProblem(rejected, staged.rowsRead, options);
+          if (limitAfter || options.dryRun) {
+            // Keep the rejects found while promoting, undo everything else of the promotion.
+            const { rows: kept } = await client.query(
+              `select line, column_name, value, rule, message, raw from ferry.rejects where load_id = $1 and step = 'promote'`,
+              [loadId],
             );
+            const counts = await client.query('select * from ferry.loads where id = $1', [loadId]);
+            await client.query('rollback to savepoint pgferry_promotion');
+            for (const r of kept) {
+              await client.query(`select ferry.add_reject($1, 'promote', $2, $3, $4, $5, $6, $7)`, [
+                loadId,
+                r.line,
+                r.column_name,
+                r.value,
+                r.rule,
+                r.message,
+                r.raw,
+              ]);
+            }
+            if (options.dryRun) {
+              const row = counts.rows[0];
+              await client.query(
+                `update ferry.loads set inserted = $2, updated = $3, unchanged = $4, parse_rejects = $5,
+                 rows_rejected = $6, duplicates = $7 where id = $1`,
+                [
+                  loadId,
+                  row.inserted,
+                  row.updated,
+                  row.unchanged,
+                  row.parse_rejects,
+                  row.rows_rejected,
+                  row.duplicates,
+                ],
+              );
+            }
+            return limitAfter ?? 'dry_run';
           }
-          return limitAfter ?? 'dry_run';
-        }
-        await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
-        return 'succeeded';
-      }, { tenantCode: true });
+          await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
+          return 'succeeded';
+        },
+        { tenantCode: true },
+      );
       if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
       else failure = outcome;
     }
@@ -260,7 +299,10 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
   }
 
-  await pool.query(`update ferry.loads set timings = timings || $2::jsonb where id = $1`, [loadId, JSON.stringify(timings)]);
+  await pool.query(`update ferry.loads set timings = timings || $2::jsonb where id = $1`, [
+    loadId,
+    JSON.stringify(timings),
+  ]);
   const result: LoadResult = {
     ...base,
     status: finalStatus,
@@ -271,7 +313,13 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   };
   await pool.query(
     `insert into ferry.audit (os_user, command, tenant, load_id, outcome, details) values ($1, 'load', $2, $3, $4, $5)`,
-    [os.userInfo().username, options.tenant, loadId, result.status, JSON.stringify({ counts: result.counts, error: failure })],
+    [
+      os.userInfo().username,
+      options.tenant,
+      loadId,
+      result.status,
+      JSON.stringify({ counts: result.counts, error: failure }),
+    ],
   );
   if (options.dryRun) {
     // A dry run leaves no trace but its audit line.
@@ -307,14 +355,18 @@ async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: n
 /** prepare_staging + compile_load in one transaction; a mapping error fails the load. */
 async function compile(pool: pg.Pool, loadId: number, mapping: Mapping, columns: string[]): Promise<string> {
   try {
-    return await withTransaction(pool, async (client) => {
-      const { rows } = await client.query<{ table: string }>('select ferry.prepare_staging($1, $2) as table', [
-        loadId,
-        columns,
-      ]);
-      await client.query('select ferry.compile_load($1)', [loadId]);
-      return rows[0].table;
-    }, { tenantCode: true });
+    return await withTransaction(
+      pool,
+      async (client) => {
+        const { rows } = await client.query<{ table: string }>('select ferry.prepare_staging($1, $2) as table', [
+          loadId,
+          columns,
+        ]);
+        await client.query('select ferry.compile_load($1)', [loadId]);
+        return rows[0].table;
+      },
+      { tenantCode: true },
+    );
   } catch (error) {
     const userError = mappingCompileError(error, mapping, columns);
     await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, describeForCatalog(userError)]);

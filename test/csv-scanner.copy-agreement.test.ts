@@ -6,9 +6,9 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CopyBuffer } from '../src/sources/copy-buffer.js';
-import { CsvScanner, splitFields, type ParseReject } from '../src/sources/csv-scanner.js';
+import { CsvScanner, type ParseReject, splitFields } from '../src/sources/csv-scanner.js';
+import { int, pick, prng, type Rand } from './helpers/prng.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
-import { prng, int, pick, type Rand } from './helpers/prng.js';
 
 /**
  * The scanner's promise: every record it hands on is CSV that PostgreSQL's COPY (FORMAT csv)
@@ -80,14 +80,16 @@ function copyView(raw: Buffer, delimiter: string): Value[] {
         i = q + 1;
         break;
       }
-      if (i < raw.length && raw[i] !== d) throw new Error(`text after a closing quote in a record handed on: ${raw.toString()}`);
+      if (i < raw.length && raw[i] !== d)
+        throw new Error(`text after a closing quote in a record handed on: ${raw.toString()}`);
       out.push(Buffer.concat(parts).toString('utf8'));
     } else {
       const e = raw.indexOf(d, i);
       const stop = e < 0 ? raw.length : e;
       const field = raw.subarray(i, stop);
       if (field.includes(0x22)) throw new Error(`bare quote in an unquoted field handed on: ${raw.toString()}`);
-      if (field.includes(0x0a) || field.includes(0x0d)) throw new Error(`unquoted line end handed on: ${raw.toString()}`);
+      if (field.includes(0x0a) || field.includes(0x0d))
+        throw new Error(`unquoted line end handed on: ${raw.toString()}`);
       out.push(field.length === 0 ? null : field.toString('utf8'));
       i = stop;
     }
@@ -127,7 +129,11 @@ async function copyInto(name: string, delimiter: string, data: Buffer): Promise<
 /** COPYs records (line numbers as given) into a fresh table and returns its rows by line. */
 type Row = (number | Value)[];
 
-async function copyRecords(columns: number, delimiter: string, records: { line: number; raw: Buffer }[]): Promise<Row[]> {
+async function copyRecords(
+  columns: number,
+  delimiter: string,
+  records: { line: number; raw: Buffer }[],
+): Promise<Row[]> {
   if (records.length === 0) return [];
   const name = await table(columns);
   const out = new CopyBuffer(delimiter);
@@ -169,7 +175,31 @@ async function expectCopyAgrees(input: Buffer | string, delimiter: string): Prom
 // Random files with known values
 // ---------------------------------------------------------------------------------------------
 
-const PIECES = ['a', 'B', ' ', ',', ';', '\t', '|', '"', '\n', '\r', '\r\n', 'é', '€', '😀', '\\', '\\.', '\\N', 'NULL', "'", '\uFFFF', '\u{10FFFF}', 'e\u0301', '#'];
+const PIECES = [
+  'a',
+  'B',
+  ' ',
+  ',',
+  ';',
+  '\t',
+  '|',
+  '"',
+  '\n',
+  '\r',
+  '\r\n',
+  'é',
+  '€',
+  '😀',
+  '\\',
+  '\\.',
+  '\\N',
+  'NULL',
+  "'",
+  '\uFFFF',
+  '\u{10FFFF}',
+  'e\u0301',
+  '#',
+];
 
 function genValue(rand: Rand): string {
   if (rand() < 0.15) return '';
@@ -292,8 +322,19 @@ describe('COPY reads what the scanner hands on', () => {
         let bytes = Buffer.from(file.text);
         for (let e = 1 + int(rand, 4); e > 0; e--) {
           const at = int(rand, bytes.length + 1);
-          const insert = pick(rand, [Buffer.from('"'), Buffer.from(delimiter), Buffer.from('\n'), Buffer.from('\r'), Buffer.from([0xe9]), Buffer.from([0]), Buffer.from('\\.')]);
-          bytes = rand() < 0.7 ? Buffer.concat([bytes.subarray(0, at), insert, bytes.subarray(at)]) : Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1)]);
+          const insert = pick(rand, [
+            Buffer.from('"'),
+            Buffer.from(delimiter),
+            Buffer.from('\n'),
+            Buffer.from('\r'),
+            Buffer.from([0xe9]),
+            Buffer.from([0]),
+            Buffer.from('\\.'),
+          ]);
+          bytes =
+            rand() < 0.7
+              ? Buffer.concat([bytes.subarray(0, at), insert, bytes.subarray(at)])
+              : Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1)]);
         }
         let scanned: Scanned;
         try {
@@ -323,9 +364,15 @@ describe('COPY refuses what the scanner rejects', () => {
       Buffer.from('2,3,4,5\n'), // too many
       Buffer.from('3,"open,x\n'), // unclosed, to the end of a later line
       Buffer.from('4,ok,"fine"\n'),
-      Buffer.from('5,caf'), Buffer.from([0xe9]), Buffer.from(',x\n'), // Latin-1
-      Buffer.from('6,nul'), Buffer.from([0]), Buffer.from(',x\n'), // NUL
-      Buffer.from('7,'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from(',x\n'), // surrogate
+      Buffer.from('5,caf'),
+      Buffer.from([0xe9]),
+      Buffer.from(',x\n'), // Latin-1
+      Buffer.from('6,nul'),
+      Buffer.from([0]),
+      Buffer.from(',x\n'), // NUL
+      Buffer.from('7,'),
+      Buffer.from([0xed, 0xa0, 0x80]),
+      Buffer.from(',x\n'), // surrogate
       Buffer.from('8,last,"unclosed'),
     ]);
     const scanned = scanCsv(input, ',');

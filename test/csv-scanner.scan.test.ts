@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { CsvHeaderError, CsvScanner, encodeFields, splitFields, type ParseReject } from '../src/sources/csv-scanner.js';
-import { prng, int, pick, type Rand } from './helpers/prng.js';
+import { CsvHeaderError, CsvScanner, encodeFields, type ParseReject, splitFields } from '../src/sources/csv-scanner.js';
+import { int, pick, prng, type Rand } from './helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -47,7 +47,7 @@ function chunksOf(input: Buffer, chunking: Chunking): Buffer[] {
     return out;
   }
   const rand = prng(chunking.seed);
-  for (let i = 0; i < input.length; ) {
+  for (let i = 0; i < input.length;) {
     // Empty chunks happen too (a stream may emit them).
     const size = int(rand, chunking.max + 1);
     out.push(input.subarray(i, i + size));
@@ -73,7 +73,12 @@ function scan(input: Buffer | string, chunking: Chunking = 'whole', options: Sca
     scanner.finish();
   } catch (error) {
     if (!(error instanceof CsvHeaderError)) throw error;
-    return { events, header: scanner.header, recordsRead: scanner.recordsRead, error: { line: error.line, message: error.message } };
+    return {
+      events,
+      header: scanner.header,
+      recordsRead: scanner.recordsRead,
+      error: { line: error.line, message: error.message },
+    };
   }
   return { events, header: scanner.header, recordsRead: scanner.recordsRead };
 }
@@ -107,7 +112,32 @@ function lineAt(text: string, offset: number): number {
 // Random CSV generation
 // ---------------------------------------------------------------------------------------------
 
-const PIECES = ['a', 'b', 'xyz', ' ', '  ', '0', '1.5', ',', ';', '\t', '|', '"', '""', '\n', '\r', '\r\n', 'é', '€', '😀', '日本', '\\', '\\.', "'", '-'];
+const PIECES = [
+  'a',
+  'b',
+  'xyz',
+  ' ',
+  '  ',
+  '0',
+  '1.5',
+  ',',
+  ';',
+  '\t',
+  '|',
+  '"',
+  '""',
+  '\n',
+  '\r',
+  '\r\n',
+  'é',
+  '€',
+  '😀',
+  '日本',
+  '\\',
+  '\\.',
+  "'",
+  '-',
+];
 
 /** A field value: often empty, often plain, sometimes full of specials. */
 function genValue(rand: Rand): string {
@@ -125,7 +155,7 @@ interface GenField {
   quoted: boolean;
 }
 
-function encodeField(field: GenField, delimiter: string): string {
+function encodeField(field: GenField): string {
   return field.quoted ? `"${field.value.replaceAll('"', '""')}"` : field.value;
 }
 
@@ -170,7 +200,7 @@ function genValidFile(rand: Rand, delimiter = pick(rand, [',', ';', '\t', '|']))
     }
     // A one-column record with an unquoted empty value is a blank line, not a record.
     if (columns === 1 && !fields[0].quoted && fields[0].value === '') fields[0].quoted = true;
-    const raw = fields.map((f) => encodeField(f, delimiter)).join(delimiter);
+    const raw = fields.map((f) => encodeField(f)).join(delimiter);
     // A record ending in lone CR followed by a record/blank starting with LF would merge.
     const start = text.length;
     text += raw;
@@ -188,13 +218,19 @@ function damage(rand: Rand, text: string, delimiter: string): Buffer {
     const at = int(rand, bytes.length + 1);
     const what = int(rand, 8);
     const insert =
-      what === 0 ? Buffer.from('"')
-      : what === 1 ? Buffer.from(delimiter)
-      : what === 2 ? Buffer.from(pick(rand, ['\n', '\r', '\r\n']))
-      : what === 3 ? Buffer.from([0xe9])
-      : what === 4 ? Buffer.from([0x00])
-      : what === 5 ? Buffer.from('"x')
-      : undefined;
+      what === 0
+        ? Buffer.from('"')
+        : what === 1
+          ? Buffer.from(delimiter)
+          : what === 2
+            ? Buffer.from(pick(rand, ['\n', '\r', '\r\n']))
+            : what === 3
+              ? Buffer.from([0xe9])
+              : what === 4
+                ? Buffer.from([0x00])
+                : what === 5
+                  ? Buffer.from('"x')
+                  : undefined;
     if (insert) bytes = Buffer.concat([bytes.subarray(0, at), insert, bytes.subarray(at)]);
     else bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1 + int(rand, 3))]);
   }
@@ -216,7 +252,9 @@ describe('CsvScanner: well-formed files (property)', () => {
       expect(rejects(result)).toEqual([]);
       expect(rows(result, file.delimiter)).toEqual(file.expected.map((e) => [e.line, e.fields]));
       // No bare quotes were generated, so each record is handed on verbatim.
-      expect(records(result).map((e) => Buffer.from(e.raw, 'latin1').toString('utf8'))).toEqual(file.expected.map((e) => e.raw));
+      expect(records(result).map((e) => Buffer.from(e.raw, 'latin1').toString('utf8'))).toEqual(
+        file.expected.map((e) => e.raw),
+      );
       expect(records(result).every((e) => e.fields === file.header.length)).toBe(true);
       expect(result.recordsRead).toBe(file.expected.length);
     }
@@ -281,7 +319,10 @@ describe('CsvScanner: damaged files (property)', () => {
       const ended = scan(Buffer.concat([trimmed, Buffer.from('\n')]), 'whole', { delimiter: file.delimiter });
       // A final LF inside an unclosed quote turns a one-line reject into a "first line" reject:
       // the message differs, but records, lines, rules and raw text must not.
-      const strip = (r: ScanResult) => ({ ...r, events: r.events.map((e) => (e.kind === 'reject' ? { ...e, message: '' } : e)) });
+      const strip = (r: ScanResult) => ({
+        ...r,
+        events: r.events.map((e) => (e.kind === 'reject' ? { ...e, message: '' } : e)),
+      });
       expect(strip(ended)).toEqual(strip(bare));
     }
   });
@@ -531,7 +572,9 @@ describe('CsvScanner: record size', () => {
     ];
     for (const chunking of ['whole', 64 * 1024, 1024 * 1024 + 3] as Chunking[]) {
       const result = scan(input, chunking, { maxRecordBytes: 1024 * 1024, maxRawChars: 100 });
-      expect(result.events.map((e) => ({ line: e.line, rule: e.kind === 'record' ? 'record' : e.rule }))).toEqual(expected);
+      expect(result.events.map((e) => ({ line: e.line, rule: e.kind === 'record' ? 'record' : e.rule }))).toEqual(
+        expected,
+      );
       const reject = rejects(result)[0];
       expect(reject.message).toMatch(/longer than 1048576 bytes/);
       // The raw text keeps only the beginning of the line.
@@ -642,7 +685,9 @@ describe('CsvScanner: encoding', () => {
       const input = Buffer.concat([Buffer.from('a,b\nok,'), Buffer.from(bytes), Buffer.from('\n1,2\n')]);
       const result = expectChunkInvariant(input);
       expect(brief(result), Buffer.from(bytes).toString('hex')).toEqual([{ line: 2, rule: 'encoding' }]);
-      expect(rejects(result)[0].message).toMatch(/invalid UTF-8 byte 0x[0-9A-F]{2} in field 2 \(byte 4 of the record\)/);
+      expect(rejects(result)[0].message).toMatch(
+        /invalid UTF-8 byte 0x[0-9A-F]{2} in field 2 \(byte 4 of the record\)/,
+      );
       expect(rows(result)).toEqual([[3, ['1', '2']]]);
     }
   });
@@ -750,7 +795,8 @@ describe('CsvScanner: BOM, empty files, header', () => {
 describe('CsvScanner: delimiters', () => {
   it('handles ; TAB | like a comma, and a comma as plain text then', () => {
     for (const d of [';', '\t', '|']) {
-      const text = ['a', 'b', 'c'].join(d) + '\n' + ['1,5', `"x${d}y"`, '"q""r"'].join(d) + '\n' + ['', '""', 'z'].join(d) + '\n';
+      const text =
+        ['a', 'b', 'c'].join(d) + '\n' + ['1,5', `"x${d}y"`, '"q""r"'].join(d) + '\n' + ['', '""', 'z'].join(d) + '\n';
       const result = expectChunkInvariant(text, { delimiter: d });
       expect(result.header).toEqual(['a', 'b', 'c']);
       expect(rows(result, d)).toEqual([
@@ -762,7 +808,9 @@ describe('CsvScanner: delimiters', () => {
 
   it('refuses delimiters that cannot work', () => {
     for (const d of ['"', '\n', '\r', '', ',,', 'é', '€']) {
-      expect(() => new CsvScanner({ delimiter: d, onRecord: () => {}, onReject: () => {} }), JSON.stringify(d)).toThrow(/unsupported delimiter/);
+      expect(() => new CsvScanner({ delimiter: d, onRecord: () => {}, onReject: () => {} }), JSON.stringify(d)).toThrow(
+        /unsupported delimiter/,
+      );
     }
   });
 });
@@ -799,6 +847,8 @@ describe('splitFields and encodeFields', () => {
   });
 
   it('leaves empty fields unquoted and quotes only what needs it', () => {
-    expect(encodeFields(['', 'a', 'b"c', 'd,e', 'f\ng', 'h\ri', 'j;k'], comma).toString()).toBe(',a,"b""c","d,e","f\ng","h\ri",j;k');
+    expect(encodeFields(['', 'a', 'b"c', 'd,e', 'f\ng', 'h\ri', 'j;k'], comma).toString()).toBe(
+      ',a,"b""c","d,e","f\ng","h\ri",j;k',
+    );
   });
 });

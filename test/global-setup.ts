@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 
-import { startEmbeddedServer, type EmbeddedServer } from '../src/db/embedded-server.js';
+import { type EmbeddedServer, startEmbeddedServer } from '../src/db/embedded-server.js';
 import { migrate } from '../src/db/migrate.js';
 
 export const TEMPLATE_DATABASE = 'pgferry_test_template';

@@ -99,7 +99,9 @@ select s."Item Code" as sku from staged s
   });
 
   it('a mapping reading a table the tenant may not read is refused before data moves', async () => {
-    await db.pool.query(`create table app.secrets (tenant_id text, code text); insert into app.secrets values ('bob', 'x')`);
+    await db.pool.query(
+      `create table app.secrets (tenant_id text, code text); insert into app.secrets values ('bob', 'x')`,
+    );
     const error = await failure(`-- target: app.products
 -- key: sku
 select s."Item Code" as sku, s."Item Name" as name,
@@ -129,16 +131,27 @@ from staged s
   });
 
   it('a value that makes the mapping itself fail rejects that line only (rule mapping_error)', async () => {
-    const mapping = writeFile(dir, 'casts.sql', `-- target: app.products
+    const mapping = writeFile(
+      dir,
+      'casts.sql',
+      `-- target: app.products
 -- key: sku
 select s."Item Code" as sku, s."Item Name" as name, (100 / s."Unit Price"::int)::text as price
 from staged s
-`);
-    const file = writeFile(dir, 'zeros.csv', 'Item Code,Item Name,Unit Price\nA1,Anvil,10\nB2,Bolt,0\nC3,Cog,x\nD4,Dial,4\n');
+`,
+    );
+    const file = writeFile(
+      dir,
+      'zeros.csv',
+      'Item Code,Item Name,Unit Price\nA1,Anvil,10\nB2,Bolt,0\nC3,Cog,x\nD4,Dial,4\n',
+    );
     const result = await load(db.pool, { file, tenant: 'acme', mapping });
     expect(result.status).toBe('succeeded');
     expect(result.counts).toMatchObject({ staged: 4, inserted: 2, rejected: 2 });
-    const { rows } = await db.pool.query(`select line::int, rule, message from ferry.rejects where load_id = $1 order by line`, [result.loadId]);
+    const { rows } = await db.pool.query(
+      `select line::int, rule, message from ferry.rejects where load_id = $1 order by line`,
+      [result.loadId],
+    );
     expect(rows).toEqual([
       { line: 3, rule: 'mapping_error', message: 'division by zero' },
       { line: 4, rule: 'mapping_error', message: 'invalid input syntax for type integer: "x"' },
@@ -147,11 +160,17 @@ from staged s
   });
 
   it('an unknown tenant or a missing file is a usage error', async () => {
-    const mapping = writeFile(dir, 'ok.sql', `-- target: app.products
+    const mapping = writeFile(
+      dir,
+      'ok.sql',
+      `-- target: app.products
 -- key: sku
 select s."Item Code" as sku, s."Item Name" as name, s."Unit Price" as price from staged s
-`);
+`,
+    );
     await expect(load(db.pool, { file: csv, tenant: 'nobody', mapping })).rejects.toThrow(/unknown tenant 'nobody'/);
-    await expect(load(db.pool, { file: `${dir}/missing.csv`, tenant: 'acme', mapping })).rejects.toThrow(/no such file/);
+    await expect(load(db.pool, { file: `${dir}/missing.csv`, tenant: 'acme', mapping })).rejects.toThrow(
+      /no such file/,
+    );
   });
 });

@@ -31,10 +31,14 @@ beforeEach(async () => {
 
 function mapping(header: Record<string, string>): string {
   const lines = Object.entries({ target: `app.${table}`, key: 'code', ...header }).map(([k, v]) => `-- ${k}: ${v}`);
-  return writeFile(dir, `m_${table}_${Object.values(header).join('_').replace(/\W/g, '')}.sql`, `${lines.join('\n')}
+  return writeFile(
+    dir,
+    `m_${table}_${Object.values(header).join('_').replace(/\W/g, '')}.sql`,
+    `${lines.join('\n')}
 select s.code as code, s.label as label, s.qty as qty, s.changed_at as changed_at
 from staged s
-`);
+`,
+  );
 }
 
 async function run(csv: string, header: Record<string, string> = {}, extra: object = {}) {
@@ -52,7 +56,9 @@ const FIRST = 'code,label,qty,changed_at\nA,apple,1,2026-01-01\nB,banana,2,2026-
 describe('on_conflict', () => {
   it('update (default) inserts new keys, updates changed rows, leaves identical rows alone', async () => {
     await run(FIRST);
-    const second = await run('code,label,qty,changed_at\nA,apple,1,2026-01-01\nB,BANANA,2,2026-01-02\nC,cherry,3,2026-01-01\n');
+    const second = await run(
+      'code,label,qty,changed_at\nA,apple,1,2026-01-01\nB,BANANA,2,2026-01-02\nC,cherry,3,2026-01-01\n',
+    );
     expect(second.counts).toMatchObject({ inserted: 1, updated: 1, unchanged: 1, staged: 3 });
     expect(await rows()).toEqual([
       { code: 'A', label: 'apple', qty: 1 },
@@ -72,24 +78,32 @@ describe('on_conflict', () => {
 
   it('skip keeps existing rows as they are', async () => {
     await run(FIRST, { on_conflict: 'skip' });
-    const second = await run('code,label,qty,changed_at\nA,APPLE,9,2026-02-01\nC,cherry,3,2026-01-01\n', { on_conflict: 'skip' });
+    const second = await run('code,label,qty,changed_at\nA,APPLE,9,2026-02-01\nC,cherry,3,2026-01-01\n', {
+      on_conflict: 'skip',
+    });
     expect(second.counts).toMatchObject({ inserted: 1, updated: 0, unchanged: 1 });
     expect((await rows())[0]).toEqual({ code: 'A', label: 'apple', qty: 1 });
   });
 
   it('reject makes existing keys rejects with rule conflict', async () => {
     await run(FIRST, { on_conflict: 'reject' });
-    const second = await run('code,label,qty,changed_at\nA,APPLE,9,2026-02-01\nC,cherry,3,2026-01-01\n', { on_conflict: 'reject' });
+    const second = await run('code,label,qty,changed_at\nA,APPLE,9,2026-02-01\nC,cherry,3,2026-01-01\n', {
+      on_conflict: 'reject',
+    });
     expect(second.counts).toMatchObject({ inserted: 1, rejected: 1 });
     expect(second.reasons).toEqual([expect.objectContaining({ rule: 'conflict', count: 1 })]);
-    const { rows: rejects } = await db.pool.query(`select line, rule from ferry.rejects where load_id = $1`, [second.loadId]);
+    const { rows: rejects } = await db.pool.query(`select line, rule from ferry.rejects where load_id = $1`, [
+      second.loadId,
+    ]);
     expect(rejects).toEqual([{ line: '2', rule: 'conflict' }]);
     expect((await rows())[0]).toEqual({ code: 'A', label: 'apple', qty: 1 });
   });
 
   it('newer:<column> updates only rows whose column is newer', async () => {
     await run(FIRST, { on_conflict: 'newer:changed_at' });
-    const second = await run('code,label,qty,changed_at\nA,old,9,2025-12-31\nB,new,9,2026-03-01\n', { on_conflict: 'newer:changed_at' });
+    const second = await run('code,label,qty,changed_at\nA,old,9,2025-12-31\nB,new,9,2026-03-01\n', {
+      on_conflict: 'newer:changed_at',
+    });
     expect(second.counts).toMatchObject({ updated: 1, unchanged: 1 });
     expect(await rows()).toEqual([
       { code: 'A', label: 'apple', qty: 1 },
@@ -108,7 +122,10 @@ describe('duplicates within a load', () => {
       { code: 'A', label: 'third', qty: 3 },
       { code: 'B', label: 'only', qty: 1 },
     ]);
-    const { rows: dups } = await db.pool.query(`select line from ferry.rejects where load_id = $1 and rule = 'duplicate' order by line`, [result.loadId]);
+    const { rows: dups } = await db.pool.query(
+      `select line from ferry.rejects where load_id = $1 and rule = 'duplicate' order by line`,
+      [result.loadId],
+    );
     expect(dups.map((r) => Number(r.line))).toEqual([2, 4]);
   });
 
@@ -142,16 +159,25 @@ describe('undo log', () => {
 
 describe('target tables', () => {
   it('a serial column takes its value from its sequence when loaded by a tenant', async () => {
-    await db.pool.query(`create table app.serials (id serial, tenant_id text not null, code text not null, label text, qty int, changed_at timestamptz, unique (tenant_id, code))`);
+    await db.pool.query(
+      `create table app.serials (id serial, tenant_id text not null, code text not null, label text, qty int, changed_at timestamptz, unique (tenant_id, code))`,
+    );
     await protectTable(db.pool, 'app.serials');
-    const mappingFile = writeFile(dir, 'serials.sql', `-- target: app.serials
+    const mappingFile = writeFile(
+      dir,
+      'serials.sql',
+      `-- target: app.serials
 -- key: code
 select s.code as code, s.label as label from staged s
-`);
+`,
+    );
     const file = writeFile(dir, 'serials.csv', 'code,label\nA,a\nB,b\n');
     const result = await load(db.pool, { file, tenant: 'acme', mapping: mappingFile });
     expect(result.status, result.error).toBe('succeeded');
     const { rows } = await db.pool.query('select id, code from app.serials order by id');
-    expect(rows).toEqual([{ id: 1, code: 'A' }, { id: 2, code: 'B' }]);
+    expect(rows).toEqual([
+      { id: 1, code: 'A' },
+      { id: 2, code: 'B' },
+    ]);
   });
 });

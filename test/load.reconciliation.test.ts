@@ -37,7 +37,8 @@ describe('every input row is accounted for (the shipped dirty catalog)', () => {
   });
 
   it('each record of the file is promoted, superseded or rejected: exactly one of them', async () => {
-    const tenantSchema = (await db.pool.query(`select schema_name from ferry.tenants where slug = 'acme'`)).rows[0].schema_name;
+    const tenantSchema = (await db.pool.query(`select schema_name from ferry.tenants where slug = 'acme'`)).rows[0]
+      .schema_name;
     const { rows } = await db.pool.query(
       `with promoted as (
          select _line as line, 'promoted' as fate from ${tenantSchema}.plan_${result.loadId} where _action <> 'conflict'

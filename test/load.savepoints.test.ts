@@ -34,11 +34,15 @@ beforeAll(async () => {
   `);
   await addTenant(db.pool, 'acme');
   await protectTable(db.pool, 'app.parts');
-  writeFile(dir, 'parts.sql', `-- target: app.parts
+  writeFile(
+    dir,
+    'parts.sql',
+    `-- target: app.parts
 -- key: sku
 select s.sku as sku, s.name as name, nullif(s.supplier, '') as supplier
 from staged s
-`);
+`,
+  );
 });
 
 function csv(rows: number, special: Record<number, string>): string {
@@ -54,7 +58,10 @@ describe('promotion under savepoints', () => {
     const result = await load(db.pool, { file, tenant: 'acme', mapping: 'parts', mappingsDir: dir, batchSize: 100 });
     expect(result.status).toBe('succeeded');
     expect(result.counts).toMatchObject({ staged: 100, inserted: 99, rejected: 1 });
-    const { rows } = await db.pool.query(`select line, rule, column_name, message from ferry.rejects where load_id = $1`, [result.loadId]);
+    const { rows } = await db.pool.query(
+      `select line, rule, column_name, message from ferry.rejects where load_id = $1`,
+      [result.loadId],
+    );
     expect(rows).toEqual([
       expect.objectContaining({ line: '61', rule: 'unique', column_name: 'parts_tenant_id_name_key' }),
     ]);
@@ -65,10 +72,16 @@ describe('promotion under savepoints', () => {
 
   it('isolates foreign key violations and trigger errors, several in one batch', async () => {
     await db.pool.query('truncate app.parts');
-    const file = writeFile(dir, 'fk.csv', csv(50, { 5: 'P5,part 5,NOPE', 17: 'P17,forbidden,S2', 44: 'P44,part 44,GONE' }));
+    const file = writeFile(
+      dir,
+      'fk.csv',
+      csv(50, { 5: 'P5,part 5,NOPE', 17: 'P17,forbidden,S2', 44: 'P44,part 44,GONE' }),
+    );
     const result = await load(db.pool, { file, tenant: 'acme', mapping: 'parts', mappingsDir: dir, batchSize: 16 });
     expect(result.counts).toMatchObject({ staged: 50, inserted: 47, rejected: 3 });
-    const { rows } = await db.pool.query(`select line::int, rule from ferry.rejects where load_id = $1 order by line`, [result.loadId]);
+    const { rows } = await db.pool.query(`select line::int, rule from ferry.rejects where load_id = $1 order by line`, [
+      result.loadId,
+    ]);
     expect(rows).toEqual([
       { line: 6, rule: 'foreign_key' },
       { line: 18, rule: 'error' },
@@ -77,7 +90,9 @@ describe('promotion under savepoints', () => {
   });
 
   it('keeps the original values of a row rejected while promoting', async () => {
-    const { rows } = await db.pool.query(`select raw from ferry.rejects where rule = 'foreign_key' order by id desc limit 1`);
+    const { rows } = await db.pool.query(
+      `select raw from ferry.rejects where rule = 'foreign_key' order by id desc limit 1`,
+    );
     expect(JSON.parse(rows[0].raw)).toEqual({ sku: 'P44', name: 'part 44', supplier: 'GONE' });
   });
 });

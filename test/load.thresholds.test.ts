@@ -31,13 +31,22 @@ describe('reject thresholds', () => {
     expect((await db.pool.query('select count(*)::int as n from app.products')).rows[0].n).toBe(0);
     const { rows } = await db.pool.query(`select status, error from ferry.loads where id = $1`, [result.loadId]);
     expect(rows[0].status).toBe('failed');
-    expect((await db.pool.query(`select count(*)::int as n from ferry.rejects where load_id = $1`, [result.loadId])).rows[0].n).toBe(2);
+    expect(
+      (await db.pool.query(`select count(*)::int as n from ferry.rejects where load_id = $1`, [result.loadId])).rows[0]
+        .n,
+    ).toBe(2);
     expect(await stagingTables()).toBe(0);
   });
 
   it('--max-reject-rate exceeded: nothing promoted', async () => {
     const file = writeFile(dir, 'dirty2.csv', DIRTY);
-    const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, maxRejectRate: 0.3 });
+    const result = await load(db.pool, {
+      file,
+      tenant: 'acme',
+      mapping: 'products',
+      mappingsDir: dir,
+      maxRejectRate: 0.3,
+    });
     expect(result.status).toBe('failed');
     expect(result.error).toMatch(/40\.00% of rows rejected/);
     expect((await db.pool.query('select count(*)::int as n from app.products')).rows[0].n).toBe(0);
@@ -45,7 +54,14 @@ describe('reject thresholds', () => {
 
   it('within the threshold the load succeeds', async () => {
     const file = writeFile(dir, 'dirty3.csv', DIRTY);
-    const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, maxRejects: 2, maxRejectRate: 0.4 });
+    const result = await load(db.pool, {
+      file,
+      tenant: 'acme',
+      mapping: 'products',
+      mappingsDir: dir,
+      maxRejects: 2,
+      maxRejectRate: 0.4,
+    });
     expect(result.status).toBe('succeeded');
     expect(result.counts).toMatchObject({ inserted: 3, rejected: 2 });
   });
@@ -55,12 +71,22 @@ describe('reject thresholds', () => {
     await db.pool.query('create unique index products_name on app.products (tenant_id, name)');
     try {
       const file = writeFile(dir, 'promote-dirty.csv', 'sku,name,price\nA,same,1\nB,same,2\nC,other,3\n');
-      const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, maxRejects: 0, batchSize: 10 });
+      const result = await load(db.pool, {
+        file,
+        tenant: 'acme',
+        mapping: 'products',
+        mappingsDir: dir,
+        maxRejects: 0,
+        batchSize: 10,
+      });
       expect(result.status).toBe('failed');
       expect((await db.pool.query('select count(*)::int as n from app.products')).rows[0].n).toBe(0);
       const { rows } = await db.pool.query(`select rule from ferry.rejects where load_id = $1`, [result.loadId]);
       expect(rows).toEqual([{ rule: 'unique' }]);
-      expect((await db.pool.query(`select count(*)::int as n from ferry.undo where load_id = $1`, [result.loadId])).rows[0].n).toBe(0);
+      expect(
+        (await db.pool.query(`select count(*)::int as n from ferry.undo where load_id = $1`, [result.loadId])).rows[0]
+          .n,
+      ).toBe(0);
     } finally {
       await db.pool.query('drop index app.products_name');
     }
@@ -70,7 +96,9 @@ describe('reject thresholds', () => {
 describe('--dry-run', () => {
   it('reports what would happen and leaves no trace', async () => {
     await db.pool.query('truncate app.products');
-    await db.pool.query(`insert into app.products (tenant_id, sku, name, price) values ('acme', 'A', 'a', 1), ('acme', 'C', 'old', 3)`);
+    await db.pool.query(
+      `insert into app.products (tenant_id, sku, name, price) values ('acme', 'A', 'a', 1), ('acme', 'C', 'old', 3)`,
+    );
     const loadsBefore = (await db.pool.query('select count(*)::int as n from ferry.loads')).rows[0].n;
     const file = writeFile(dir, 'dry.csv', DIRTY);
     const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, dryRun: true });
@@ -78,9 +106,15 @@ describe('--dry-run', () => {
     expect(result.counts).toMatchObject({ read: 5, staged: 5, inserted: 1, updated: 1, unchanged: 1, rejected: 2 });
     expect(result.reasons.map((r) => r.rule).sort()).toEqual(['check', 'type']);
     const { rows } = await db.pool.query('select sku, name from app.products order by sku');
-    expect(rows).toEqual([{ sku: 'A', name: 'a' }, { sku: 'C', name: 'old' }]);
+    expect(rows).toEqual([
+      { sku: 'A', name: 'a' },
+      { sku: 'C', name: 'old' },
+    ]);
     expect((await db.pool.query('select count(*)::int as n from ferry.loads')).rows[0].n).toBe(loadsBefore);
-    expect((await db.pool.query('select count(*)::int as n from ferry.rejects where load_id = $1', [result.loadId])).rows[0].n).toBe(0);
+    expect(
+      (await db.pool.query('select count(*)::int as n from ferry.rejects where load_id = $1', [result.loadId])).rows[0]
+        .n,
+    ).toBe(0);
     expect(await stagingTables()).toBe(0);
     const compiled = await db.pool.query(
       `select count(*)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace
@@ -92,7 +126,14 @@ describe('--dry-run', () => {
 
   it('leaves no staging tables even with --keep-staging', async () => {
     const file = writeFile(dir, 'dry2.csv', DIRTY);
-    const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, dryRun: true, keepStaging: true });
+    const result = await load(db.pool, {
+      file,
+      tenant: 'acme',
+      mapping: 'products',
+      mappingsDir: dir,
+      dryRun: true,
+      keepStaging: true,
+    });
     expect(result.status).toBe('dry_run');
     expect(await stagingTables()).toBe(0);
   });
@@ -116,7 +157,10 @@ describe('idempotent files', () => {
     const file = writeFile(dir, 'versioned.csv', 'sku,name,price\nV,v,1\n');
     const first = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir });
     expect(first.status).toBe('succeeded');
-    const changed = productsMapping(tempDir(), { check: 'price >= 0 | price must not be negative', duplicates: 'first' });
+    const changed = productsMapping(tempDir(), {
+      check: 'price >= 0 | price must not be negative',
+      duplicates: 'first',
+    });
     const second = await load(db.pool, { file, tenant: 'acme', mapping: changed });
     expect(second.status).toBe('succeeded');
     expect(second.mapping.version).toBe(first.mapping.version! + 1);

@@ -26,12 +26,16 @@ beforeAll(async () => {
     )`);
   await addTenant(db.pool, 'acme');
   await protectTable(db.pool, 'app.typed');
-  writeFile(dir, 'typed.sql', `-- target: app.typed
+  writeFile(
+    dir,
+    'typed.sql',
+    `-- target: app.typed
 -- key: id
 select s.id as id, s.code as code, s.amount as amount, s.day as day, s.active as active,
        s.tags as tags, s.note as note
 from staged s
-`);
+`,
+  );
 });
 
 describe('values are checked against the target column types', () => {
@@ -71,10 +75,20 @@ describe('values are checked against the target column types', () => {
     ]);
     expect(rows[0].message).toMatch(/too long for type character varying\(5\)/);
     expect(rows[1].message).toMatch(/numeric field overflow/);
-    const loaded = await db.pool.query('select id, code, amount, day::text, active, tags, note from app.typed order by id');
+    const loaded = await db.pool.query(
+      'select id, code, amount, day::text, active, tags, note from app.typed order by id',
+    );
     expect(loaded.rows).toEqual([
       { id: 1, code: 'ab', amount: '12.50', day: '2026-01-31', active: true, tags: ['a', 'b'], note: 'fine' },
-      { id: 9, code: null, amount: null, day: null, active: null, tags: null, note: 'empty values are NULL for non-text targets' },
+      {
+        id: 9,
+        code: null,
+        amount: null,
+        day: null,
+        active: null,
+        tags: null,
+        note: 'empty values are NULL for non-text targets',
+      },
       { id: 10, code: 'x', amount: '1.00', day: '2026-01-01', active: true, tags: [], note: '' },
     ]);
   });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { PgferryError } from '../src/errors.js';
-import { locateInMapping, parseMapping, readMapping, type Mapping } from '../src/mappings/mapping-file.js';
+import { locateInMapping, type Mapping, parseMapping, readMapping } from '../src/mappings/mapping-file.js';
 import { tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
@@ -56,7 +56,7 @@ describe('parseMapping: a valid mapping', () => {
       '-- duplicates: first',
       '-- description: nightly catalog: prices, stock',
       '-- check: price >= 0 | price must not be negative',
-      '-- check: name || sku <> \'\' | name and sku must not both be empty',
+      "-- check: name || sku <> '' | name and sku must not both be empty",
       '',
       '-- the select',
       SELECT + ';',
@@ -84,7 +84,13 @@ describe('parseMapping: a valid mapping', () => {
 
   it('defaults on_conflict to update, duplicates to last, and has no checks', () => {
     const m = parseMapping(mapping(BASE), FILE);
-    expect(m).toMatchObject({ onConflict: 'update', duplicates: 'last', checks: [], keyColumns: ['sku'], selectLine: 3 });
+    expect(m).toMatchObject({
+      onConflict: 'update',
+      duplicates: 'last',
+      checks: [],
+      keyColumns: ['sku'],
+      selectLine: 3,
+    });
     expect(m.headerLines).toEqual({ target: 1, key: 2 });
   });
 
@@ -132,10 +138,16 @@ describe('parseMapping: a valid mapping', () => {
   });
 
   it('reads quoted identifiers in target and key', () => {
-    const m = parseMapping(mapping(['-- target: "My Schema"."My ""Table"""', '-- key: "a,b", "Q""uote", plain_1, Mixed$']), FILE);
+    const m = parseMapping(
+      mapping(['-- target: "My Schema"."My ""Table"""', '-- key: "a,b", "Q""uote", plain_1, Mixed$']),
+      FILE,
+    );
     expect(m.target).toBe('"My Schema"."My ""Table"""');
     expect(m.keyColumns).toEqual(['a,b', 'Q"uote', 'plain_1', 'mixed$']);
-    expect(parseMapping(mapping(['-- target: app."x.y"', '-- key: "SKU"']), FILE)).toMatchObject({ target: 'app."x.y"', keyColumns: ['SKU'] });
+    expect(parseMapping(mapping(['-- target: app."x.y"', '-- key: "SKU"']), FILE)).toMatchObject({
+      target: 'app."x.y"',
+      keyColumns: ['SKU'],
+    });
   });
 
   it('splits a check at its last " | ", keeping SQL bars that are not surrounded by blanks', () => {
@@ -158,7 +170,15 @@ describe('parseMapping: a valid mapping', () => {
   });
 
   it('strips trailing semicolons, blank lines and a trailing comment after the semicolon', () => {
-    for (const tail of [';', ';;', ' ; ; \n\n', ';\n-- end of mapping\n', '; -- done', ';\n\n-- one\n-- two\n', '\n;\n']) {
+    for (const tail of [
+      ';',
+      ';;',
+      ' ; ; \n\n',
+      ';\n-- end of mapping\n',
+      '; -- done',
+      ';\n\n-- one\n-- two\n',
+      '\n;\n',
+    ]) {
       const m = parseMapping(mapping(BASE, SELECT + tail), FILE);
       expect(m.selectSql, JSON.stringify(tail)).toBe(SELECT);
     }
@@ -177,7 +197,19 @@ describe('parseMapping: a valid mapping', () => {
   });
 
   it('skips blank lines and free comments between header and SELECT; header keys after it are SQL', () => {
-    const text = ['', '-- target: app.products', '', '-- A free comment', '-- key: sku', '--', '', '  select s.sku as sku', '-- key: other', 'from staged s', ''].join('\n');
+    const text = [
+      '',
+      '-- target: app.products',
+      '',
+      '-- A free comment',
+      '-- key: sku',
+      '--',
+      '',
+      '  select s.sku as sku',
+      '-- key: other',
+      'from staged s',
+      '',
+    ].join('\n');
     const m = parseMapping(text, FILE);
     expect(m.selectLine).toBe(8);
     expect(m.keyColumns).toEqual(['sku']);
@@ -206,8 +238,12 @@ describe('parseMapping: problems', () => {
       [1, 'missing header "-- key: column[, column…]"'],
       [1, 'the mapping has no SELECT after its header'],
     ]);
-    expect(problemList('-- target: app.products\n-- key: sku\n\n')).toEqual([[3, 'the mapping has no SELECT after its header']]);
-    expect(problemList('-- target: app.products\n-- key: sku')).toEqual([[2, 'the mapping has no SELECT after its header']]);
+    expect(problemList('-- target: app.products\n-- key: sku\n\n')).toEqual([
+      [3, 'the mapping has no SELECT after its header'],
+    ]);
+    expect(problemList('-- target: app.products\n-- key: sku')).toEqual([
+      [2, 'the mapping has no SELECT after its header'],
+    ]);
     expect(problemList('')).toEqual([
       [1, 'missing header "-- target: schema.table"'],
       [1, 'missing header "-- key: column[, column…]"'],
@@ -237,9 +273,15 @@ describe('parseMapping: problems', () => {
       [2, 'key column ""open" is not a column name'],
       [2, 'key column "" is not a column name'],
     ]);
-    expect(problemList(mapping(['-- target: app.products', '-- key: sku,']))).toEqual([[2, 'key column "" is not a column name']]);
-    expect(problemList(mapping(['-- target: app.products', '-- key:']))).toEqual([[2, 'key column "" is not a column name']]);
-    expect(problemList(mapping(['-- target: app.products', '-- key: ""']))).toEqual([[2, 'key column """" is not a column name']]);
+    expect(problemList(mapping(['-- target: app.products', '-- key: sku,']))).toEqual([
+      [2, 'key column "" is not a column name'],
+    ]);
+    expect(problemList(mapping(['-- target: app.products', '-- key:']))).toEqual([
+      [2, 'key column "" is not a column name'],
+    ]);
+    expect(problemList(mapping(['-- target: app.products', '-- key: ""']))).toEqual([
+      [2, 'key column """" is not a column name'],
+    ]);
   });
 
   it('rejects unknown on_conflict and duplicates values', () => {
@@ -248,10 +290,14 @@ describe('parseMapping: problems', () => {
       [4, 'duplicates must be last, first or reject, not "newest"'],
     ]);
     for (const value of ['UPDATE', 'newer:', 'newer:1x', 'newer:a b', 'update skip', '']) {
-      expect(() => parseMapping(mapping([...BASE, `-- on_conflict: ${value}`]), FILE), value).toThrow(/on_conflict must be/);
+      expect(() => parseMapping(mapping([...BASE, `-- on_conflict: ${value}`]), FILE), value).toThrow(
+        /on_conflict must be/,
+      );
     }
     for (const value of ['Last', 'all', '']) {
-      expect(() => parseMapping(mapping([...BASE, `-- duplicates: ${value}`]), FILE), value).toThrow(/duplicates must be/);
+      expect(() => parseMapping(mapping([...BASE, `-- duplicates: ${value}`]), FILE), value).toThrow(
+        /duplicates must be/,
+      );
     }
   });
 
@@ -260,19 +306,27 @@ describe('parseMapping: problems', () => {
       [3, 'unknown header key "dupliactes" (known: target, key, on_conflict, duplicates, check, description)'],
     ]);
     // A comment without `word:` is free text.
-    expect(() => parseMapping(mapping([...BASE, '-- Maps the Acme catalog: nightly', '-- see https://x']), FILE)).not.toThrow();
+    expect(() =>
+      parseMapping(mapping([...BASE, '-- Maps the Acme catalog: nightly', '-- see https://x']), FILE),
+    ).not.toThrow();
   });
 
   it('rejects a key given twice (but any number of checks)', () => {
-    expect(problemList(mapping([...BASE, '-- target: app.other', '-- duplicates: last', '-- duplicates: first']))).toEqual([
+    expect(
+      problemList(mapping([...BASE, '-- target: app.other', '-- duplicates: last', '-- duplicates: first'])),
+    ).toEqual([
       [3, '"target" is given more than once'],
       [5, '"duplicates" is given more than once'],
     ]);
-    expect(parseMapping(mapping([...BASE, '-- check: a > 0', '-- check: b > 0', '-- check: c > 0']), FILE).checks).toHaveLength(3);
+    expect(
+      parseMapping(mapping([...BASE, '-- check: a > 0', '-- check: b > 0', '-- check: c > 0']), FILE).checks,
+    ).toHaveLength(3);
   });
 
   it('rejects a check without an expression or with a bar but no message', () => {
-    expect(problemList(mapping([...BASE, '-- check:', '-- check:    | only a message', '-- check: price > 0 |']))).toEqual([
+    expect(
+      problemList(mapping([...BASE, '-- check:', '-- check:    | only a message', '-- check: price > 0 |'])),
+    ).toEqual([
       [3, 'check has no expression'],
       [4, 'check has no expression'],
       [5, 'check has no message after "|"'],
@@ -280,7 +334,13 @@ describe('parseMapping: problems', () => {
   });
 
   it('rejects a body that is not a SELECT', () => {
-    for (const body of ['delete from app.products', 'insert into x select 1', 'update x set a = 1', 'selectx from staged', 'drop table staged']) {
+    for (const body of [
+      'delete from app.products',
+      'insert into x select 1',
+      'update x set a = 1',
+      'selectx from staged',
+      'drop table staged',
+    ]) {
       expect(problemList(mapping(BASE, body)), body).toEqual([
         [3, 'the mapping body must be one SELECT (or WITH … SELECT) over staged'],
       ]);
@@ -327,7 +387,9 @@ describe('readMapping', () => {
   it('refuses odd names and says where it looked', async () => {
     const dir = tempDir();
     await expect(readMapping('../etc/passwd x', dir)).rejects.toThrow(/invalid mapping name/);
-    await expect(readMapping('nothing', dir)).rejects.toThrow(`mapping "nothing" not found: no file ${path.join(dir, 'nothing.sql')}`);
+    await expect(readMapping('nothing', dir)).rejects.toThrow(
+      `mapping "nothing" not found: no file ${path.join(dir, 'nothing.sql')}`,
+    );
   });
 });
 
@@ -342,7 +404,10 @@ describe('locateInMapping', () => {
   const wrap = (selectSql: string, stage = 'pg_temp.stage') =>
     `select st._line, m.*\nfrom ${stage} as st\ncross join lateral (\n  with staged as (select st.*)\n  select * from (\n${selectSql}\n  ) as mapping\n) as m`;
 
-  const text = mapping(['-- target: app.products', '-- key: sku', ''], 'select\n  s.sku as sku,\n  s.nope as name\nfrom staged s');
+  const text = mapping(
+    ['-- target: app.products', '-- key: sku', ''],
+    'select\n  s.sku as sku,\n  s.nope as name\nfrom staged s',
+  );
 
   it('maps a 1-based statement position to the file line and column', () => {
     const m = parseMapping(text, FILE);

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { buildProgram } from '../src/cli/main.js';
 import {
   allCommands,
   cliReference,
@@ -12,13 +11,17 @@ import {
   REGENERATE_HINT,
   START_MARKER,
 } from '../scripts/cli-reference.js';
+import { buildProgram } from '../src/cli/main.js';
 
 // No database: this only compares the README with what the CLI says about itself.
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
 describe("README's CLI reference", () => {
   it('has its markers', () => {
-    expect(readCliReference(readme), `README.md must contain ${START_MARKER} … ${END_MARKER}; ${REGENERATE_HINT}`).toBeDefined();
+    expect(
+      readCliReference(readme),
+      `README.md must contain ${START_MARKER} … ${END_MARKER}; ${REGENERATE_HINT}`,
+    ).toBeDefined();
   });
 
   it('covers every command and subcommand', () => {

@@ -9,10 +9,19 @@ const db = await createTestDatabase();
 
 describe('the ferry schema', () => {
   it('has exactly the migrations this test pins (a new migration updates the count and the snapshot)', async () => {
-    const files = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort();
+    const files = readdirSync(MIGRATIONS_DIR)
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
     expect(files).toEqual(['1_catalog.sql', '2_tenants.sql', '3_loads.sql', '4_compile.sql', '5_steps.sql']);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
-    expect(rows.map((r) => r.name)).toEqual(['create-migrations-table', 'catalog', 'tenants', 'loads', 'compile', 'steps']);
+    expect(rows.map((r) => r.name)).toEqual([
+      'create-migrations-table',
+      'catalog',
+      'tenants',
+      'loads',
+      'compile',
+      'steps',
+    ]);
   });
 
   it('matches the committed snapshot of its tables, columns and functions', async () => {

@@ -67,7 +67,13 @@ describe('hostile CSV headers', () => {
       expect(name).not.toBe('_line');
       expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
     }
-    expect(staged.slice(0, 5)).toEqual(['sku', '"; DROP TABLE x; --', "Robert'); DROP TABLE app.products;--", 'col_4', 'sku_2']);
+    expect(staged.slice(0, 5)).toEqual([
+      'sku',
+      '"; DROP TABLE x; --',
+      "Robert'); DROP TABLE app.products;--",
+      'col_4',
+      'sku_2',
+    ]);
     expect(staged[5]).toBe('L'.repeat(63));
     expect(staged[6]).toBe(`${'L'.repeat(61)}_2`);
     expect(staged[11]).toBe('_line_2');
@@ -102,12 +108,16 @@ from staged s
     expect(result.status).toBe('succeeded');
     expect(result.counts).toMatchObject({ read: 2, staged: 2, inserted: 1, rejected: 1 });
 
-    const { rows } = await db.pool.query(`select sku, name, price::text from app.products where tenant_id = 'acme' and sku like 'H%'`);
+    const { rows } = await db.pool.query(
+      `select sku, name, price::text from app.products where tenant_id = 'acme' and sku like 'H%'`,
+    );
     const expected = values.filter((_, i) => ![0, 4, 13].includes(i)).join('|');
     expect(rows).toEqual([{ sku: 'H1', name: expected, price: '3.50' }]);
 
     // The staging table's columns are exactly the staged names.
-    const { rows: cat } = await db.pool.query(`select columns, staging_schema from ferry.loads where id = $1`, [result.loadId]);
+    const { rows: cat } = await db.pool.query(`select columns, staging_schema from ferry.loads where id = $1`, [
+      result.loadId,
+    ]);
     expect(cat[0].columns).toEqual(staged);
     const { rows: attrs } = await db.pool.query(
       `select array_agg(attname::text order by attnum) as names from pg_attribute
@@ -117,9 +127,10 @@ from staged s
     expect(attrs[0].names).toEqual(['_line', ...staged]);
 
     // The rejected row's raw keeps the hostile names as JSON keys.
-    const { rows: rejects } = await db.pool.query(`select raw from ferry.rejects where load_id = $1 and step = 'promote'`, [
-      result.loadId,
-    ]);
+    const { rows: rejects } = await db.pool.query(
+      `select raw from ferry.rejects where load_id = $1 and step = 'promote'`,
+      [result.loadId],
+    );
     expect(rejects).toHaveLength(1);
     expect(Object.keys(JSON.parse(rejects[0].raw)).sort()).toEqual([...staged].sort());
     await db.pool.query('select ferry.cleanup_load($1)', [result.loadId]);
@@ -152,7 +163,11 @@ from staged s
   it('headers named like system columns (xmin, ctid, tableoid) stage safely', async () => {
     // A weather file with xmin/xmax columns is ordinary data.
     const file = writeFile(dir, 'system.csv', 'sku,xmin,xmax,ctid,tableoid,cmin,name,price\nS1,1,2,3,4,5,n,1\n');
-    const mapping = writeFile(dir, 'system_cols.sql', `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`);
+    const mapping = writeFile(
+      dir,
+      'system_cols.sql',
+      `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`,
+    );
     let outcome: unknown;
     try {
       outcome = await load(db.pool, { file, tenant: 'acme', mapping, force: true });
@@ -183,7 +198,11 @@ describe('hostile delimiters', () => {
     it(`delimiter ${JSON.stringify(delimiter)} loads or is refused cleanly`, async () => {
       const d = delimiter;
       const file = writeFile(dir, 'delim.csv', `sku${d}name${d}price\nD1${d}Delim${d}1\n`);
-      const mapping = writeFile(dir, 'delim.sql', `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`);
+      const mapping = writeFile(
+        dir,
+        'delim.sql',
+        `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`,
+      );
       let outcome: string;
       try {
         const result = await load(db.pool, { file, tenant: 'acme', mapping, delimiter, force: true });
@@ -267,7 +286,11 @@ describe('hostile tenant names', () => {
     const tenant = await addTenant(db.pool, 'quoty', key);
     expect(tenant.tenantKey).toBe(key);
     const file = writeFile(dir, 'quoty.csv', 'sku,name,price\nQ1,Quote,1\n');
-    const mapping = writeFile(dir, 'quoty.sql', `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`);
+    const mapping = writeFile(
+      dir,
+      'quoty.sql',
+      `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`,
+    );
     const result = await load(db.pool, { file, tenant: 'quoty', mapping, force: true });
     expect(result.status).toBe('succeeded');
     const { rows } = await db.pool.query(`select tenant_id from app.products where sku = 'Q1'`);
@@ -286,8 +309,14 @@ describe('hostile tenant names', () => {
     const mallory = tenants.find((t) => t.slug === 'mallory');
     if (mallory) {
       // Show what the hole gives: bob's rows, as mallory's role.
-      const seen = await db.withClient(async (c) => (await c.query(`select count(*)::int as n from app.products where tenant_id = 'bob'`)).rows[0].n, mallory.roleName);
-      expect({ error, mallory_sees_bob_rows: seen }).toEqual({ error: expect.any(PgferryError), mallory_sees_bob_rows: 0 });
+      const seen = await db.withClient(
+        async (c) => (await c.query(`select count(*)::int as n from app.products where tenant_id = 'bob'`)).rows[0].n,
+        mallory.roleName,
+      );
+      expect({ error, mallory_sees_bob_rows: seen }).toEqual({
+        error: expect.any(PgferryError),
+        mallory_sees_bob_rows: 0,
+      });
     }
     expect(error).toBeInstanceOf(PgferryError);
     await expectSurvivors();
@@ -298,36 +327,66 @@ describe('hostile mapping files', () => {
   const file = () => writeFile(dir, 'plain.csv', 'sku,name,price\nP1,Plain,1\n');
 
   const cases: [string, string][] = [
-    ['target_injection', `-- target: app.products; drop table public.x\n-- key: sku\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`],
-    ['target_unqualified', `-- target: products\n-- key: sku\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`],
+    [
+      'target_injection',
+      `-- target: app.products; drop table public.x\n-- key: sku\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`,
+    ],
+    [
+      'target_unqualified',
+      `-- target: products\n-- key: sku\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`,
+    ],
     ['target_catalog', `-- target: ferry.tenants\n-- key: slug\nselect s.sku as slug from staged s\n`],
     ['target_unprotected', `-- target: public.x\n-- key: id\nselect 1 as id from staged s\n`],
-    ['key_injection', `-- target: app.products\n-- key: sku; drop table public.x\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`],
-    ['key_quote', `-- target: app.products\n-- key: "sku"")); drop table public.x; --"\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`],
-    ['conflict_injection', `-- target: app.products\n-- key: sku\n-- on_conflict: newer:updated_at; drop table public.x\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`],
+    [
+      'key_injection',
+      `-- target: app.products\n-- key: sku; drop table public.x\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`,
+    ],
+    [
+      'key_quote',
+      `-- target: app.products\n-- key: "sku"")); drop table public.x; --"\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`,
+    ],
+    [
+      'conflict_injection',
+      `-- target: app.products\n-- key: sku\n-- on_conflict: newer:updated_at; drop table public.x\nselect s.sku as sku, s.name as name, s.price as price from staged s\n`,
+    ],
     ['not_a_select', `-- target: app.products\n-- key: sku\ndrop table public.x\n`],
-    ['insert_body', `-- target: app.products\n-- key: sku\ninsert into app.products values ('bob', 'Z', 'z', 1) returning sku\n`],
-    ['output_quoted_name', `-- target: app.products\n-- key: sku\nselect s.sku as sku, s.name as "name"")); drop table public.x; --", s.price as price from staged s\n`],
-    ['with_dml', `-- target: app.products\n-- key: sku\nwith gone as (delete from app.products returning *) select s.sku as sku, s.name as name, s.price as price from staged s\n`],
+    [
+      'insert_body',
+      `-- target: app.products\n-- key: sku\ninsert into app.products values ('bob', 'Z', 'z', 1) returning sku\n`,
+    ],
+    [
+      'output_quoted_name',
+      `-- target: app.products\n-- key: sku\nselect s.sku as sku, s.name as "name"")); drop table public.x; --", s.price as price from staged s\n`,
+    ],
+    [
+      'with_dml',
+      `-- target: app.products\n-- key: sku\nwith gone as (delete from app.products returning *) select s.sku as sku, s.name as name, s.price as price from staged s\n`,
+    ],
   ];
   for (const [name, text] of cases) {
     it(`${name}: refused as a PgferryError, nothing runs`, async () => {
       const mapping = writeFile(dir, `${name}.sql`, text);
-      await expect(load(db.pool, { file: file(), tenant: 'acme', mapping, force: true })).rejects.toBeInstanceOf(PgferryError);
+      await expect(load(db.pool, { file: file(), tenant: 'acme', mapping, force: true })).rejects.toBeInstanceOf(
+        PgferryError,
+      );
       await expectSurvivors();
     });
   }
 
   it('refuses mapping names that are not plain file names', async () => {
     for (const name of ["a'b", 'a;b', '../../etc/passwd', '$(touch x)', 'a b']) {
-      await expect(load(db.pool, { file: file(), tenant: 'acme', mapping: name, mappingsDir: dir })).rejects.toBeInstanceOf(
-        PgferryError,
-      );
+      await expect(
+        load(db.pool, { file: file(), tenant: 'acme', mapping: name, mappingsDir: dir }),
+      ).rejects.toBeInstanceOf(PgferryError);
     }
   });
 
   it('refuses an unknown or hostile tenant on load without registering anything', async () => {
-    const mapping = writeFile(dir, 'plain.sql', `${HEADER}select s.sku as sku, s.name as name, s.price as price from staged s\n`);
+    const mapping = writeFile(
+      dir,
+      'plain.sql',
+      `${HEADER}select s.sku as sku, s.name as name, s.price as price from staged s\n`,
+    );
     const { rows: before } = await db.pool.query('select count(*)::int as n from ferry.loads');
     for (const tenant of ["acme'; drop table app.products; --", 'ACME', 'nobody', '']) {
       await expect(load(db.pool, { file: file(), tenant, mapping, force: true })).rejects.toThrow(/unknown tenant/);

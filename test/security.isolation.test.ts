@@ -141,7 +141,11 @@ beforeAll(async () => {
 
   // One of bob's loads keeps its staging tables and compiled functions around.
   await reseed();
-  const mapping = writeFile(dir, 'bob_products.sql', `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`);
+  const mapping = writeFile(
+    dir,
+    'bob_products.sql',
+    `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`,
+  );
   const file = writeFile(dir, 'bob.csv', `sku,name,price\nB9,${SECRET}-staged,9.00\n`);
   const result = await load(db.pool, { file, tenant: 'bob', mapping, keepStaging: true });
   expect(result.status).toBe('succeeded');
@@ -154,7 +158,10 @@ beforeEach(async () => {
 
 describe('a mapping for acme cannot reach bob', () => {
   it('sanity: an honest mapping loads acme rows and leaves bob alone', async () => {
-    const a = await attempt('honest', `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`);
+    const a = await attempt(
+      'honest',
+      `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`,
+    );
     expect(a.result?.status).toBe('succeeded');
     expect((await rowsOf('acme')).map((r) => r.sku)).toEqual(['A1', 'N1', 'N2']);
     await expectBobUntouched();
@@ -166,7 +173,10 @@ describe('a mapping for acme cannot reach bob', () => {
       ['tenant_upper', `'bob' as TENANT_ID`],
       ['tenant_quoted', `'bob' as "tenant_id"`],
     ]) {
-      const a = await attempt(name, `${HEADER}select s.sku as sku, s.name as name, s.price as price, ${expr}\nfrom staged s\n`);
+      const a = await attempt(
+        name,
+        `${HEADER}select s.sku as sku, s.name as name, s.price as price, ${expr}\nfrom staged s\n`,
+      );
       expect(a.error, name).toBeDefined();
       expect(a.text).toMatch(/tenant_id/);
       const { rows } = await db.pool.query(
@@ -253,7 +263,10 @@ left join lateral (select * from app.products p where p.tenant_id = 'bob' offset
       `(select ferry_t_bob.plan_${id}()::text)`,
     ];
     for (const [i, probe] of probes.entries()) {
-      const a = await attempt(`bobstage_${i}`, `${HEADER}select s.sku as sku, ${probe} as name, s.price as price\nfrom staged s\n`);
+      const a = await attempt(
+        `bobstage_${i}`,
+        `${HEADER}select s.sku as sku, ${probe} as name, s.price as price\nfrom staged s\n`,
+      );
       expect(failed(a), probe).toBe(true);
       expect(a.text).toMatch(/permission denied/);
       expect(a.text).not.toContain(SECRET);
@@ -423,7 +436,7 @@ ${ABSORB}
     await expectBobUntouched();
   });
 
-  it("(f) the tenant cannot turn its compiled functions into SECURITY INVOKER ones that the loader then calls", async () => {
+  it('(f) the tenant cannot turn its compiled functions into SECURITY INVOKER ones that the loader then calls', async () => {
     // At run time the escaped statements run inside transform_<id>() as acme, which owns
     // plan_<id>(): replaced by an invoker function, the loader runs it as itself.
     const a = await attempt(
@@ -488,7 +501,12 @@ cross join lateral (
       return rows[0];
     });
     for (const row of settings) {
-      expect(row).toEqual({ search_path: '"$user", public', app_tenant: '', statement_timeout: '0', lock_timeout: '0' });
+      expect(row).toEqual({
+        search_path: '"$user", public',
+        app_tenant: '',
+        statement_timeout: '0',
+        lock_timeout: '0',
+      });
     }
   });
 
@@ -518,9 +536,11 @@ describe('no dynamic SQL reachable from a SELECT', () => {
   it("ferry_util.input_error does not run a type name as SQL (PostgreSQL 15's fallback EXECUTEs it)", async () => {
     // As the tenant role, directly.
     await db.withClient(async (c) => {
-      await c.query(
-        `select ferry_util.input_error('1', 'integer; create table ferry_t_acme.pwned_by_type_name as select 1 as x; select 1')`,
-      ).catch(() => {});
+      await c
+        .query(
+          `select ferry_util.input_error('1', 'integer; create table ferry_t_acme.pwned_by_type_name as select 1 as x; select 1')`,
+        )
+        .catch(() => {});
     }, acmeRole);
     const { rows } = await db.pool.query(`select to_regclass('ferry_t_acme.pwned_by_type_name') is null as absent`);
     expect(rows[0].absent).toBe(true);
@@ -556,14 +576,29 @@ from staged s
 cross join lateral (select setseed(0.25)::text as v) x
 `,
       );
-      const first = await load(single, { file: writeFile(dir, 'seed1.csv', CSV), tenant: 'acme', mapping: seedMapping, force: true });
+      const first = await load(single, {
+        file: writeFile(dir, 'seed1.csv', CSV),
+        tenant: 'acme',
+        mapping: seedMapping,
+        force: true,
+      });
       expect(first.status).toBe('succeeded');
-      const honest = writeFile(dir, 'seed_honest.sql', `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`);
-      const second = await load(single, { file: writeFile(dir, 'seed2.csv', CSV), tenant: 'acme', mapping: honest, force: true });
+      const honest = writeFile(
+        dir,
+        'seed_honest.sql',
+        `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`,
+      );
+      const second = await load(single, {
+        file: writeFile(dir, 'seed2.csv', CSV),
+        tenant: 'acme',
+        mapping: honest,
+        force: true,
+      });
       const { rows } = await db.pool.query(`select compiled_sql from ferry.loads where id = $1`, [second.loadId]);
       const predicted = await db.withClient(async (c) => {
         await c.query('select setseed(0.25)');
-        return (await c.query(`select '$pgferry_' || substr(md5(random()::text), 1, 12) || '$' as tag`)).rows[0].tag as string;
+        return (await c.query(`select '$pgferry_' || substr(md5(random()::text), 1, 12) || '$' as tag`)).rows[0]
+          .tag as string;
       });
       expect(rows[0].compiled_sql).toBeTruthy();
       expect(rows[0].compiled_sql).not.toContain(predicted);
@@ -596,13 +631,19 @@ describe('foreign keys do not reach across tenants', () => {
       'sku,category_id\nI1,1\nI2,7\nI3,99\n',
     );
     expect(a.result?.status).toBe('succeeded');
-    const { rows } = await db.pool.query(`select sku, category_id from app.items where tenant_id = 'acme' order by sku`);
+    const { rows } = await db.pool.query(
+      `select sku, category_id from app.items where tenant_id = 'acme' order by sku`,
+    );
     const { rows: rejects } = await db.pool.query(
       `select r.line, r.rule from ferry.rejects r where r.load_id = $1 and r.line in (3, 4) order by r.line`,
       [a.result?.loadId],
     );
     // Lines 3 (bob's id 7) and 4 (no such id) must both be rejected, for the same reason.
-    expect({ items: rows, rejectedLines: rejects.map((r) => Number(r.line)), rules: [...new Set(rejects.map((r) => r.rule))].length }).toEqual({
+    expect({
+      items: rows,
+      rejectedLines: rejects.map((r) => Number(r.line)),
+      rules: [...new Set(rejects.map((r) => r.rule))].length,
+    }).toEqual({
       items: [{ sku: 'I1', category_id: 1 }],
       rejectedLines: [3, 4],
       rules: 1,
@@ -720,7 +761,9 @@ describe('the tenant role itself', () => {
   }
 
   it('an application policy TO public USING (true) does not widen the tenant role', async () => {
-    await db.pool.query(`create policy app_everyone on app.products as permissive for all to public using (true) with check (true)`);
+    await db.pool.query(
+      `create policy app_everyone on app.products as permissive for all to public using (true) with check (true)`,
+    );
     try {
       for (const probe of Object.values(rlsProbes())) await asAcme((c) => probe(c));
     } finally {
@@ -756,13 +799,19 @@ describe('as a non-superuser login', () => {
     appRole = `app_login_${suffix}`;
     const password = randomBytes(12).toString('hex');
     // probe: may become a tenant role (as a loader or a DBA investigating would), nothing else.
-    await db.pool.query(`create role ${probeRole} login password '${password}' nosuperuser nobypassrls noinherit nocreaterole nocreatedb`);
+    await db.pool.query(
+      `create role ${probeRole} login password '${password}' nosuperuser nobypassrls noinherit nocreaterole nocreatedb`,
+    );
     await db.pool.query(`grant ${acmeRole} to ${probeRole}`);
     // app_login: what an application's own login would have on its table.
-    await db.pool.query(`create role ${appRole} login password '${password}' nosuperuser nobypassrls nocreaterole nocreatedb`);
+    await db.pool.query(
+      `create role ${appRole} login password '${password}' nosuperuser nobypassrls nocreaterole nocreatedb`,
+    );
     await db.pool.query(`grant usage on schema app to ${appRole}`);
     await db.pool.query(`grant select, insert, update, delete on app.products to ${appRole}`);
-    await db.pool.query(`create policy app_login_all on app.products for all to ${appRole} using (true) with check (true)`);
+    await db.pool.query(
+      `create policy app_login_all on app.products for all to ${appRole} using (true) with check (true)`,
+    );
 
     const connect = async (user: string) => {
       const url = new URL(db.url);
@@ -875,7 +924,14 @@ function rlsProbes(): Record<string, (c: pg.ClientBase) => Promise<void>> {
       await denied(c, `create policy mine on app.products for all using (true)`, /must be owner/);
     },
     'cannot read the ferry catalog or bob’s schema': async (c) => {
-      for (const t of ['ferry.tenants', 'ferry.loads', 'ferry.rejects', 'ferry.undo', 'ferry.audit', 'ferry.mappings']) {
+      for (const t of [
+        'ferry.tenants',
+        'ferry.loads',
+        'ferry.rejects',
+        'ferry.undo',
+        'ferry.audit',
+        'ferry.mappings',
+      ]) {
         await denied(c, `select * from ${t}`, /permission denied/);
       }
       await denied(c, `select ferry.add_tenant('eve')`, /permission denied/);

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { PgferryError } from '../src/errors.js';
-import { addTenant, protectTable, type ProtectOptions } from '../src/tenants.js';
+import { addTenant, type ProtectOptions, protectTable } from '../src/tenants.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 const SUFFIX = randomBytes(3).toString('hex');
@@ -53,7 +53,10 @@ async function createRole(base: string, options = 'nologin nosuperuser nobypassr
 }
 
 /** A fresh application table with one row per tenant acme, bob and (not a pgferry tenant) zed. */
-async function appTable(target: TestDatabase = db, columns = 'tenant_id text not null, sku text not null, name text'): Promise<string> {
+async function appTable(
+  target: TestDatabase = db,
+  columns = 'tenant_id text not null, sku text not null, name text',
+): Promise<string> {
   const table = `app2.t${++tableCount}`;
   await target.pool.query(`create schema if not exists app2`);
   await target.pool.query(`create table ${table} (${columns})`);
@@ -61,7 +64,11 @@ async function appTable(target: TestDatabase = db, columns = 'tenant_id text not
   return table;
 }
 
-async function protectError(table: string, options: ProtectOptions = {}, target: TestDatabase = db): Promise<PgferryError> {
+async function protectError(
+  table: string,
+  options: ProtectOptions = {},
+  target: TestDatabase = db,
+): Promise<PgferryError> {
   const error = await protectTable(target.pool, table, options).then(
     () => undefined,
     (e: unknown) => e,
@@ -127,9 +134,10 @@ describe('protect refuses to lock the application out', () => {
 
     expect(await rlsEnabled(table)).toBe(false);
     expect(await policies(table)).toEqual([]);
-    const { rows } = await db.pool.query(`select count(*)::int as n from ferry.protected_tables where table_name = $1`, [
-      table.split('.')[1],
-    ]);
+    const { rows } = await db.pool.query(
+      `select count(*)::int as n from ferry.protected_tables where table_name = $1`,
+      [table.split('.')[1]],
+    );
     expect(rows[0].n).toBe(0);
     expect(await seenBy(appRw, table)).toEqual(['acme', 'bob', 'zed']);
   });
@@ -139,7 +147,9 @@ describe('protect refuses to lock the application out', () => {
     const appUser = await createRole('app_user2', 'nologin inherit');
     await db.pool.query(`grant ${appRw} to ${appUser}`);
     const table = await appTable();
-    await db.pool.query(`grant usage on schema app2 to ${appRw}; grant select, insert, update, delete on ${table} to ${appRw}`);
+    await db.pool.query(
+      `grant usage on schema app2 to ${appRw}; grant select, insert, update, delete on ${table} to ${appRw}`,
+    );
 
     // A member of a granted role is covered by naming the granted role.
     const error = await protectError(table);
@@ -198,13 +208,19 @@ describe('protect refuses to lock the application out', () => {
     const appCol = await createRole('app_col');
     const table = await appTable();
     await db.pool.query(`grant usage on schema app2 to ${appCol}; grant select (sku, name) on ${table} to ${appCol}`);
-    const before = await db.withClient(async (c) => (await c.query(`select sku from ${table} order by 1`)).rows.length, appCol);
+    const before = await db.withClient(
+      async (c) => (await c.query(`select sku from ${table} order by 1`)).rows.length,
+      appCol,
+    );
     expect(before).toBe(3);
     const error = await protectTable(db.pool, table).then(
       () => undefined,
       (e: unknown) => e as Error,
     );
-    const after = await db.withClient(async (c) => (await c.query(`select sku from ${table} order by 1`)).rows.length, appCol);
+    const after = await db.withClient(
+      async (c) => (await c.query(`select sku from ${table} order by 1`)).rows.length,
+      appCol,
+    );
     // Either refused naming the role, or the role kept its rows; never a silent lock-out.
     expect({ refusedNaming: error?.message.includes(appCol) ?? false, rowsAfter: after }).toEqual({
       refusedNaming: true,
@@ -296,11 +312,12 @@ describe('protect keeps every tenant confined', () => {
       [late.roleName],
     );
     expect(rows.length).toBeGreaterThan(0);
-    for (const r of rows) expect({ table: `${r.schema_name}.${r.table_name}`, n: r.n, restrictive: r.restrictive }).toEqual({
-      table: `${r.schema_name}.${r.table_name}`,
-      n: 2,
-      restrictive: 1,
-    });
+    for (const r of rows)
+      expect({ table: `${r.schema_name}.${r.table_name}`, n: r.n, restrictive: r.restrictive }).toEqual({
+        table: `${r.schema_name}.${r.table_name}`,
+        n: 2,
+        restrictive: 1,
+      });
   });
 
   it('quotes hostile table and column names', async () => {
@@ -309,7 +326,10 @@ describe('protect keeps every tenant confined', () => {
     await db.pool.query(`create table ${table} ("tenant id" text not null, sku text)`);
     await db.pool.query(`insert into ${table} values ('acme', 'A1'), ('bob', 'B1')`);
     await protectTable(db.pool, table, { column: 'tenant id' });
-    const acme = await db.withClient(async (c) => (await c.query(`select "tenant id" as t from ${table}`)).rows, tenantRole.acme);
+    const acme = await db.withClient(
+      async (c) => (await c.query(`select "tenant id" as t from ${table}`)).rows,
+      tenantRole.acme,
+    );
     expect(acme).toEqual([{ t: 'acme' }]);
     const { rows } = await db.pool.query(`select to_regclass('app2.t1') is not null as ok`);
     expect(rows[0].ok).toBe(true);
@@ -374,8 +394,14 @@ describe('an integer tenant column (a database of its own: every tenant key must
   beforeAll(async () => {
     numeric = await createTestDatabase();
     databases.push(numeric.name);
-    for (const [slug, key] of [['t42', '42'], ['t43', '43']]) roles[slug] = (await addTenant(numeric.pool, slug, key)).roleName;
-    await numeric.pool.query(`create schema app2; create table app2.orders (tenant_id integer not null, ref text not null)`);
+    for (const [slug, key] of [
+      ['t42', '42'],
+      ['t43', '43'],
+    ])
+      roles[slug] = (await addTenant(numeric.pool, slug, key)).roleName;
+    await numeric.pool.query(
+      `create schema app2; create table app2.orders (tenant_id integer not null, ref text not null)`,
+    );
     await numeric.pool.query(`insert into app2.orders values (42, 'a'), (43, 'b'), (44, 'c')`);
     table = 'app2.orders';
     await protectTable(numeric.pool, table);
@@ -383,7 +409,10 @@ describe('an integer tenant column (a database of its own: every tenant key must
 
   it('confines each tenant to the rows whose integer equals its key', async () => {
     const seen = async (role: string) =>
-      numeric.withClient(async (c) => (await c.query(`select tenant_id from ${table} order by 1`)).rows.map((r) => r.tenant_id), role);
+      numeric.withClient(
+        async (c) => (await c.query(`select tenant_id from ${table} order by 1`)).rows.map((r) => r.tenant_id),
+        role,
+      );
     expect(await seen(roles.t42)).toEqual([42]);
     expect(await seen(roles.t43)).toEqual([43]);
   });
@@ -395,7 +424,10 @@ describe('an integer tenant column (a database of its own: every tenant key must
     );
     const { rows } = await numeric.pool.query(`select role_name from ferry.tenants where slug = 't042'`);
     const seen = rows[0]
-      ? await numeric.withClient(async (c) => (await c.query(`select tenant_id from ${table} order by 1`)).rows.map((r) => r.tenant_id), rows[0].role_name)
+      ? await numeric.withClient(
+          async (c) => (await c.query(`select tenant_id from ${table} order by 1`)).rows.map((r) => r.tenant_id),
+          rows[0].role_name,
+        )
       : [];
     expect({ refused: error instanceof PgferryError, t042_sees: seen }).toEqual({ refused: true, t042_sees: [] });
   });

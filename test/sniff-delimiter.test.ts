@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { DELIMITERS, sniffDelimiter } from '../src/sources/sniff-delimiter.js';
-import { prng, pick } from './helpers/prng.js';
+import { prng } from './helpers/prng.js';
 
 const sniff = (text: string | Buffer) => sniffDelimiter(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
 
@@ -9,7 +9,14 @@ describe('sniffDelimiter', () => {
   it('recognises each supported delimiter, with LF, CRLF or CR line ends', () => {
     for (const d of [',', ';', '\t', '|']) {
       for (const eol of ['\n', '\r\n', '\r']) {
-        const text = [['sku', 'name', 'price'], ['A1', 'Anvil', '10.50'], ['B2', 'Bolt', '0.25']].map((r) => r.join(d)).join(eol) + eol;
+        const text =
+          [
+            ['sku', 'name', 'price'],
+            ['A1', 'Anvil', '10.50'],
+            ['B2', 'Bolt', '0.25'],
+          ]
+            .map((r) => r.join(d))
+            .join(eol) + eol;
         expect(sniff(text), `${JSON.stringify(d)} ${JSON.stringify(eol)}`).toBe(d);
       }
     }

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -25,7 +25,8 @@ async function writeCatalog(rows: number): Promise<string> {
   const out = createWriteStream(file);
   out.write('sku,name,price,description\n');
   for (let i = 1; i <= rows; i++) {
-    const description = i % 50 === 0 ? `"line one, with comma\nline two ${i}"` : `"plain description number ${i}, padded"`;
+    const description =
+      i % 50 === 0 ? `"line one, with comma\nline two ${i}"` : `"plain description number ${i}, padded"`;
     if (!out.write(`SKU-${i},Product number ${i},${(i % 1000) + 0.99},${description}\n`)) await once(out, 'drain');
   }
   out.end();
@@ -47,7 +48,9 @@ async function measure(file: string) {
 describe('client memory while staging', () => {
   it('stays flat: a 200,000-row file needs no more memory than a 20,000-row one', async () => {
     const small = await measure(await writeCatalog(20_000));
-    const huge = process.env.MEASURE_HUGE ? await measure(await writeCatalog(Number(process.env.MEASURE_HUGE))) : undefined;
+    const huge = process.env.MEASURE_HUGE
+      ? await measure(await writeCatalog(Number(process.env.MEASURE_HUGE)))
+      : undefined;
     if (huge) console.log(`peak RSS ${process.env.MEASURE_HUGE} rows: ${Math.round(huge.maxRssKb / 1024)} MB`);
     const large = await measure(await writeCatalog(200_000));
     expect(small.status).toBe('succeeded');

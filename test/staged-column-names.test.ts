@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { LINE_COLUMN, MAX_IDENTIFIER_BYTES, stagedColumnNames } from '../src/sources/staged-column-names.js';
-import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { prng } from './helpers/prng.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
 
@@ -28,7 +28,19 @@ function expectSafe(headers: string[], names: string[]): void {
 
 describe('stagedColumnNames', () => {
   it('keeps names verbatim: case, blanks, punctuation and SQL are no concern of a quoted identifier', () => {
-    const headers = ['SKU', 'sku', 'Item Name', ' padded ', '"; DROP TABLE x; --', "O'Brien", 'a.b', 'ünïcødé', '😀', '$1', '%I'];
+    const headers = [
+      'SKU',
+      'sku',
+      'Item Name',
+      ' padded ',
+      '"; DROP TABLE x; --',
+      "O'Brien",
+      'a.b',
+      'ünïcødé',
+      '😀',
+      '$1',
+      '%I',
+    ];
     expect(stagedColumnNames(headers)).toEqual(headers);
   });
 
@@ -81,12 +93,34 @@ describe('stagedColumnNames', () => {
     expect(many[8]).toBe(`${'b'.repeat(61)}_9`);
     expect(many[9]).toBe(`${'b'.repeat(60)}_10`);
     expect(many[11]).toBe(`${'b'.repeat(60)}_12`);
-    expectSafe(Array.from({ length: 12 }, () => ''), many);
+    expectSafe(
+      Array.from({ length: 12 }, () => ''),
+      many,
+    );
   });
 
   it('always gives unique, non-empty, short names (random hostile headers)', () => {
     const rand = prng(11);
-    const pieces = ['a', 'A', '_', '_line', 'col_', '1', '2', '_2', '', ' ', '"', "'", ';', '\0', 'é', '€', '😀', 'x'.repeat(30)];
+    const pieces = [
+      'a',
+      'A',
+      '_',
+      '_line',
+      'col_',
+      '1',
+      '2',
+      '_2',
+      '',
+      ' ',
+      '"',
+      "'",
+      ';',
+      '\0',
+      'é',
+      '€',
+      '😀',
+      'x'.repeat(30),
+    ];
     for (let n = 0; n < 500; n++) {
       const headers = Array.from({ length: 1 + Math.floor(rand() * 12) }, () => {
         let s = '';

@@ -1,4 +1,4 @@
-import { openDatabase, type Database } from '../db/database.js';
+import { type Database, openDatabase } from '../db/database.js';
 
 /** Options every command shares (set on the program). */
 export interface GlobalOptions {

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { demo, DEMO_FILES } from '../demo.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
-import { stdio, withDatabase, type GlobalOptions } from './context.js';
+import { type GlobalOptions, stdio, withDatabase } from './context.js';
 
 export function demoCommand(global: () => GlobalOptions): Command {
   return new Command('demo')
@@ -24,7 +24,8 @@ and loads examples/supplier-catalog.csv (10,000 rows, a few percent of them dirt
         stdio.err(`database: ${db.origin}`);
         const result = await demo(db.pool, (event) => {
           if (event.type === 'registered' && !opts.json) stdio.err(`load ${event.loadId} registered`);
-          else if (event.type === 'stage-progress') progress.update('staging', event.bytesRead, event.totalBytes, event.rowsRead);
+          else if (event.type === 'stage-progress')
+            progress.update('staging', event.bytesRead, event.totalBytes, event.rowsRead);
           else if (event.type === 'step') progress.done();
         });
         return { result, origin: db.origin };
@@ -45,14 +46,24 @@ and loads examples/supplier-catalog.csv (10,000 rows, a few percent of them dirt
       const next: [string, string][] = [
         [`npx pgferry${home} loads`, 'recent loads'],
         [`npx pgferry${home} status ${result.loadId}`, 'steps, timings, counts'],
-        [`npx pgferry${home} rejects ${result.loadId} -o rejects.csv`, 'rejected lines with reasons, to fix and reload'],
+        [
+          `npx pgferry${home} rejects ${result.loadId} -o rejects.csv`,
+          'rejected lines with reasons, to fix and reload',
+        ],
         [`npx pgferry${home} mapping show products`, 'the compiled SQL that ran'],
-        [`npx pgferry${home} load ${csv} --tenant demo --mapping ${mapping}`, 'the same file again: skipped, already loaded'],
+        [
+          `npx pgferry${home} load ${csv} --tenant demo --mapping ${mapping}`,
+          'the same file again: skipped, already loaded',
+        ],
       ];
       const width = Math.max(...next.map(([command]) => command.length).filter((n) => n <= 50)) + 2;
       stdio.out(`\ndatabase: ${origin}\n\ntry next:`);
       for (const [command, what] of next) {
-        stdio.out(command.length + 2 > width ? `  ${command}\n  ${' '.repeat(width)}${what}` : `  ${command.padEnd(width)}${what}`);
+        stdio.out(
+          command.length + 2 > width
+            ? `  ${command}\n  ${' '.repeat(width)}${what}`
+            : `  ${command.padEnd(width)}${what}`,
+        );
       }
     });
 }

@@ -4,7 +4,7 @@ import { EXIT } from '../errors.js';
 import { load } from '../load.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
-import { InvalidOption, setExitCode, stdio, wholeNumber, withDatabase, type GlobalOptions } from './context.js';
+import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 
 export function loadCommand(global: () => GlobalOptions): Command {
   return new Command('load')
@@ -16,13 +16,15 @@ export function loadCommand(global: () => GlobalOptions): Command {
     .option('-d, --delimiter <char>', 'field delimiter (default: sniffed from the file)')
     .option('--max-rejects <n>', 'promote nothing when more rows than this are rejected', wholeNumber('--max-rejects'))
     .addOption(
-      new Option('--max-reject-rate <percent>', 'promote nothing when more than this percentage of rows is rejected').argParser(
-        (v) => {
-          const n = Number(v.replace(/%$/, ''));
-          if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidOption(`--max-reject-rate must be 0-100, not "${v}"`);
-          return n / 100;
-        },
-      ),
+      new Option(
+        '--max-reject-rate <percent>',
+        'promote nothing when more than this percentage of rows is rejected',
+      ).argParser((v) => {
+        const n = Number(v.replace(/%$/, ''));
+        if (!Number.isFinite(n) || n < 0 || n > 100)
+          throw new InvalidOption(`--max-reject-rate must be 0-100, not "${v}"`);
+        return n / 100;
+      }),
     )
     .option('--dry-run', 'run every step, report what would happen, roll back and leave no trace')
     .option('--keep-staging', 'keep the staging and work tables after the load')
@@ -58,8 +60,10 @@ Examples:
           batchSize: opts.batchSize,
           onEvent: (event) => {
             if (event.type === 'registered' && !opts.json) stdio.err(`load ${event.loadId} registered`);
-            else if (event.type === 'stage-progress') progress.update('staging', event.bytesRead, event.totalBytes, event.rowsRead);
-            else if (event.type === 'promote-progress') progress.update('promoting', event.done, event.total, event.done, 'rows');
+            else if (event.type === 'stage-progress')
+              progress.update('staging', event.bytesRead, event.totalBytes, event.rowsRead);
+            else if (event.type === 'promote-progress')
+              progress.update('promoting', event.done, event.total, event.done, 'rows');
             else if (event.type === 'step') progress.done();
           },
         }),

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 
 import { getLoad, listLoads } from '../catalog.js';
 import { formatMs, formatNumber, textTable } from '../report/text-table.js';
-import { stdio, wholeNumber, withDatabase, type GlobalOptions } from './context.js';
+import { type GlobalOptions, stdio, wholeNumber, withDatabase } from './context.js';
 
 export function loadsCommand(global: () => GlobalOptions): Command {
   return new Command('loads')
@@ -12,7 +12,9 @@ export function loadsCommand(global: () => GlobalOptions): Command {
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExamples:\n  pgferry loads\n  pgferry loads --tenant acme -n 5 --json')
     .action(async (opts) => {
-      const loads = await withDatabase(global(), (db) => listLoads(db.pool, { tenant: opts.tenant, limit: opts.limit }));
+      const loads = await withDatabase(global(), (db) =>
+        listLoads(db.pool, { tenant: opts.tenant, limit: opts.limit }),
+      );
       if (opts.json) stdio.out(JSON.stringify(loads, null, 2));
       else if (loads.length === 0) stdio.out('no loads yet: pgferry load FILE --tenant T --mapping M');
       else

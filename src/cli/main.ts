@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 
 import { describeError, EXIT, PgferryError } from '../errors.js';
-import { InvalidOption, stdio, takeExitCode, type GlobalOptions } from './context.js';
+import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './context.js';
 import { demoCommand } from './demo-command.js';
 import { loadCommand } from './load-command.js';
 import { loadsCommand, statusCommand } from './loads-command.js';
@@ -12,7 +12,9 @@ import { migrateCommand } from './migrate-command.js';
 import { rejectsCommand } from './rejects-command.js';
 import { tenantCommand } from './tenant-command.js';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 /** The whole CLI as a commander program (exported for tests and for the README's reference). */
 export function buildProgram(): Command {
@@ -21,7 +23,10 @@ export function buildProgram(): Command {
   program
     .description('Database-native ETL for PostgreSQL: files in through COPY, SQL mappings, every row accounted for.')
     .version(version)
-    .option('--database-url <url>', 'PostgreSQL to use (default: $DATABASE_URL, the PG* variables, else the embedded server)')
+    .option(
+      '--database-url <url>',
+      'PostgreSQL to use (default: $DATABASE_URL, the PG* variables, else the embedded server)',
+    )
     .option('--home <dir>', 'folder of the embedded PostgreSQL (default: $PGFERRY_HOME or ./.pgferry)')
     .option('--debug', 'print stack traces and database error context')
     .showHelpAfterError('(run with --help for usage)')

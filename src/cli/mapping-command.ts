@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { listMappings } from '../catalog.js';
 import { PgferryError } from '../errors.js';
 import { textTable } from '../report/text-table.js';
-import { stdio, wholeNumber, withDatabase, type GlobalOptions } from './context.js';
+import { type GlobalOptions, stdio, wholeNumber, withDatabase } from './context.js';
 
 export function mappingCommand(global: () => GlobalOptions): Command {
   const mapping = new Command('mapping').description('inspect mappings and the SQL compiled from them');
@@ -20,8 +20,15 @@ export function mappingCommand(global: () => GlobalOptions): Command {
       const chosen = opts.version === undefined ? versions[0] : versions.find((v) => v.version === opts.version);
       if (!chosen) {
         throw new PgferryError(
-          versions.length === 0 ? `no mapping ${name} in the catalog yet` : `mapping ${name} has no version ${opts.version}`,
-          { hint: versions.length === 0 ? 'a mapping is registered and compiled by its first load' : `versions: ${versions.map((v) => v.version).join(', ')}` },
+          versions.length === 0
+            ? `no mapping ${name} in the catalog yet`
+            : `mapping ${name} has no version ${opts.version}`,
+          {
+            hint:
+              versions.length === 0
+                ? 'a mapping is registered and compiled by its first load'
+                : `versions: ${versions.map((v) => v.version).join(', ')}`,
+          },
         );
       }
       if (opts.json) {
@@ -51,12 +58,22 @@ export function mappingCommand(global: () => GlobalOptions): Command {
       const versions = await withDatabase(global(), (db) => listMappings(db.pool));
       stdio.out(
         opts.json
-          ? JSON.stringify(versions.map(({ source: _s, compiledSql: _c, ...v }) => v), null, 2)
+          ? JSON.stringify(
+              versions.map(({ source: _s, compiledSql: _c, ...v }) => v),
+              null,
+              2,
+            )
           : versions.length === 0
             ? 'no mappings yet: they are registered by their first load'
             : textTable(
                 ['mapping', 'version', 'target', 'key', 'registered'],
-                versions.map((v) => [v.name, v.version, v.target, v.keyColumns.join(', '), v.createdAt.toISOString().slice(0, 19)]),
+                versions.map((v) => [
+                  v.name,
+                  v.version,
+                  v.target,
+                  v.keyColumns.join(', '),
+                  v.createdAt.toISOString().slice(0, 19),
+                ]),
               ),
       );
     });

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 
 import { openDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
-import { stdio, type GlobalOptions } from './context.js';
+import { type GlobalOptions, stdio } from './context.js';
 
 export function migrateCommand(global: () => GlobalOptions): Command {
   return new Command('migrate')

@@ -1,12 +1,12 @@
-import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 
 import { Command } from 'commander';
 
 import { listRejects, rejectedLines } from '../catalog.js';
 import { csvLine } from '../report/csv-writer.js';
 import { oneLine, textTable } from '../report/text-table.js';
-import { stdio, wholeNumber, withDatabase, type GlobalOptions } from './context.js';
+import { type GlobalOptions, stdio, wholeNumber, withDatabase } from './context.js';
 
 export function rejectsCommand(global: () => GlobalOptions): Command {
   return new Command('rejects')
@@ -48,7 +48,13 @@ Examples:
           stdio.out(
             textTable(
               ['line', 'rule', 'column', 'value', 'message'],
-              rejects.map((r) => [r.line, r.rule, r.column ?? '', oneLine(r.value ?? r.raw ?? '', 30), oneLine(r.message, 70)]),
+              rejects.map((r) => [
+                r.line,
+                r.rule,
+                r.column ?? '',
+                oneLine(r.value ?? r.raw ?? '', 30),
+                oneLine(r.message, 70),
+              ]),
             ),
           );
       });

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 
-import { addTenant, listTenants, protectTable } from '../tenants.js';
 import { textTable } from '../report/text-table.js';
-import { stdio, withDatabase, type GlobalOptions } from './context.js';
+import { addTenant, listTenants, protectTable } from '../tenants.js';
+import { type GlobalOptions, stdio, withDatabase } from './context.js';
 
 export function tenantCommand(global: () => GlobalOptions): Command {
   const tenant = new Command('tenant').description('add tenants and protect tables with row-level security');
@@ -16,7 +16,11 @@ export function tenantCommand(global: () => GlobalOptions): Command {
     .addHelpText('after', '\nExamples:\n  pgferry tenant add acme\n  pgferry tenant add globex --key 42')
     .action(async (name: string, opts) => {
       const added = await withDatabase(global(), (db) => addTenant(db.pool, name, opts.key));
-      stdio.out(opts.json ? JSON.stringify(added, null, 2) : `tenant ${added.slug} added (role ${added.roleName}, staging schema ${added.schemaName})`);
+      stdio.out(
+        opts.json
+          ? JSON.stringify(added, null, 2)
+          : `tenant ${added.slug} added (role ${added.roleName}, staging schema ${added.schemaName})`,
+      );
     });
 
   tenant
@@ -30,7 +34,10 @@ export function tenantCommand(global: () => GlobalOptions): Command {
           ? JSON.stringify(tenants, null, 2)
           : tenants.length === 0
             ? 'no tenants yet: pgferry tenant add NAME'
-            : textTable(['tenant', 'key', 'role', 'staging schema'], tenants.map((t) => [t.slug, t.tenantKey, t.roleName, t.schemaName])),
+            : textTable(
+                ['tenant', 'key', 'role', 'staging schema'],
+                tenants.map((t) => [t.slug, t.tenantKey, t.roleName, t.schemaName]),
+              ),
       );
     });
 
@@ -39,7 +46,7 @@ export function tenantCommand(global: () => GlobalOptions): Command {
     .description('enable row-level security on a table, with a policy per tenant keyed on its role')
     .argument('<table>', 'schema-qualified table, e.g. app.products')
     .option('--column <name>', 'column holding the tenant', 'tenant_id')
-    .option('--keep-role <role...>', "application role(s) that keep full access (a pass-through policy)")
+    .option('--keep-role <role...>', 'application role(s) that keep full access (a pass-through policy)')
     .option('--lock-out', 'accept that application roles without a policy lose access')
     .addHelpText(
       'after',
@@ -57,7 +64,9 @@ Examples:
       const row = await withDatabase(global(), (db) =>
         protectTable(db.pool, table, { column: opts.column, keepRoles: opts.keepRole, lockOut: opts.lockOut }),
       );
-      const kept = row.passthrough_roles.length ? `; roles keeping full access: ${row.passthrough_roles.join(', ')}` : '';
+      const kept = row.passthrough_roles.length
+        ? `; roles keeping full access: ${row.passthrough_roles.join(', ')}`
+        : '';
       stdio.out(`${row.schema_name}.${row.table_name} is protected: tenant column ${row.tenant_column}${kept}`);
     });
   return tenant;

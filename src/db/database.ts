@@ -1,6 +1,6 @@
 import pg from 'pg';
 
-import { startEmbeddedServer, type EmbeddedServer } from './embedded-server.js';
+import { type EmbeddedServer, startEmbeddedServer } from './embedded-server.js';
 import { migrate } from './migrate.js';
 
 /** The server pgferry works on, and how to let go of it. */
@@ -27,7 +27,9 @@ const EMBEDDED_DATABASE = 'pgferry';
 // bigint counts and ids as numbers: they stay far below 2^53.
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    oid === 20
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
 /**

@@ -61,11 +61,11 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', '--locale-provider=builtin', '--builtin-locale=C.UTF-8', '--locale=C'],
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      ...(options.ephemeral
-        ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']
-        : []),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      ...(options.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
     ],
     onLog: (message) => log.write(message),
     onError: (error) => log.write(`${String(error)}\n`),
@@ -78,7 +78,9 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
     log.end();
     throw new Error(
       `could not start the embedded PostgreSQL in ${dataDir} (see ${path.join(dir, 'server.log')}); ` +
-        (process.getuid?.() === 0 ? 'as root it runs as the postgres OS user, which must be able to reach that folder; ' : '') +
+        (process.getuid?.() === 0
+          ? 'as root it runs as the postgres OS user, which must be able to reach that folder; '
+          : '') +
         'or set DATABASE_URL to use a server of your own',
       { cause: error },
     );

@@ -83,7 +83,10 @@ export function parseMapping(source: string, file: string): Mapping {
   const target = single('target');
   if (!target) problems.push({ line: 1, message: 'missing header "-- target: schema.table"' });
   else if (!/^(?:[A-Za-z_][\w$]*|"(?:[^"]|"")+")\.(?:[A-Za-z_][\w$]*|"(?:[^"]|"")+")$/.test(target.value)) {
-    problems.push({ line: target.line, message: `target must be a schema-qualified table (schema.table), not "${target.value}"` });
+    problems.push({
+      line: target.line,
+      message: `target must be a schema-qualified table (schema.table), not "${target.value}"`,
+    });
   }
 
   const key = single('key');
@@ -102,11 +105,17 @@ export function parseMapping(source: string, file: string): Mapping {
 
   const onConflict = single('on_conflict');
   if (onConflict && !/^(update|skip|reject|newer:\s*[A-Za-z_][\w$]*)$/.test(onConflict.value)) {
-    problems.push({ line: onConflict.line, message: `on_conflict must be update, skip, reject or newer:<column>, not "${onConflict.value}"` });
+    problems.push({
+      line: onConflict.line,
+      message: `on_conflict must be update, skip, reject or newer:<column>, not "${onConflict.value}"`,
+    });
   }
   const duplicates = single('duplicates');
   if (duplicates && !['last', 'first', 'reject'].includes(duplicates.value)) {
-    problems.push({ line: duplicates.line, message: `duplicates must be last, first or reject, not "${duplicates.value}"` });
+    problems.push({
+      line: duplicates.line,
+      message: `duplicates must be last, first or reject, not "${duplicates.value}"`,
+    });
   }
   single('description');
 
@@ -117,7 +126,8 @@ export function parseMapping(source: string, file: string): Mapping {
     const expression = (split ? (split[1] ?? '') : entry.value).trim();
     const message = split ? split[2].trim() : `check failed: ${expression}`;
     if (expression === '') problems.push({ line: entry.line, message: 'check has no expression' });
-    else if (!split && /(?:^|\s)\|$/.test(expression)) problems.push({ line: entry.line, message: 'check has no message after "|"' });
+    else if (!split && /(?:^|\s)\|$/.test(expression))
+      problems.push({ line: entry.line, message: 'check has no message after "|"' });
     else checks.push({ expression, message, line: entry.line });
   }
 
@@ -136,16 +146,22 @@ export function parseMapping(source: string, file: string): Mapping {
       .replace(/;(?:\s|;|--[^\n'"]*)*$/, '')
       .replace(/\s+$/, '');
     if (!/^\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*\(*\s*(select|with|values|table)\b/i.test(selectSql)) {
-      problems.push({ line: selectLine, message: 'the mapping body must be one SELECT (or WITH … SELECT) over staged' });
+      problems.push({
+        line: selectLine,
+        message: 'the mapping body must be one SELECT (or WITH … SELECT) over staged',
+      });
     }
   }
 
   if (problems.length > 0) {
     problems.sort((a, b) => a.line - b.line);
     const first = problems[0];
-    throw new PgferryError(problems.map((p, i) => (i === 0 ? p.message : `${file}:${p.line}: ${p.message}`)).join('\n'), {
-      location: { file, line: first.line },
-    });
+    throw new PgferryError(
+      problems.map((p, i) => (i === 0 ? p.message : `${file}:${p.line}: ${p.message}`)).join('\n'),
+      {
+        location: { file, line: first.line },
+      },
+    );
   }
 
   const headerLines: Record<string, number> = {};
@@ -158,7 +174,10 @@ export function parseMapping(source: string, file: string): Mapping {
     target: target!.value,
     keyColumns,
     // newer:<column> names an unquoted identifier: folded to lower case, like key columns.
-    onConflict: onConflict?.value.replace(/\s+/g, '').replace(/^newer:(.*)$/, (_, column: string) => `newer:${column.toLowerCase()}`) ?? 'update',
+    onConflict:
+      onConflict?.value
+        .replace(/\s+/g, '')
+        .replace(/^newer:(.*)$/, (_, column: string) => `newer:${column.toLowerCase()}`) ?? 'update',
     duplicates: (duplicates?.value as Mapping['duplicates']) ?? 'last',
     checks,
     selectSql,
@@ -186,7 +205,11 @@ export async function readMapping(nameOrPath: string, mappingsDir = 'mappings'):
 }
 
 /** Where in the mapping file a position of an SQL statement that embeds the SELECT falls. */
-export function locateInMapping(mapping: Mapping, statement: string | undefined, position: string | number | undefined) {
+export function locateInMapping(
+  mapping: Mapping,
+  statement: string | undefined,
+  position: string | number | undefined,
+) {
   if (!statement || position === undefined) return undefined;
   // PostgreSQL counts positions in characters (code points), JavaScript strings in UTF-16 units.
   const index = statement.indexOf(mapping.selectSql);

@@ -14,7 +14,9 @@ export function formatLoadResult(result: LoadResult): string {
     failed: 'FAILED',
     skipped: 'skipped',
   }[result.status];
-  out.push(`load ${result.loadId} ${verdict}  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version})`);
+  out.push(
+    `load ${result.loadId} ${verdict}  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version})`,
+  );
   if (result.error) out.push(`  reason: ${result.error}`);
   out.push('');
   const promoted = c.inserted + c.updated + c.unchanged;

@@ -26,7 +26,8 @@ export class ProgressBar {
     const seconds = (now - this.started) / 1000;
     const rate = seconds > 0 ? Math.round(rows / seconds) : 0;
     const eta = fraction > 0 && fraction < 1 ? Math.round((seconds / fraction) * (1 - fraction)) : 0;
-    const amount = unit === 'bytes' ? `${mb(done)}/${mb(total)} MB` : `${formatNumber(done)}/${formatNumber(total)} rows`;
+    const amount =
+      unit === 'bytes' ? `${mb(done)}/${mb(total)} MB` : `${formatNumber(done)}/${formatNumber(total)} rows`;
     const text = `${label.padEnd(9)} [${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}%  ${amount}  ${formatNumber(rate)} rows/s  ETA ${eta}s`;
     this.stream.write(`\r${text.slice(0, (this.stream.columns ?? 120) - 1)}\x1b[K`);
     this.drawn = true;

@@ -1,7 +1,11 @@
 /** Renders rows as a plain text table with a header line; numbers are right-aligned. */
 export function textTable(headers: string[], rows: (string | number | null | undefined)[][]): string {
-  const cells = rows.map((row) => row.map((v) => (v === null || v === undefined ? '' : typeof v === 'number' ? formatNumber(v) : String(v))));
-  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((row) => typeof row[i] === 'number' || row[i] == null));
+  const cells = rows.map((row) =>
+    row.map((v) => (v === null || v === undefined ? '' : typeof v === 'number' ? formatNumber(v) : String(v))),
+  );
+  const numeric = headers.map(
+    (_, i) => rows.length > 0 && rows.every((row) => typeof row[i] === 'number' || row[i] == null),
+  );
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? '').length)));
   const line = (values: string[]) =>
     values

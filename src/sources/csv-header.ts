@@ -30,7 +30,9 @@ export async function readCsvLayout(file: string, delimiter?: string): Promise<C
   } finally {
     await handle.close();
   }
-  const chosen = delimiter ?? sniffDelimiter(sample[0] === 0xef && sample[1] === 0xbb && sample[2] === 0xbf ? sample.subarray(3) : sample);
+  const chosen =
+    delimiter ??
+    sniffDelimiter(sample[0] === 0xef && sample[1] === 0xbb && sample[2] === 0xbf ? sample.subarray(3) : sample);
 
   let header: string[] | undefined;
   const scanner = new CsvScanner({ delimiter: chosen, onRecord: () => {}, onReject: () => {} });

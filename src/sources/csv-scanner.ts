@@ -83,7 +83,12 @@ export class CsvScanner {
   private bomChecked = false;
 
   constructor(options: CsvScannerOptions & { expectedFields?: number }) {
-    if (Buffer.byteLength(options.delimiter) !== 1 || options.delimiter === '"' || options.delimiter === '\n' || options.delimiter === '\r') {
+    if (
+      Buffer.byteLength(options.delimiter) !== 1 ||
+      options.delimiter === '"' ||
+      options.delimiter === '\n' ||
+      options.delimiter === '\r'
+    ) {
       throw new Error(`unsupported delimiter ${JSON.stringify(options.delimiter)}`);
     }
     this.delimiter = options.delimiter.charCodeAt(0);
@@ -191,7 +196,12 @@ export class CsvScanner {
         }
         if (len === 0) return;
         if (this.inQuote) {
-          this.rejectFirstLineOrRecord('unclosed_quote', 'a quoted field is not closed before the end of the file', len, len);
+          this.rejectFirstLineOrRecord(
+            'unclosed_quote',
+            'a quoted field is not closed before the end of the file',
+            len,
+            len,
+          );
           continue;
         }
         recordEnd = len;
@@ -227,16 +237,16 @@ export class CsvScanner {
     }
     const expected = this.expectedFields ?? this.fields;
     if (this.malformed) {
-      this.rejectFirstLineOrRecord('malformed_quote', 'text follows a closing quote (a quote inside a quoted field must be doubled)', end, next);
-      return;
-    }
-    if (this.fields !== expected) {
       this.rejectFirstLineOrRecord(
-        'column_count',
-        `expected ${expected} fields, found ${this.fields}`,
+        'malformed_quote',
+        'text follows a closing quote (a quote inside a quoted field must be doubled)',
         end,
         next,
       );
+      return;
+    }
+    if (this.fields !== expected) {
+      this.rejectFirstLineOrRecord('column_count', `expected ${expected} fields, found ${this.fields}`, end, next);
       return;
     }
     const encodingProblem = checkEncoding(raw, this.delimiter);
@@ -418,7 +428,9 @@ export function splitFields(raw: Buffer, delimiter: number): string[] {
 export function encodeFields(fields: string[], delimiter: number): Buffer {
   const d = String.fromCharCode(delimiter);
   const text = fields
-    .map((f) => (f.includes('"') || f.includes(d) || f.includes('\n') || f.includes('\r') ? `"${f.replaceAll('"', '""')}"` : f))
+    .map((f) =>
+      f.includes('"') || f.includes(d) || f.includes('\n') || f.includes('\r') ? `"${f.replaceAll('"', '""')}"` : f,
+    )
     .join(d);
   return Buffer.from(text, 'utf8');
 }
@@ -436,7 +448,7 @@ function requoteBareQuotes(raw: Buffer, delimiter: number): Buffer {
     if (raw[i] === QUOTE) {
       // A quoted field runs to its closing quote ("" is an escaped quote).
       stop = len;
-      for (let j = i + 1; ; ) {
+      for (let j = i + 1; ;) {
         const q = raw.indexOf(QUOTE, j);
         if (q < 0) break;
         if (raw[q + 1] === QUOTE) {
@@ -451,7 +463,9 @@ function requoteBareQuotes(raw: Buffer, delimiter: number): Buffer {
       const d = raw.indexOf(delimiter, i);
       stop = d < 0 ? len : d;
       const field = raw.subarray(i, stop);
-      parts.push(field.includes(QUOTE) ? Buffer.from(`"${field.toString('latin1').replaceAll('"', '""')}"`, 'latin1') : field);
+      parts.push(
+        field.includes(QUOTE) ? Buffer.from(`"${field.toString('latin1').replaceAll('"', '""')}"`, 'latin1') : field,
+      );
     }
     if (stop >= len) break;
     parts.push(raw.subarray(stop, stop + 1));
@@ -495,7 +509,8 @@ function firstInvalidUtf8(raw: Buffer): number {
   let i = 0;
   while (i < raw.length) {
     const b = raw[i];
-    const size = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    const size =
+      b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
     if (size === 0) return i;
     if (size > 1 && !isUtf8(raw.subarray(i, i + size))) return i;
     i += size;

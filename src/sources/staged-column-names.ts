@@ -19,7 +19,10 @@ export const LINE_COLUMN = '_line';
 export function stagedColumnNames(headers: readonly string[]): string[] {
   const taken = new Set<string>([LINE_COLUMN, ...SYSTEM_COLUMNS]);
   return headers.map((header, index) => {
-    const base = cutToBytes(header.replaceAll('\0', '') === '' ? `col_${index + 1}` : header.replaceAll('\0', ''), MAX_IDENTIFIER_BYTES);
+    const base = cutToBytes(
+      header.replaceAll('\0', '') === '' ? `col_${index + 1}` : header.replaceAll('\0', ''),
+      MAX_IDENTIFIER_BYTES,
+    );
     let name = base;
     for (let n = 2; taken.has(name); n++) {
       const suffix = `_${n}`;
