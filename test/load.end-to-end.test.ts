@@ -27,3 +27,29 @@ describe('load', () => {
     ]);
   });
 });
+
+describe('load, edge files', () => {
+  it('a file with only its header loads nothing and succeeds', async () => {
+    const file = writeFile(dir, 'header-only.csv', 'sku,name,price\n');
+    const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir });
+    expect(result.status).toBe('succeeded');
+    expect(result.counts).toMatchObject({ read: 0, staged: 0, inserted: 0 });
+  });
+
+  it('an empty file, or a header that is not UTF-8, is an input error naming the file, line and column', async () => {
+    const empty = writeFile(dir, 'empty.csv', '');
+    await expect(
+      load(db.pool, { file: empty, tenant: 'acme', mapping: 'products', mappingsDir: dir }),
+    ).rejects.toMatchObject({
+      message: 'the file is empty: no header line',
+      location: { file: empty, line: 1 },
+    });
+    const latin1 = writeFile(dir, 'latin1.csv', Buffer.from('sku,na\xe9me,price\nA,b,1\n', 'latin1'));
+    await expect(
+      load(db.pool, { file: latin1, tenant: 'acme', mapping: 'products', mappingsDir: dir }),
+    ).rejects.toMatchObject({
+      message: 'header field 2 is not valid UTF-8 (pgferry reads UTF-8 files)',
+      location: { file: latin1, line: 1, column: 2 },
+    });
+  });
+});

@@ -50,5 +50,12 @@ export async function readCsvLayout(file: string, delimiter?: string): Promise<C
     throw error;
   }
   if (!header) throw new PgferryError('the file is empty: no header line', { location: { file, line: 1 } });
+  // Names decoded with replacement characters would silently differ from what the file says.
+  const garbled = header.findIndex((name) => name.includes('\uFFFD'));
+  if (garbled >= 0) {
+    throw new PgferryError(`header field ${garbled + 1} is not valid UTF-8 (pgferry reads UTF-8 files)`, {
+      location: { file, line: 1, column: garbled + 1 },
+    });
+  }
   return { delimiter: chosen, header };
 }
