@@ -115,10 +115,10 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     );
   }
 
-  const tenant = await pool.query('select (ferry.tenant($1)).slug', [options.tenant]).catch((e) => {
+  // An unknown tenant is an input error, reported before anything is registered.
+  await pool.query('select ferry.tenant($1)', [options.tenant]).catch((e) => {
     throw asUserError(e);
   });
-  void tenant;
   const mappingRow = await registerMapping(pool, mapping);
   const sha256 = await fileSha256(file);
 
@@ -213,8 +213,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     });
 
     await pool.query('select ferry.count_rejects($1)', [loadId]);
-    const preRejected = await rejectedRows(pool, loadId);
-    const limitBefore = thresholdProblem(preRejected, staged.rowsRead, options);
+    const before = await loadCounts(pool, loadId);
+    const limitBefore = thresholdProblem(before.parseRejects + before.rejected, staged.rowsRead, options);
     if (limitBefore) {
       failure = limitBefore;
     } else {
@@ -417,15 +417,6 @@ function thresholdProblem(rejected: number, read: number, options: LoadOptions):
     return `${((rejected / read) * 100).toFixed(2)}% of rows rejected, more than --max-reject-rate ${(options.maxRejectRate * 100).toFixed(2)}%: nothing was promoted`;
   }
   return undefined;
-}
-
-async function rejectedRows(pool: pg.Pool, loadId: number): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(
-    `select count(distinct (step = 'parse', line))::bigint as n from ferry.rejects
-     where load_id = $1 and rule <> 'duplicate'`,
-    [loadId],
-  );
-  return Number(rows[0].n);
 }
 
 /** The counts of a load as the catalog has them. */
