@@ -16,11 +16,14 @@ create table ferry.settings (
 );
 insert into ferry.settings default values;
 
--- Members of this group are the tenant roles: NOLOGIN, no BYPASSRLS.
+-- Members of this group are the tenant roles: NOLOGIN, no BYPASSRLS. It holds no privilege on
+-- any table (those are granted to each tenant role); a slug cannot start with _, so no tenant
+-- role can have its name.
 create function ferry.tenant_group() returns name
 language sql stable
+set search_path = pg_catalog, pg_temp
 as $$
-  select ('pgf_' || instance_id || '_tenants')::name from ferry.settings
+  select ('pgf_' || instance_id || '__tenants')::name from ferry.settings
 $$;
 
 create table ferry.tenants (

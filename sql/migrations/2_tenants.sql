@@ -8,12 +8,14 @@
 
 create function ferry.tenant_role_name(p_slug text) returns name
 language sql stable
+set search_path = pg_catalog, pg_temp
 as $$
   select ('pgf_' || instance_id || '_' || p_slug)::name from ferry.settings
 $$;
 
 create function ferry.ensure_tenant_group() returns name
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_group name := ferry.tenant_group();
@@ -31,6 +33,7 @@ $$;
 
 create function ferry.check_slug(p_slug text) returns void
 language plpgsql immutable
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if p_slug is null or p_slug !~ '^[a-z][a-z0-9_]{0,39}$' then
@@ -41,16 +44,34 @@ begin
 end
 $$;
 
--- The two policies that confine one tenant role to its rows of one table. The permissive one
--- grants access; the restrictive one makes sure no other permissive policy (say an
--- application's `TO public USING (true)`) widens it.
-create function ferry.create_tenant_policies(p_table ferry.protected_tables, p_tenant ferry.tenants)
+-- Lets one tenant role use one protected table: row privileges for that role alone (not for
+-- the group, which has no restrictive policy), and the two policies that confine it to its
+-- rows. The permissive one grants access; the restrictive one makes sure no other permissive
+-- policy (say an application's `TO public USING (true)`) widens it.
+create function ferry.admit_tenant(p_table ferry.protected_tables, p_tenant ferry.tenants)
 returns void
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_match text := format('%I = %L::%s', p_table.tenant_column, p_tenant.tenant_key, p_table.tenant_type);
+  v_seq   text;
 begin
+  execute format('grant usage on schema %I to %I', p_table.schema_name, p_tenant.role_name);
+  execute format('grant select, insert, update, delete on %I.%I to %I',
+                 p_table.schema_name, p_table.table_name, p_tenant.role_name);
+  -- serial columns: inserting calls nextval() as the tenant role.
+  for v_seq in
+    select pg_get_serial_sequence(format('%I.%I', p_table.schema_name, p_table.table_name), a.attname)
+    from pg_attribute a
+    where a.attrelid = format('%I.%I', p_table.schema_name, p_table.table_name)::regclass
+      and a.attnum > 0 and not a.attisdropped
+      and pg_get_serial_sequence(format('%I.%I', p_table.schema_name, p_table.table_name), a.attname) is not null
+  loop
+    execute format('grant usage on sequence %s to %I', v_seq, p_tenant.role_name);
+  end loop;
+  execute format('drop policy if exists %I on %I.%I', 'pgferry_tenant_' || p_tenant.slug, p_table.schema_name, p_table.table_name);
+  execute format('drop policy if exists %I on %I.%I', 'pgferry_only_' || p_tenant.slug, p_table.schema_name, p_table.table_name);
   execute format(
     'create policy %I on %I.%I as permissive for all to %I using (%s) with check (%s)',
     'pgferry_tenant_' || p_tenant.slug, p_table.schema_name, p_table.table_name, p_tenant.role_name,
@@ -65,6 +86,7 @@ $$;
 create function ferry.add_tenant(p_slug text, p_key text default null)
 returns ferry.tenants
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_group  name := ferry.ensure_tenant_group();
@@ -79,50 +101,37 @@ begin
     raise exception 'tenant % already exists', p_slug using errcode = '42710';
   end if;
 
-  if not exists (select from pg_roles where rolname = v_role) then
-    execute format('create role %I nologin inherit nobypassrls in role %I', v_role, v_group);
+  -- Never adopt a role that exists already: its attributes and memberships are not ours.
+  if exists (select from pg_roles where rolname = v_role) then
+    raise exception 'role % exists already: pgferry will not use it as the role of tenant %', v_role, p_slug
+      using errcode = '42710', hint = 'drop that role, or choose another tenant name';
   end if;
+  execute format('create role %I nologin inherit nosuperuser nocreatedb nocreaterole nobypassrls in role %I',
+                 v_role, v_group);
   execute format('comment on role %I is %L', v_role,
                  format('pgferry tenant %s of database %s', p_slug, current_database()));
   -- A non-superuser loader must be able to create objects owned by the tenant role.
   if not (select rolsuper from pg_roles where rolname = current_user) then
     execute format('grant %I to %I', v_role, current_user);
   end if;
-  execute format('create schema %I authorization %I', v_schema, v_role);
+  -- The loader owns the schema and the tables in it; the tenant may only use them (a schema
+  -- owner could drop and replace the loader's tables).
+  execute format('create schema %I', v_schema);
   execute format('revoke all on schema %I from public', v_schema);
+  execute format('grant usage on schema %I to %I', v_schema, v_role);
+  -- A loader that is not a superuser can hand functions to the tenant only if it may create there.
+  if not (select rolsuper from pg_roles where rolname = current_user) then
+    execute format('grant create on schema %I to %I', v_schema, v_role);
+  end if;
 
   insert into ferry.tenants (slug, tenant_key, role_name, schema_name)
   values (p_slug, coalesce(p_key, p_slug), v_role, v_schema)
   returning * into v_tenant;
 
   for v_table in select * from ferry.protected_tables loop
-    perform ferry.check_key_distinct(v_table.schema_name, v_table.table_name, v_table.tenant_type);
-    perform ferry.create_tenant_policies(v_table, v_tenant);
+    perform ferry.check_key_distinct(v_table);
+    perform ferry.admit_tenant(v_table, v_tenant);
   end loop;
-
-  -- The one way the loader runs SQL it did not write: inside this function, as the tenant,
-  -- where PostgreSQL refuses any change of role. Opening a cursor on a query (p_execute
-  -- false) parses, plans and checks the tenant's privileges without running it, and refuses a
-  -- text of several statements before running any; compile_load() checks every piece of
-  -- mapping SQL that way before it executes (p_execute true) anything built from it.
-  execute format($f$
-    create function %I.as_tenant(p_sql text, p_execute boolean) returns void
-    language plpgsql security definer set search_path = public, pg_temp
-    as $body$
-    declare
-      v_cursor refcursor;
-    begin
-      if p_execute then
-        execute p_sql;
-      else
-        open v_cursor for execute p_sql;
-        close v_cursor;
-      end if;
-    end
-    $body$
-  $f$, v_schema);
-  execute format('alter function %I.as_tenant(text, boolean) owner to %I', v_schema, v_role);
-  execute format('revoke all on function %I.as_tenant(text, boolean) from public', v_schema);
   return v_tenant;
 end
 $$;
@@ -132,6 +141,7 @@ $$;
 create function ferry.roles_losing_access(p_table regclass)
 returns table (role_name text, privileges text)
 language sql stable
+set search_path = pg_catalog, pg_temp
 as $$
   with grants as (
     select a.grantee, a.privilege_type
@@ -159,23 +169,34 @@ $$;
 
 -- Refuses a tenant key that equals another tenant's once cast to a protected table's tenant
 -- column ('042' and '42' are one integer): both tenants would see the same rows.
-create function ferry.check_key_distinct(p_schema name, p_table name, p_type text) returns void
+create function ferry.check_key_distinct(p_table ferry.protected_tables) returns void
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_clash text;
+  v_clash   text;
+  v_collate text := '';
 begin
+  -- Compared as the policies compare: the column's type and collation.
+  select coalesce(' collate ' || quote_ident(n.nspname) || '.' || quote_ident(c.collname), '')
+  into v_collate
+  from pg_attribute a
+  left join pg_collation c on c.oid = a.attcollation and a.attcollation <> 0
+  left join pg_namespace n on n.oid = c.collnamespace
+  where a.attrelid = format('%I.%I', p_table.schema_name, p_table.table_name)::regclass
+    and a.attname = p_table.tenant_column;
   execute format(
     'select string_agg(a.slug || '' and '' || b.slug, ''; '')
      from ferry.tenants a join ferry.tenants b on a.id < b.id
-     where a.tenant_key::%1$s = b.tenant_key::%1$s', p_type)
+     where a.tenant_key::%1$s%2$s = b.tenant_key::%1$s%2$s', p_table.tenant_type, v_collate)
   into v_clash;
   if v_clash is not null then
-    raise exception 'tenants % have the same key in %.% once cast to %', v_clash, p_schema, p_table, p_type
+    raise exception 'tenants % have the same key in %.% once cast to %',
+                    v_clash, p_table.schema_name, p_table.table_name, p_table.tenant_type
       using errcode = '23505';
   end if;
 exception when data_exception then
-  raise exception 'a tenant key is not a valid % for %.%: %', p_type, p_schema, p_table, sqlerrm
+  raise exception 'a tenant key is not a valid % for %.%: %', p_table.tenant_type, p_table.schema_name, p_table.table_name, sqlerrm
     using errcode = '22023', hint = 'give tenants keys of that type with: pgferry tenant add NAME --key VALUE';
 end
 $$;
@@ -190,6 +211,7 @@ create function ferry.protect_table(
   p_accept_loss   boolean default false
 ) returns ferry.protected_tables
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_schema  name;
@@ -200,7 +222,6 @@ declare
   v_kept    name[];
   v_row     ferry.protected_tables;
   v_tenant  ferry.tenants;
-  v_seq     text;
 begin
   select n.nspname, c.relname into v_schema, v_name
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -217,8 +238,6 @@ begin
       using errcode = '42703',
             hint = 'name the tenant column with --column';
   end if;
-
-  perform ferry.check_key_distinct(v_schema, v_name, v_type);
 
   select array_agg(l.role_name) into v_losing
   from ferry.roles_losing_access(p_table) l
@@ -249,27 +268,15 @@ begin
   end if;
 
   execute format('alter table %I.%I enable row level security', v_schema, v_name);
-  execute format('grant usage on schema %I to %I', v_schema, v_group);
-  execute format('grant select, insert, update, delete on %I.%I to %I', v_schema, v_name, v_group);
-  -- serial columns: inserting calls nextval() as the tenant role.
-  for v_seq in
-    select pg_get_serial_sequence(format('%I.%I', v_schema, v_name), a.attname)
-    from pg_attribute a
-    where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
-      and pg_get_serial_sequence(format('%I.%I', v_schema, v_name), a.attname) is not null
-  loop
-    execute format('grant usage on sequence %s to %I', v_seq, v_group);
-  end loop;
 
   delete from ferry.protected_tables where schema_name = v_schema and table_name = v_name;
   insert into ferry.protected_tables (schema_name, table_name, tenant_column, tenant_type, passthrough_roles)
   values (v_schema, v_name, p_tenant_column, v_type, v_kept)
   returning * into v_row;
 
+  perform ferry.check_key_distinct(v_row);
   for v_tenant in select * from ferry.tenants loop
-    execute format('drop policy if exists %I on %I.%I', 'pgferry_tenant_' || v_tenant.slug, v_schema, v_name);
-    execute format('drop policy if exists %I on %I.%I', 'pgferry_only_' || v_tenant.slug, v_schema, v_name);
-    perform ferry.create_tenant_policies(v_row, v_tenant);
+    perform ferry.admit_tenant(v_row, v_tenant);
   end loop;
   return v_row;
 end

@@ -49,6 +49,7 @@ revoke all on function ferry_util.input_error(text, text) from public;
 
 create function ferry.tenant(p_slug text) returns ferry.tenants
 language plpgsql stable
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_tenant ferry.tenants;
@@ -77,6 +78,7 @@ create function ferry.register_mapping(
   p_select_line integer
 ) returns ferry.mappings
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_mapping ferry.mappings;
@@ -116,6 +118,7 @@ $$;
 create function ferry.previous_load_of_file(p_tenant text, p_mapping_id bigint, p_sha256 text)
 returns ferry.loads
 language sql stable
+set search_path = pg_catalog, pg_temp
 as $$
   select l.*
   from ferry.loads l
@@ -137,6 +140,7 @@ create function ferry.register_load(
   p_os_user    text
 ) returns ferry.loads
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_load ferry.loads;
@@ -155,6 +159,7 @@ $$;
 create function ferry.set_status(p_load bigint, p_status text, p_error text default null)
 returns void
 language sql
+set search_path = pg_catalog, pg_temp
 as $$
   update ferry.loads
   set status = p_status,
@@ -166,6 +171,7 @@ $$;
 create function ferry.record_timing(p_load bigint, p_step text, p_ms numeric)
 returns void
 language sql
+set search_path = pg_catalog, pg_temp
 as $$
   update ferry.loads
   set timings = timings || jsonb_build_object(p_step, round(p_ms))
@@ -175,11 +181,13 @@ $$;
 -- Names of a load's tables and functions inside the tenant's schema.
 create function ferry.load_object(p_load bigint, p_kind text) returns text
 language sql immutable
+set search_path = pg_catalog, pg_temp
 as $$ select p_kind || '_' || p_load $$;
 
 -- The UNLOGGED staging table: the source's columns, all text, plus the source line number.
 create function ferry.prepare_staging(p_load bigint, p_columns text[]) returns text
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_load   ferry.loads;
@@ -219,6 +227,7 @@ $$;
 create function ferry.checkpoint(p_load bigint, p_line bigint, p_read bigint, p_staged bigint)
 returns void
 language sql
+set search_path = pg_catalog, pg_temp
 as $$
   update ferry.loads
   set checkpoint_line = p_line, rows_read = p_read, rows_staged = p_staged
@@ -236,6 +245,7 @@ create function ferry.add_reject(
   p_raw     text default null
 ) returns void
 language sql
+set search_path = pg_catalog, pg_temp
 as $$
   insert into ferry.rejects (load_id, step, line, column_name, value, rule, message, raw)
   values (p_load, p_step, p_line, p_column, p_value, p_rule, p_message, p_raw)

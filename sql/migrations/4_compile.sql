@@ -7,10 +7,66 @@
 
 create function ferry.quoted_object(p_schema name, p_kind text, p_load bigint) returns text
 language sql immutable
+set search_path = pg_catalog, pg_temp
 as $$ select format('%I.%I', p_schema, p_kind || '_' || p_load) $$;
+
+-- The one way the loader has tenant SQL planned: as_tenant() in the tenant's schema, owned by
+-- the tenant, SECURITY DEFINER (PostgreSQL refuses any change of role inside it), callable by
+-- the loader only. It opens a cursor on the query, which plans it with the tenant's
+-- privileges without running it and refuses a text of several statements before running any;
+-- with p_describe, it also returns the query's columns, from an empty temporary table of its
+-- shape. Installed afresh by every compile, so what runs is always this text.
+create function ferry.install_as_tenant(p_tenant ferry.tenants) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  execute format('drop function if exists %I.as_tenant(text, boolean)', p_tenant.schema_name);
+  execute format($f$
+    create function %I.as_tenant(p_sql text, p_describe boolean)
+    returns table (column_name name, type_oid oid, typmod integer)
+    language plpgsql security definer set search_path = public, pg_temp
+    as $body$
+    declare
+      v_cursor refcursor;
+    begin
+      open v_cursor for execute p_sql;
+      close v_cursor;
+      if p_describe then
+        drop table if exists pg_temp.pgferry_describe;
+        execute 'create temporary table pgferry_describe as ' || p_sql || ' with no data';
+        return query
+          select a.attname, a.atttypid, a.atttypmod
+          from pg_catalog.pg_attribute a
+          where a.attrelid = 'pg_temp.pgferry_describe'::regclass and a.attnum > 0 and not a.attisdropped
+          order by a.attnum;
+        drop table pg_temp.pgferry_describe;
+      end if;
+    end
+    $body$
+  $f$, p_tenant.schema_name);
+  execute format('alter function %I.as_tenant(text, boolean) owner to %I', p_tenant.schema_name, p_tenant.role_name);
+  perform ferry.restrict_to_loader(format('%I.as_tenant(text, boolean)', p_tenant.schema_name), p_tenant);
+end
+$$;
+
+-- A tenant-owned function only the loader may call: not PUBLIC, not even the tenant (a mapping
+-- calling its own compiled functions could promote outside the load's steps).
+create function ferry.restrict_to_loader(p_function text, p_tenant ferry.tenants) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  execute format('revoke all on function %s from public, %I', p_function, p_tenant.role_name);
+  if not (select rolsuper from pg_roles where rolname = current_user) then
+    execute format('grant execute on function %s to %I', p_function, current_user);
+  end if;
+end
+$$;
 
 create function ferry.compile_load(p_load bigint) returns text
 language plpgsql
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_load     ferry.loads;
@@ -42,6 +98,8 @@ declare
   v_fk_sql   text := '';
   v_fk_match text;
   v_fk_ok    boolean;
+  v_mapped_cols text;
+  v_checked  bigint;
   v_work_cols   text[] := '{}';
   v_casts       text[] := '{}';
   v_validations text[] := '{}';
@@ -92,10 +150,14 @@ begin
   -- statements before running any, and checks the tenant's privileges (an unknown column,
   -- a table the tenant may not read: refused here, before any data moves). Only then is SQL
   -- built around it executed, and spliced into the compiled functions below.
+  perform ferry.install_as_tenant(v_tenant);
   execute format('drop table if exists %s', v_mapped);
-  execute format('select %I.as_tenant($1, false)', v_s) using v_query;
-  execute format('select %I.as_tenant($1, true)', v_s)
-  using format(E'create unlogged table %s as\n%s\nwith no data', v_mapped, v_query);
+  execute format('select string_agg(format(%L, column_name, format_type(type_oid, typmod)), %L) from %I.as_tenant($1, true)',
+                 '%I %s', E',\n  ', v_s)
+  into v_mapped_cols
+  using v_query;
+  execute format(E'create unlogged table %s (\n  %s\n)', v_mapped, v_mapped_cols);
+  execute format('grant select, insert on %s to %I', v_mapped, v_tenant.role_name);
 
   v_keys := v_map.key_columns;
   if v_map.on_conflict like 'newer:%' then
@@ -210,7 +272,8 @@ begin
 
   -- Declared checks run on typed values; each is tried now so a bad one fails before data moves.
   for v_check in select * from jsonb_array_elements(v_map.checks) loop
-    execute format('select %I.as_tenant($1, false)', v_s)
+    execute format('select count(*) from %I.as_tenant($1, false)', v_s)
+    into v_checked
     using format('select from %s as w where not coalesce((%s), true)', v_work, v_check->>'expression');
     v_checks_sql := v_checks_sql || format(
       E'  insert into %s (line, value, rule, message)\n'
@@ -229,7 +292,7 @@ begin
   -- row-level security, so it would accept a reference to another tenant's row. Missing and
   -- foreign rows get the same reject, which tells nothing about other tenants.
   for v_fk in
-    select c.conname, c.confrelid::regclass::text as ref_table,
+    select c.conname, format('%I.%I', n.nspname, r.relname) as ref_table,
            array(select a.attname::text from unnest(c.conkey) with ordinality k(n, o)
                  join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n order by k.o) as cols,
            array(select a.attname::text from unnest(c.confkey) with ordinality k(n, o)
@@ -475,9 +538,9 @@ begin
   execute format('alter function %I.%I() owner to %I', v_s, 'transform_' || p_load, v_tenant.role_name);
   execute format('alter function %I.%I() owner to %I', v_s, 'plan_' || p_load, v_tenant.role_name);
   execute format('alter function %I.%I(bigint, bigint) owner to %I', v_s, 'promote_' || p_load, v_tenant.role_name);
-  execute format('revoke all on function %I.%I() from public', v_s, 'transform_' || p_load);
-  execute format('revoke all on function %I.%I() from public', v_s, 'plan_' || p_load);
-  execute format('revoke all on function %I.%I(bigint, bigint) from public', v_s, 'promote_' || p_load);
+  perform ferry.restrict_to_loader(format('%I.%I()', v_s, 'transform_' || p_load), v_tenant);
+  perform ferry.restrict_to_loader(format('%I.%I()', v_s, 'plan_' || p_load), v_tenant);
+  perform ferry.restrict_to_loader(format('%I.%I(bigint, bigint)', v_s, 'promote_' || p_load), v_tenant);
 
   update ferry.loads
   set compiled_sql = v_transform || E';\n\n' || v_plan_fn || E';\n\n' || v_promote || E';\n'

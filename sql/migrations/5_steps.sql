@@ -3,6 +3,7 @@
 
 create function ferry.load_tenant(p_load bigint) returns ferry.tenants
 language sql stable
+set search_path = pg_catalog, pg_temp
 as $$
   select t.* from ferry.tenants t join ferry.loads l on l.tenant_id = t.id where l.id = p_load
 $$;
@@ -77,6 +78,7 @@ $$;
 -- transaction ends.
 create function ferry.lock_target(p_load bigint) returns void
 language sql
+set search_path = pg_catalog, pg_temp
 as $$
   select pg_advisory_xact_lock(
     hashtextextended(format('pgferry:%s:%s.%s', t.slug, m.target_schema, m.target_table), 0))
@@ -203,6 +205,7 @@ $$;
 -- The reject counts of a load, from ferry.rejects.
 create function ferry.count_rejects(p_load bigint) returns void
 language sql
+set search_path = pg_catalog, pg_temp
 as $$
   update ferry.loads l
   set parse_rejects = r.parse, rows_rejected = r.rejected, duplicates = r.dups
