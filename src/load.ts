@@ -299,10 +299,9 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
   }
 
-  await pool.query(`update ferry.loads set timings = timings || $2::jsonb where id = $1`, [
-    loadId,
-    JSON.stringify(timings),
-  ]);
+  for (const [step, ms] of Object.entries(timings)) {
+    await pool.query('select ferry.record_timing($1, $2, $3)', [loadId, step, ms]);
+  }
   const result: LoadResult = {
     ...base,
     status: finalStatus,

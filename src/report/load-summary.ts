@@ -1,5 +1,5 @@
 import type { LoadResult } from '../load.js';
-import { formatMs, formatNumber, oneLine, textTable } from './text-table.js';
+import { formatMs, oneLine, textTable } from './text-table.js';
 
 /** The summary `pgferry load` prints for people. */
 export function formatLoadResult(result: LoadResult): string {
@@ -58,5 +58,3 @@ export function formatLoadResult(result: LoadResult): string {
   }
   return out.join('\n');
 }
-
-export { formatNumber };
