@@ -16,7 +16,11 @@ begin
     execute $fn$
       create function ferry_util.input_error(p_value text, p_type text) returns text
       language sql stable parallel safe
-      as $$ select (pg_input_error_info(p_value, p_type)).message $$
+      -- pg_input_is_valid first: the valid case, by far the common one, then costs a third.
+      as $$
+        select case when pg_input_is_valid(p_value, p_type) then null
+                    else (pg_input_error_info(p_value, p_type)).message end
+      $$
     $fn$;
   else
     execute $fn$
