@@ -462,18 +462,20 @@ begin
     '  v_rows bigint;\n'
     'begin\n'
     '  insert into %s\n'
-    '  select w.*,\n'
-    '         %s as _action,\n'
-    '         case when t.ctid is not null then to_jsonb(t) end as _before\n'
+    '  select w.*, a._action,\n'
+    '         -- the before-image, for the undo log: only of rows that will change\n'
+    '         case when a._action = %L then to_jsonb(t) end as _before\n'
     '  from %s as w\n'
-    '  left join %s as t on t.%I = %s and %s;\n'
+    '  left join %s as t on t.%I = %s and %s\n'
+    '  cross join lateral (select %s as _action) as a;\n'
     '  get diagnostics v_rows = row_count;\n'
     '  return v_rows;\n'
     'end\n'
     '%s',
     v_s, 'plan_' || p_load, v_tag,
-    v_plan, v_action, v_work, v_target, v_pt.tenant_column, v_tenant_value,
+    v_plan, 'update', v_work, v_target, v_pt.tenant_column, v_tenant_value,
     (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k),
+    v_action,
     v_tag);
 
   v_merge_update := case when cardinality(v_nonkeys) > 0

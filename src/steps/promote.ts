@@ -41,7 +41,7 @@ export async function promote(
     options.batchSize ?? 10_000,
   ]);
   const counts: PromoteCounts = { inserted: 0, updated: 0, unchanged: 0, conflicts: 0, failedRows: 0, batches: 0 };
-  const total = planned.reduce((sum, b) => sum + b.rows, 0);
+  const total = planned.reduce((sum, b) => sum + Number(b.rows), 0);
   let done = 0;
   const stack = [...planned].reverse();
   while (stack.length > 0) {
@@ -60,14 +60,14 @@ export async function promote(
       counts.unchanged += unchanged;
       counts.conflicts += conflicts;
       counts.batches++;
-      done += batch.rows;
+      done += Number(batch.rows);
       options.onBatch?.(done, total);
     } catch (error) {
       await client.query('rollback to savepoint pgferry_batch');
       await client.query('release savepoint pgferry_batch');
       // Only errors a single row can cause are isolated; anything else fails the load.
       if (!isDatabaseError(error) || !/^(22|23|P0)/.test(error.code ?? '')) throw error;
-      if (batch.rows > 1) {
+      if (Number(batch.rows) > 1) {
         const { rows: halves } = await client.query<Batch>('select lo, hi, rows from ferry.split_batch($1, $2, $3)', [
           loadId,
           batch.lo,
