@@ -13,7 +13,7 @@ import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { int, pick, prng, type Rand } from './prng.js';
+import { int, pick, prng, type Rand } from '../test/helpers/prng.js';
 
 /** Bump when the rows written change, so that files cached in bench/data are made again. */
 export const GENERATOR_VERSION = 1;

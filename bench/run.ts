@@ -19,6 +19,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import {
   addTenant,
   type EmbeddedServer,
+  ensureDatabase,
   listTenants,
   migrate,
   protectTable,
@@ -217,14 +218,7 @@ async function main(): Promise<void> {
 }
 
 async function createDatabase(serverUrl: string, name: string): Promise<string> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
-    if (!rowCount) await client.query(`create database ${client.escapeIdentifier(name)}`);
-  } finally {
-    await client.end();
-  }
+  await ensureDatabase(serverUrl, name);
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return url.toString();

@@ -9,7 +9,13 @@ export {
   type RejectRow,
 } from './catalog.js';
 export { main } from './cli/main.js';
-export { type Database, openDatabase, type OpenDatabaseOptions, withTransaction } from './db/database.js';
+export {
+  type Database,
+  ensureDatabase,
+  openDatabase,
+  type OpenDatabaseOptions,
+  withTransaction,
+} from './db/database.js';
 export { type EmbeddedServer, type EmbeddedServerOptions, startEmbeddedServer } from './db/embedded-server.js';
 export { migrate } from './db/migrate.js';
 export { demo } from './demo.js';

@@ -88,7 +88,8 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
   };
 }
 
-async function ensureDatabase(serverUrl: string, name: string): Promise<void> {
+/** Creates database `name` on the server of `serverUrl` unless it exists. */
+export async function ensureDatabase(serverUrl: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
