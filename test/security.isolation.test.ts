@@ -10,7 +10,7 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { load, type LoadResult } from '../src/load.js';
 import { protectTable } from '../src/tenants.js';
-import { productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { PRODUCTS_DDL, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -27,17 +27,6 @@ const BOB_ROWS = [
 ];
 const ACME_ROWS = [{ tenant_id: 'acme', sku: 'A1', name: 'Anvil', price: '10.00', stock_quantity: 1 }];
 const CSV = 'sku,name,price\nN1,Nail,0.10\nN2,Nut,0.20\n';
-
-const PRODUCTS_DDL = `
-  create table app.products (
-    tenant_id      text          not null,
-    sku            text          not null,
-    name           text          not null,
-    price          numeric(10,2) not null check (price >= 0),
-    stock_quantity integer       not null default 0,
-    updated_at     timestamptz,
-    primary key (tenant_id, sku)
-  )`;
 
 /** Puts app.products back as the tests expect it, even if an attack dropped it. */
 async function reseed(): Promise<void> {

@@ -18,19 +18,22 @@ export function writeFile(dir: string, name: string, content: string | Buffer): 
   return file;
 }
 
+/** The product table most tests load into (schema app must exist). */
+export const PRODUCTS_DDL = `
+  create table app.products (
+    tenant_id      text          not null,
+    sku            text          not null,
+    name           text          not null,
+    price          numeric(10,2) not null check (price >= 0),
+    stock_quantity integer       not null default 0,
+    updated_at     timestamptz,
+    primary key (tenant_id, sku)
+  )`;
+
 /** The demo's product table, protected, with the given tenants. */
 export async function productsTable(pool: pg.Pool, tenants: string[] = ['acme']): Promise<void> {
-  await pool.query(`
-    create schema if not exists app;
-    create table app.products (
-      tenant_id      text          not null,
-      sku            text          not null,
-      name           text          not null,
-      price          numeric(10,2) not null check (price >= 0),
-      stock_quantity integer       not null default 0,
-      updated_at     timestamptz,
-      primary key (tenant_id, sku)
-    );`);
+  await pool.query('create schema if not exists app');
+  await pool.query(PRODUCTS_DDL);
   for (const tenant of tenants) await addTenant(pool, tenant);
   await protectTable(pool, 'app.products');
 }
