@@ -22,6 +22,8 @@ export const SQLSTATE = {
   duplicateObject: '42710',
   objectNotInPrerequisiteState: '55000',
   invalidObjectDefinition: '42P17',
+  /** Raised by a compiled promote_<load>() when a row planned for update is gone. */
+  noDataFound: 'P0002',
 } as const;
 
 export interface Location {

@@ -95,4 +95,35 @@ describe('promotion under savepoints', () => {
     );
     expect(JSON.parse(rows[0].raw)).toEqual({ sku: 'P44', name: 'part 44', supplier: 'GONE' });
   });
+
+  it('rejects, rather than counts as updated, a planned update that did not happen (a trigger skipped it)', async () => {
+    await db.pool.query(`
+      truncate app.parts;
+      create function app.keep_frozen() returns trigger language plpgsql as $$
+      begin
+        if old.name = 'frozen' then return null; end if;
+        return new;
+      end $$;
+      create trigger parts_keep_frozen before update on app.parts
+        for each row execute function app.keep_frozen();`);
+    const first = writeFile(dir, 'first.csv', csv(30, { 12: 'P12,frozen,S1' }));
+    await load(db.pool, { file: first, tenant: 'acme', mapping: 'parts', mappingsDir: dir });
+    // Every row changes supplier: 29 are updated, the trigger silently skips P12.
+    const second = writeFile(dir, 'second.csv', csv(30, { 12: 'P12,frozen,S2' }).replaceAll(',S1', ',S2'));
+    const result = await load(db.pool, {
+      file: second,
+      tenant: 'acme',
+      mapping: 'parts',
+      mappingsDir: dir,
+      batchSize: 8,
+    });
+    expect(result.status).toBe('succeeded');
+    expect(result.counts).toMatchObject({ staged: 30, updated: 29, rejected: 1 });
+    const { rows } = await db.pool.query(`select line::int, rule, message from ferry.rejects where load_id = $1`, [
+      result.loadId,
+    ]);
+    expect(rows).toEqual([{ line: 13, rule: 'changed_during_load', message: expect.stringMatching(/app\.parts/) }]);
+    const { rows: parts } = await db.pool.query(`select supplier from app.parts where sku = 'P12'`);
+    expect(parts).toEqual([{ supplier: 'S1' }]);
+  });
 });

@@ -12,7 +12,14 @@ describe('the ferry schema', () => {
     const files = readdirSync(MIGRATIONS_DIR)
       .filter((f) => f.endsWith('.sql'))
       .sort();
-    expect(files).toEqual(['1_catalog.sql', '2_tenants.sql', '3_loads.sql', '4_compile.sql', '5_steps.sql']);
+    expect(files).toEqual([
+      '1_catalog.sql',
+      '2_tenants.sql',
+      '3_loads.sql',
+      '4_compile.sql',
+      '5_steps.sql',
+      '6_faster_checks_and_promotion.sql',
+    ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
       'create-migrations-table',
@@ -21,6 +28,7 @@ describe('the ferry schema', () => {
       'loads',
       'compile',
       'steps',
+      'faster_checks_and_promotion',
     ]);
   });
 

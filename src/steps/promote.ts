@@ -24,11 +24,12 @@ const RULE_BY_SQLSTATE: Record<string, string> = {
   [SQLSTATE.notNullViolation]: 'not_null',
   [SQLSTATE.checkViolation]: 'check_constraint',
   [SQLSTATE.exclusionViolation]: 'exclusion',
+  [SQLSTATE.noDataFound]: 'changed_during_load',
 };
 
 /**
  * promote: inside the caller's transaction, plans the load (holding the tenant+target lock),
- * then MERGEs batch by batch, each under a SAVEPOINT. A failing batch is rolled back to its
+ * then inserts and updates batch by batch, each under a SAVEPOINT. A failing batch is rolled back to its
  * savepoint and split in halves until the failing rows stand alone; those become rejects.
  */
 export async function promote(
