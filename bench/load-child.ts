@@ -10,6 +10,8 @@ export interface ChildRequest {
   file: string;
   tenant: string;
   mapping: string;
+  /** Parallel COPY streams while staging (load's `jobs`); its default when absent. */
+  jobs?: number;
   baseline?: boolean;
 }
 
@@ -36,6 +38,7 @@ try {
       file: request.file,
       tenant: request.tenant,
       mapping: request.mapping,
+      jobs: request.jobs,
       force: true,
     });
     report = {

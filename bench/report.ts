@@ -110,7 +110,7 @@ export function stepsTable(size: SizeResult): string {
   ];
   for (const c of size.cases) {
     const timed = c.samples.filter((s) => s.timings);
-    if (timed.length === 0 || c.id === '3') continue;
+    if (timed.length === 0 || c.id.startsWith('3')) continue;
     const cells = STEPS.map((step) => {
       const values = timed.map((s) => s.timings?.[step]).filter((v): v is number => v !== undefined);
       return values.length ? (median(values) / 1000).toFixed(2) : '—';

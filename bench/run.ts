@@ -21,6 +21,7 @@ import {
   type EmbeddedServer,
   ensureDatabase,
   listTenants,
+  MAX_JOBS,
   migrate,
   protectTable,
   startEmbeddedServer,
@@ -153,6 +154,8 @@ interface Bench {
   tmp: string;
   psql?: string;
   pgloader?: string;
+  /** pgferry's default --jobs on this machine (the number of cores, at most MAX_JOBS). */
+  jobs: number;
   options: Options;
 }
 
@@ -196,7 +199,8 @@ async function main(): Promise<void> {
       const pgloader = findExecutable('pgloader');
       if (!options.psql) log('psql not found (or --psql none): the \\copy cases pipe the file through pg-copy-streams');
       if (!pgloader) log('pgloader not installed: skipped (apt-get install pgloader)');
-      const bench: Bench = { pool, url, tmp, psql: options.psql, pgloader, options };
+      const jobs = Math.min(os.availableParallelism(), MAX_JOBS);
+      const bench: Bench = { pool, url, tmp, psql: options.psql, pgloader, jobs, options };
       const machine = await describeMachine(bench, origin);
       machine.childBaselineRssKb = (
         await runChild(bench, { url, file: '', tenant: TENANT, mapping: '', baseline: true })
@@ -298,8 +302,10 @@ async function benchSize(bench: Bench, rows: number): Promise<SizeResult> {
     changed &&
     pgferryCase(bench, {
       id: '5b',
-      label: `pgferry load, ${percent(options.changed)} changed rows → full target`,
+      label: `pgferry load, ${percent(options.changed)} changed rows → full target (--jobs 1)`,
       file: changed.file,
+      // One COPY stream: its stage step is case 3's one-stream figure.
+      jobs: 1,
       before: `vacuum analyze ${TARGET}`,
       check: (counts, written, problem) => {
         const expected = changed.stats.changedRows;
@@ -380,19 +386,28 @@ async function benchSize(bench: Bench, rows: number): Promise<SizeResult> {
     }
   }
 
-  // (3) staging alone: the stage step of every pgferry load of the base file (4 and 5a).
-  const stagingSamples = [results.get('4')!, results.get('5a')!].flatMap((c) =>
-    c.samples.filter((s) => s.timings?.stage !== undefined).map((s) => ({ seconds: s.timings!.stage / 1000 })),
-  );
-  const staging: CaseResult = {
-    id: '3',
-    label: 'pgferry staging alone (stage step of 4 and 5a) → staging table',
-    samples: stagingSamples,
-    problems: [],
-    ...(stagingSamples.length ? {} : { error: 'no pgferry load succeeded' }),
+  // (3) staging alone, from the stage step of pgferry loads of same-sized clean files: one
+  // COPY stream (5b, --jobs 1), and the default parallel streams (4 and 5a).
+  const stageSamples = (ids: string[]) =>
+    ids
+      .flatMap((id) => results.get(id)?.samples ?? [])
+      .filter((s) => s.timings?.stage !== undefined)
+      .map((s) => ({ seconds: s.timings!.stage / 1000 }));
+  const stagingCase = (id: string, label: string, ids: string[]): CaseResult => {
+    const samples = stageSamples(ids);
+    return { id, label, samples, problems: [], ...(samples.length ? {} : { error: 'no pgferry load succeeded' }) };
   };
-  const order = ['1', '2', '3', '4', '4d', '5a', '5b', '6'];
-  const cases = [...results.values(), staging].sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+  const stagingOne = stagingCase('3', 'pgferry staging alone, one COPY stream (stage step of 5b) → staging table', [
+    '5b',
+  ]);
+  const staging = stagingCase(
+    '3j',
+    `pgferry staging alone, ${bench.jobs} parallel COPY streams (stage step of 4 and 5a) → staging table`,
+    ['4', '5a'],
+  );
+  const stagingSamples = staging.samples;
+  const order = ['1', '2', '3', '3j', '4', '4d', '5a', '5b', '6'];
+  const cases = [...results.values(), stagingOne, staging].sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   if (!pgloaderCase) {
     cases.push({
       id: '6',
@@ -485,7 +500,7 @@ type CountsCheck = (
 /** A pgferry load of `file` in a child process, after the untimed `before` SQL. */
 function pgferryCase(
   bench: Bench,
-  spec: { id: string; label: string; file: string; before: string; check: CountsCheck },
+  spec: { id: string; label: string; file: string; before: string; check: CountsCheck; jobs?: number },
 ): CaseSpec {
   return {
     id: spec.id,
@@ -493,7 +508,13 @@ function pgferryCase(
     run: async (problem) => {
       const wal = await prepare(bench, spec.before);
       const since = await currentXid(bench.pool);
-      const report = await runChild(bench, { url: bench.url, file: spec.file, tenant: TENANT, mapping: MAPPING });
+      const report = await runChild(bench, {
+        url: bench.url,
+        file: spec.file,
+        tenant: TENANT,
+        mapping: MAPPING,
+        jobs: spec.jobs,
+      });
       if (report.status !== 'succeeded') throw new Error(`the load ended ${report.status}: ${report.error ?? ''}`);
       const walBytes = await walSince(bench.pool, wal);
       const written = await rowsWrittenSince(bench.pool, since);

@@ -20,6 +20,14 @@ export { type EmbeddedServer, type EmbeddedServerOptions, startEmbeddedServer } 
 export { migrate } from './db/migrate.js';
 export { demo } from './demo.js';
 export { describeError, EXIT, PgferryError } from './errors.js';
-export { load, type LoadCounts, type LoadEvent, type LoadOptions, type LoadResult, type RejectReason } from './load.js';
+export {
+  load,
+  type LoadCounts,
+  type LoadEvent,
+  type LoadOptions,
+  type LoadResult,
+  MAX_JOBS,
+  type RejectReason,
+} from './load.js';
 export { type Mapping, type MappingCheck, parseMapping, readMapping } from './mappings/mapping-file.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';

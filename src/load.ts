@@ -38,6 +38,11 @@ export interface LoadOptions {
   batchSize?: number;
   /** Rows per staging commit. (Default: 100000) */
   chunkRows?: number;
+  /**
+   * Parallel COPY streams into the staging table, 1 to 8: one COPY is bound by one server
+   * process's CPU. (Default: the number of CPU cores, at most 8)
+   */
+  jobs?: number;
   onEvent?: (event: LoadEvent) => void;
 }
 
@@ -102,6 +107,8 @@ const NO_COUNTS: LoadCounts = {
  */
 export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadResult> {
   const emit = options.onEvent ?? (() => {});
+  // A pool smaller than the jobs would wait forever for its own connections.
+  const jobs = Math.min(stagingJobs(options.jobs), pool.options.max ?? 10);
   const mapping = await readMapping(options.mapping, options.mappingsDir);
   const file = options.file;
   const fileStat = await stat(file).catch(() => undefined);
@@ -192,8 +199,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   let failure: string | undefined;
   try {
     const staged = await timed('stage', () =>
-      withClient(pool, (client) =>
-        stageCsv(client, {
+      withClients(pool, jobs, (clients) =>
+        stageCsv(clients, {
           loadId,
           file,
           delimiter: layout.delimiter,
@@ -222,18 +229,19 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
         pool,
         async (client) => {
           await client.query('savepoint pgferry_promotion');
-          const counts = await timed('promote', () =>
-            promote(client, loadId, {
+          // finish_promotion (the undo log and rejects copied to the catalog) is promotion too.
+          await timed('promote', async () => {
+            const counts = await promote(client, loadId, {
               batchSize: options.batchSize,
               onBatch: (done, total) => emit({ type: 'promote-progress', done, total }),
-            }),
-          );
-          await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
-            loadId,
-            counts.inserted,
-            counts.updated,
-            counts.unchanged,
-          ]);
+            });
+            await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
+              loadId,
+              counts.inserted,
+              counts.updated,
+              counts.unchanged,
+            ]);
+          });
           const verified = await timed('verify', () => client.query('select * from ferry.verify_load($1)', [loadId]));
           const rejected = Number(verified.rows[0].parse_rejects) + Number(verified.rows[0].rows_rejected);
           const limitAfter = thresholdProblem(rejected, staged.rowsRead, options);
@@ -448,13 +456,24 @@ export async function rejectReasons(pool: pg.Pool, loadId: number, limit = 10): 
   return rows;
 }
 
-async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+async function withClients<T>(pool: pg.Pool, count: number, fn: (clients: pg.PoolClient[]) => Promise<T>): Promise<T> {
+  const clients: pg.PoolClient[] = [];
   try {
-    return await fn(client);
+    for (let i = 0; i < count; i++) clients.push(await pool.connect());
+    return await fn(clients);
   } finally {
-    client.release();
+    for (const client of clients) client.release();
   }
+}
+
+export const MAX_JOBS = 8;
+
+function stagingJobs(jobs: number | undefined): number {
+  if (jobs === undefined) return Math.min(os.availableParallelism(), MAX_JOBS);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > MAX_JOBS) {
+    throw new PgferryError(`jobs must be a whole number from 1 to ${MAX_JOBS}, not ${jobs}`);
+  }
+  return jobs;
 }
 
 async function fileSha256(file: string): Promise<string> {

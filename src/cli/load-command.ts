@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 
 import { EXIT } from '../errors.js';
-import { load } from '../load.js';
+import { load, MAX_JOBS } from '../load.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
@@ -29,7 +29,17 @@ export function loadCommand(global: () => GlobalOptions): Command {
     .option('--dry-run', 'run every step, report what would happen, roll back and leave no trace')
     .option('--keep-staging', 'keep the staging and work tables after the load')
     .option('--force', 'load the file even if it was loaded already for this tenant and mapping')
-    .option('--batch-size <rows>', 'rows per MERGE batch (each under a savepoint)', wholeNumber('--batch-size'), 10000)
+    .option(
+      '--batch-size <rows>',
+      'rows per promotion batch (each under a savepoint)',
+      wholeNumber('--batch-size'),
+      10000,
+    )
+    .option(
+      '-j, --jobs <n>',
+      `parallel COPY streams while staging, 1-${MAX_JOBS} (default: the number of CPU cores, at most ${MAX_JOBS})`,
+      wholeNumber('--jobs'),
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -58,6 +68,7 @@ Examples:
           keepStaging: opts.keepStaging,
           force: opts.force,
           batchSize: opts.batchSize,
+          jobs: opts.jobs,
           onEvent: (event) => {
             if (event.type === 'registered' && !opts.json) stdio.err(`load ${event.loadId} registered`);
             else if (event.type === 'stage-progress')

@@ -61,7 +61,8 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
     origin = `embedded PostgreSQL (${dir})`;
   }
 
-  const pool = new pg.Pool({ ...config, max: 4, types, application_name: 'pgferry' });
+  // Room for a load's parallel COPY streams (up to 8) and one more.
+  const pool = new pg.Pool({ ...config, max: 10, types, application_name: 'pgferry' });
   // An idle connection dropped by the server must not crash the process.
   pool.on('error', () => {});
   try {

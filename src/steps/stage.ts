@@ -37,9 +37,16 @@ export interface StageResult {
  * stage: streams a CSV file into the load's UNLOGGED staging table with COPY, in chunks that
  * each commit with the load's checkpoint. Well-formed records go to COPY as the bytes they
  * are, prefixed with their line number; malformed ones become rejects (step `parse`).
- * Client memory stays flat: one file chunk and one COPY buffer at a time.
+ * Client memory stays flat: one file chunk and one COPY buffer per stream at a time.
+ *
+ * With several clients, each runs a COPY of its own and the file's pieces go to them in turn:
+ * one COPY is bound by one server process's CPU. A chunk is committed on every stream before
+ * the first client records the checkpoint, so rows past the checkpoint may be staged after a
+ * crash, never rows before it missing.
  */
-export async function stageCsv(client: pg.ClientBase, options: StageOptions): Promise<StageResult> {
+export async function stageCsv(clients: pg.ClientBase | pg.ClientBase[], options: StageOptions): Promise<StageResult> {
+  const streams = Array.isArray(clients) ? clients : [clients];
+  const [main] = streams;
   const chunkRows = options.chunkRows ?? 100_000;
   const out = new CopyBuffer(options.delimiter);
   let rejects: ParseReject[] = [];
@@ -61,37 +68,50 @@ export async function stageCsv(client: pg.ClientBase, options: StageOptions): Pr
   });
 
   const copySql = `copy ${options.stagingTable} from stdin with (format csv, delimiter ${quoteLiteral(options.delimiter)}, null '')`;
-  let copy: ReturnType<typeof copyFrom> | undefined;
+  // One open transaction and COPY per stream while a chunk is being staged.
+  let copies: ReturnType<typeof copyFrom>[] | undefined;
+  let nextStream = 0;
   let chunkStaged = 0;
+  let streamError: Error | undefined;
 
   const startChunk = async () => {
-    await client.query('begin');
-    copy = client.query(copyFrom(copySql));
+    copies = [];
+    for (const client of streams) {
+      await client.query('begin');
+      const copy = client.query(copyFrom(copySql));
+      // Kept, not thrown: a stream can fail while another one is being written to.
+      copy.on('error', (error) => (streamError ??= error));
+      copies.push(copy);
+    }
     chunkStaged = 0;
   };
   const flush = async () => {
     if (out.size === 0) return;
-    if (!copy) await startChunk();
+    if (!copies) await startChunk();
+    if (streamError) throw streamError;
     chunkStaged += out.rows;
-    if (!copy!.write(out.take())) await once(copy!, 'drain');
+    const copy = copies![nextStream];
+    nextStream = (nextStream + 1) % streams.length;
+    if (!copy.write(out.take())) await once(copy, 'drain');
   };
   const commitChunk = async () => {
-    if (!copy) await startChunk();
-    copy!.end();
-    await finished(copy!);
+    if (!copies) await startChunk();
+    for (const copy of copies!) copy.end();
+    await Promise.all(copies!.map((copy) => finished(copy)));
+    for (const client of streams.slice(1)) await client.query('commit');
     rowsStaged += chunkStaged;
     if (rejects.length > 0) {
-      await insertParseRejects(client, options.loadId, rejects);
+      await insertParseRejects(main, options.loadId, rejects);
       rejects = [];
     }
-    await client.query('select ferry.checkpoint($1, $2, $3, $4)', [
+    await main.query('select ferry.checkpoint($1, $2, $3, $4)', [
       options.loadId,
       lastLine,
       scanner.recordsRead,
       rowsStaged,
     ]);
-    await client.query('commit');
-    copy = undefined;
+    await main.query('commit');
+    copies = undefined;
   };
 
   try {
@@ -106,8 +126,8 @@ export async function stageCsv(client: pg.ClientBase, options: StageOptions): Pr
     await flush();
     await commitChunk();
   } catch (error) {
-    copy?.destroy(error as Error);
-    await client.query('rollback').catch(() => {});
+    for (const copy of copies ?? []) copy.destroy(error as Error);
+    await Promise.all(streams.map((client) => client.query('rollback').catch(() => {})));
     throw error;
   }
   options.onProgress?.({ bytesRead, rowsRead: scanner.recordsRead });
