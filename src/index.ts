@@ -30,4 +30,6 @@ export {
   type RejectReason,
 } from './load.js';
 export { type Mapping, type MappingCheck, parseMapping, readMapping } from './mappings/mapping-file.js';
+export { type PruneResult, pruneUndo } from './prune.js';
+export { rollback, type RollbackConflict, type RollbackOptions, type RollbackResult } from './rollback.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';

@@ -15,15 +15,8 @@
 --     UPDATE trigger returning NULL also raises) and is isolated as a reject.
 --   * undo: the keys of a batch's inserted rows are one undo row (action 'inserts', key a JSON
 --     array of keys) instead of one row each: copying a million undo rows into the logged
---     ferry.undo took 2.5-5 s.
-
-alter table ferry.undo
-  drop constraint undo_action_check,
-  add constraint undo_action_check check (action in ('insert', 'update', 'inserts'));
-comment on table ferry.undo is
-  'what undoes a load: before-images of rows it updated (action update, one row each), and keys '
-  'of rows it inserted (action inserts: key is a JSON array of keys, one undo row per batch; '
-  'action insert: one key, written by loads before migration 6)';
+--     ferry.undo took 2.5-5 s. Each undo row also keeps the xmin its rows were written with
+--     (see 7_rollback.sql).
 
 -- PostgreSQL 15 has no pg_input_is_valid(): there input_error() ran EXECUTE for every value, a
 -- query planned anew each time (some 15 µs a value). Common types now cast into a variable of
@@ -158,6 +151,7 @@ declare
   v_promote     text;
   v_action      text;
   v_update_sql text;
+  v_written_key text;
 begin
   select * into strict v_load from ferry.loads where id = p_load;
   select * into strict v_tenant from ferry.tenants where id = v_load.tenant_id;
@@ -337,13 +331,13 @@ begin
   execute format(E'create unlogged table %s (\n  _line bigint not null,\n  %s\n)',
                  v_work, array_to_string(v_work_cols, E',\n  '));
   execute format('create unlogged table %s (line bigint, column_name text, value text, rule text not null, message text not null)', v_rejects);
-  execute format('create unlogged table %s (action text not null, key jsonb not null, before jsonb)', v_undo);
+  execute format('create unlogged table %s (action text not null, key jsonb not null, before jsonb, xid bigint not null)', v_undo);
   execute format('create unlogged table %s as select w.*, null::text as _action, null::jsonb as _before from %s as w with no data',
                  v_plan, v_work);
   execute format('create index on %s (_line)', v_plan);
   execute format('grant select, insert, delete on %s to %I', v_work, v_tenant.role_name);
   execute format('grant select, insert on %s to %I', v_rejects, v_tenant.role_name);
-  execute format('grant insert on %s to %I', v_undo, v_tenant.role_name);
+  execute format('grant select, insert on %s to %I', v_undo, v_tenant.role_name); -- select: for RETURNING
   execute format('grant select, insert on %s to %I', v_plan, v_tenant.role_name);
 
   -- Declared checks run on typed values; each is tried now so a bad one fails before data moves.
@@ -583,49 +577,58 @@ begin
     v_action,
     v_tag);
 
+  -- The written rows' keys, as the target stores them (a trigger may have changed them).
+  v_written_key := format('jsonb_build_object(%s)',
+                          (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(v_keys) k));
   -- Updates by key; none are planned when the mapping outputs only key columns.
   v_update_sql := case when cardinality(v_nonkeys) > 0
     then format(
-      E'  update %s as t\n'
-      '  set %s\n'
-      '  from %s as w\n'
-      '  where w._line between p_lo and p_hi and w._action = %L\n'
-      '    and t.%I = %s and %s;\n'
+      E'  with written as (\n'
+      '    update %s as t\n'
+      '    set %s\n'
+      '    from %s as w\n'
+      '    where w._line between p_lo and p_hi and w._action = %L\n'
+      '      and t.%I = %s and %s\n'
+      '    returning %s as key, w._before as before, t.xmin::text::bigint as xid\n'
+      '  )\n'
+      '  insert into %s (action, key, before, xid)\n'
+      '  select %L, key, before, xid from written;\n'
       '  get diagnostics v_updated = row_count;\n',
       v_target,
       (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c),
       v_plan, 'update',
       v_pt.tenant_column, v_tenant_value,
-      (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k))
-    else E'  v_updated := 0;\n' end;
+      (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k),
+      v_written_key,
+      v_undo, 'update')
+    else '' end;
   v_promote := format(
     E'create function %I.%I(p_lo bigint, p_hi bigint) returns bigint[]\n'
     'language plpgsql security definer set search_path = public, pg_temp\n'
     'as %s\n'
     'declare\n'
-    '  v_counts  bigint[];\n'
-    '  v_updated bigint;\n'
+    '  v_counts   bigint[];\n'
+    '  v_inserted bigint;\n'
+    '  v_updated  bigint := 0;\n'
     'begin\n'
-    '  -- the undo log: before-images of updated rows; the keys of inserted rows, one array\n'
-    '  insert into %s (action, key, before)\n'
-    '  select p._action, jsonb_build_object(%s), p._before\n'
-    '  from %s as p\n'
-    '  where p._line between p_lo and p_hi and p._action = %L;\n'
-    '  insert into %s (action, key)\n'
-    '  select %L, jsonb_agg(jsonb_build_object(%s) order by p._line)\n'
-    '  from %s as p\n'
-    '  where p._line between p_lo and p_hi and p._action = %L\n'
-    '  having count(*) > 0;\n\n'
     '  insert into %s (line, value, rule, message)\n'
     '  select p._line, jsonb_build_object(%s)::text, %L, %L\n'
     '  from %s as p\n'
     '  where p._line between p_lo and p_hi and p._action = %L;\n\n'
-    '  -- planned inserts: no join with the target\n'
-    '  insert into %s (%I, %s)\n'
-    '  select %s, %s\n'
-    '  from %s as w\n'
-    '  where w._line between p_lo and p_hi and w._action = %L;\n\n'
-    '  -- planned updates, by key\n'
+    '  -- Planned inserts, written without a join with the target. The undo log keeps their\n'
+    '  -- keys, one array a batch, and the id of the transaction that wrote them: a row changed\n'
+    '  -- later has another xmin, which is how rollback tells.\n'
+    '  with written as (\n'
+    '    insert into %s as t (%I, %s)\n'
+    '    select %s, %s\n'
+    '    from %s as w\n'
+    '    where w._line between p_lo and p_hi and w._action = %L\n'
+    '    returning %s as key, t.xmin::text::bigint as xid\n'
+    '  )\n'
+    '  insert into %s (action, key, xid)\n'
+    '  select %L, jsonb_agg(key), max(xid) from written having count(*) > 0\n'
+    '  returning jsonb_array_length(key) into v_inserted;\n\n'
+    '  -- Planned updates, by key; the undo log keeps each before-image.\n'
     '%s\n'
     '  select array[count(*) filter (where _action = %L),\n'
     '               count(*) filter (where _action = %L),\n'
@@ -634,6 +637,9 @@ begin
     '  into v_counts\n'
     '  from %s\n'
     '  where _line between p_lo and p_hi;\n'
+    '  if coalesce(v_inserted, 0) <> v_counts[1] then\n'
+    '    raise exception using errcode = %L, message = (v_counts[1] - coalesce(v_inserted, 0)) || %L;\n'
+    '  end if;\n'
     '  if v_updated <> v_counts[2] then\n'
     '    raise exception using errcode = %L, message = (v_counts[2] - v_updated) || %L;\n'
     '  end if;\n'
@@ -641,12 +647,6 @@ begin
     'end\n'
     '%s',
     v_s, 'promote_' || p_load, v_tag,
-    v_undo,
-    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
-    v_plan, 'update',
-    v_undo, 'inserts',
-    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
-    v_plan, 'insert',
     v_rejects,
     (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
     'conflict', 'the key already exists for this tenant (on_conflict: reject)',
@@ -654,9 +654,13 @@ begin
     v_target, v_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(v_outputs) o),
     v_tenant_value, (select string_agg(format('w.%I', o), ', ') from unnest(v_outputs) o),
     v_plan, 'insert',
+    v_written_key,
+    v_undo, 'inserts',
     v_update_sql,
     'insert', 'update', 'unchanged', 'skip', 'conflict',
     v_plan,
+    'P0002',
+    format(' row(s) planned for insert were not inserted into %s: skipped by a trigger', v_target),
     'P0002',
     format(' row(s) planned for update were not updated in %s: deleted by another writer during the load, or skipped by a trigger',
            v_target),

@@ -10,6 +10,7 @@ import { loadsCommand, statusCommand } from './loads-command.js';
 import { mappingCommand } from './mapping-command.js';
 import { migrateCommand } from './migrate-command.js';
 import { rejectsCommand } from './rejects-command.js';
+import { pruneCommand, rollbackCommand } from './rollback-command.js';
 import { tenantCommand } from './tenant-command.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -53,6 +54,8 @@ Then with your own table and file:
     rejectsCommand(global),
     tenantCommand(global),
     mappingCommand(global),
+    rollbackCommand(global),
+    pruneCommand(global),
     migrateCommand(global),
   ]) {
     program.addCommand(command);

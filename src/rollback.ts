@@ -1,0 +1,66 @@
+import os from 'node:os';
+
+import type pg from 'pg';
+
+import { withTransaction } from './db/database.js';
+import { asUserError } from './errors.js';
+
+export interface RollbackOptions {
+  /** Restore even rows changed or deleted since the load wrote them. (Default: false) */
+  force?: boolean;
+}
+
+export interface RollbackConflict {
+  /** The row's key, as the load wrote it. */
+  key: Record<string, unknown>;
+  problem: 'changed since the load' | 'deleted since the load';
+}
+
+export interface RollbackResult {
+  loadId: number;
+  /**
+   * `rolled_back`: done. `conflicts`: refused, nothing changed (see `conflicts`; `force`
+   * restores anyway). `already_rolled_back`: a second rollback, a no-op.
+   */
+  outcome: 'rolled_back' | 'conflicts' | 'already_rolled_back';
+  /** Rows the load inserted, deleted again. */
+  deleted: number;
+  /** Rows the load updated, given their before-image back. */
+  restored: number;
+  conflicts: RollbackConflict[];
+}
+
+/**
+ * rollback: reverts a succeeded load from its undo log, in one transaction, as the load's
+ * tenant (under its row-level security), holding the lock loads of that tenant and table
+ * take. Rows changed since the load wrote them are conflicts: refused unless `force`.
+ *
+ * @example
+ *   const result = await rollback(pool, 42);
+ *   if (result.outcome === 'conflicts') console.log(result.conflicts);
+ */
+export async function rollback(pool: pg.Pool, loadId: number, options: RollbackOptions = {}): Promise<RollbackResult> {
+  try {
+    const { rows } = await withTransaction(
+      pool,
+      (client) =>
+        client.query<{
+          outcome: RollbackResult['outcome'];
+          deleted: string;
+          restored: string;
+          conflicts: RollbackConflict[];
+        }>('select * from ferry.rollback_load($1, $2, $3)', [loadId, options.force ?? false, os.userInfo().username]),
+      { tenantCode: true },
+    );
+    const row = rows[0];
+    return {
+      loadId,
+      outcome: row.outcome,
+      deleted: Number(row.deleted),
+      restored: Number(row.restored),
+      conflicts: row.conflicts,
+    };
+  } catch (error) {
+    throw asUserError(error);
+  }
+}
