@@ -27,7 +27,7 @@ export interface LoadSummary {
 }
 
 const LOAD_SELECT = `
-  select l.id, t.slug as tenant, m.name as mapping, m.version as mapping_version, l.status, l.source,
+  select l.id, t.slug as tenant, m.name as mapping, m.version as mapping_version, ferry.load_status(l) as status, l.source,
          l.file_sha256, l.rows_read, l.rows_staged, l.parse_rejects, l.rows_rejected, l.duplicates,
          l.inserted, l.updated, l.unchanged, l.checkpoint_line, l.timings, l.error, l.created_at, l.finished_at
   from ferry.loads l

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import type pg from 'pg';
+import pg from 'pg';
 
 import { withTransaction } from './db/database.js';
 import { asUserError, EXIT, isDatabaseError, PgferryError } from './errors.js';
@@ -172,167 +172,181 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     ],
   );
   const loadId = Number(registered[0].id);
-  emit({ type: 'registered', loadId });
-
-  const timings: Partial<Record<Step, number>> = {};
-  const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
-    emit({ type: 'step', step });
-    const started = performance.now();
-    try {
-      return await fn();
-    } finally {
-      // Written to the catalog at the end: the promotion's transaction holds the load's row.
-      timings[step] = Math.round(performance.now() - started);
-    }
-  };
-  const base = {
-    loadId,
-    mapping: { name: mapping.name, version: mappingRow.version },
-    file,
-    delimiter: layout.delimiter,
-  };
-
-  // Compile before any data moves: a broken mapping is reported with its file and line.
-  const stagingTable = await compile(pool, loadId, mapping, columns);
-
-  let finalStatus: LoadResult['status'] = 'failed';
-  let failure: string | undefined;
+  // Held on a connection of its own while this process lives: a load in progress without it
+  // was interrupted (killed, server restarted), and `pgferry loads` says so. Outside the pool,
+  // which a caller may have sized to one connection.
+  const claim = new pg.Client(pool.options);
+  // A lost connection only loses the claim (the load then shows as interrupted); the load's
+  // own connections report the failure.
+  claim.on('error', () => {});
+  await claim.connect();
   try {
-    const staged = await timed('stage', () =>
-      withClients(pool, jobs, (clients) =>
-        stageCsv(clients, {
-          loadId,
-          file,
-          delimiter: layout.delimiter,
-          stagingTable,
-          columns: columns.length,
-          chunkRows: options.chunkRows,
-          onProgress: (p) =>
-            emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes: fileStat.size, rowsRead: p.rowsRead }),
-        }),
-      ),
-    );
+    await claim.query('select ferry.claim_load($1)', [loadId]);
+    emit({ type: 'registered', loadId });
 
-    await timed('transform', () =>
-      withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId]), { tenantCode: true }),
-    ).catch((error) => {
-      throw mappingRuntimeError(error, mapping);
-    });
-
-    await pool.query('select ferry.count_rejects($1)', [loadId]);
-    const before = await loadCounts(pool, loadId);
-    const limitBefore = thresholdProblem(before.parseRejects + before.rejected, staged.rowsRead, options);
-    if (limitBefore) {
-      failure = limitBefore;
-    } else {
-      const outcome = await withTransaction(
-        pool,
-        async (client) => {
-          await client.query('savepoint pgferry_promotion');
-          // finish_promotion (the undo log and rejects copied to the catalog) is promotion too.
-          await timed('promote', async () => {
-            const counts = await promote(client, loadId, {
-              batchSize: options.batchSize,
-              onBatch: (done, total) => emit({ type: 'promote-progress', done, total }),
-            });
-            await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
-              loadId,
-              counts.inserted,
-              counts.updated,
-              counts.unchanged,
-            ]);
-          });
-          const verified = await timed('verify', () => client.query('select * from ferry.verify_load($1)', [loadId]));
-          const rejected = Number(verified.rows[0].parse_rejects) + Number(verified.rows[0].rows_rejected);
-          const limitAfter = thresholdProblem(rejected, staged.rowsRead, options);
-          if (limitAfter || options.dryRun) {
-            // Keep the rejects found while promoting, undo everything else of the promotion.
-            const { rows: kept } = await client.query(
-              `select line, column_name, value, rule, message, raw from ferry.rejects where load_id = $1 and step = 'promote'`,
-              [loadId],
-            );
-            const counts = await client.query('select * from ferry.loads where id = $1', [loadId]);
-            await client.query('rollback to savepoint pgferry_promotion');
-            for (const r of kept) {
-              await client.query(`select ferry.add_reject($1, 'promote', $2, $3, $4, $5, $6, $7)`, [
-                loadId,
-                r.line,
-                r.column_name,
-                r.value,
-                r.rule,
-                r.message,
-                r.raw,
-              ]);
-            }
-            if (options.dryRun) {
-              const row = counts.rows[0];
-              await client.query(
-                `update ferry.loads set inserted = $2, updated = $3, unchanged = $4, parse_rejects = $5,
-                 rows_rejected = $6, duplicates = $7 where id = $1`,
-                [
-                  loadId,
-                  row.inserted,
-                  row.updated,
-                  row.unchanged,
-                  row.parse_rejects,
-                  row.rows_rejected,
-                  row.duplicates,
-                ],
-              );
-            }
-            return limitAfter ?? 'dry_run';
-          }
-          await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
-          return 'succeeded';
-        },
-        { tenantCode: true },
-      );
-      if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
-      else failure = outcome;
-    }
-  } catch (error) {
-    failure = error instanceof Error ? error.message : String(error);
-    if (error instanceof PgferryError && error.location.file) {
-      failure = `${error.location.file}:${error.location.line}: ${failure}`;
-    }
-  }
-
-  if (finalStatus !== 'succeeded' && finalStatus !== 'dry_run') {
-    await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, failure ?? 'failed']);
-  } else if (finalStatus === 'dry_run') {
-    await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
-  }
-  // A dry run leaves nothing behind, --keep-staging or not.
-  if (!options.keepStaging || options.dryRun) {
-    await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
-  }
-
-  for (const [step, ms] of Object.entries(timings)) {
-    await pool.query('select ferry.record_timing($1, $2, $3)', [loadId, step, ms]);
-  }
-  const result: LoadResult = {
-    ...base,
-    status: finalStatus,
-    counts: await loadCounts(pool, loadId),
-    reasons: await rejectReasons(pool, loadId),
-    timings,
-    error: failure,
-  };
-  await pool.query(
-    `insert into ferry.audit (os_user, command, tenant, load_id, outcome, details) values ($1, 'load', $2, $3, $4, $5)`,
-    [
-      os.userInfo().username,
-      options.tenant,
+    const timings: Partial<Record<Step, number>> = {};
+    const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
+      emit({ type: 'step', step });
+      const started = performance.now();
+      try {
+        return await fn();
+      } finally {
+        // Written to the catalog at the end: the promotion's transaction holds the load's row.
+        timings[step] = Math.round(performance.now() - started);
+      }
+    };
+    const base = {
       loadId,
-      result.status,
-      JSON.stringify({ counts: result.counts, error: failure }),
-    ],
-  );
-  if (options.dryRun) {
-    // A dry run leaves no trace but its audit line.
-    await pool.query('delete from ferry.loads where id = $1', [loadId]);
+      mapping: { name: mapping.name, version: mappingRow.version },
+      file,
+      delimiter: layout.delimiter,
+    };
+
+    // Compile before any data moves: a broken mapping is reported with its file and line.
+    const stagingTable = await compile(pool, loadId, mapping, columns);
+
+    let finalStatus: LoadResult['status'] = 'failed';
+    let failure: string | undefined;
+    try {
+      const staged = await timed('stage', () =>
+        withClients(pool, jobs, (clients) =>
+          stageCsv(clients, {
+            loadId,
+            file,
+            delimiter: layout.delimiter,
+            stagingTable,
+            columns: columns.length,
+            chunkRows: options.chunkRows,
+            onProgress: (p) =>
+              emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes: fileStat.size, rowsRead: p.rowsRead }),
+          }),
+        ),
+      );
+
+      await timed('transform', () =>
+        withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId]), { tenantCode: true }),
+      ).catch((error) => {
+        throw mappingRuntimeError(error, mapping);
+      });
+
+      await pool.query('select ferry.count_rejects($1)', [loadId]);
+      const before = await loadCounts(pool, loadId);
+      const limitBefore = thresholdProblem(before.parseRejects + before.rejected, staged.rowsRead, options);
+      if (limitBefore) {
+        failure = limitBefore;
+      } else {
+        const outcome = await withTransaction(
+          pool,
+          async (client) => {
+            await client.query('savepoint pgferry_promotion');
+            // finish_promotion (the undo log and rejects copied to the catalog) is promotion too.
+            await timed('promote', async () => {
+              const counts = await promote(client, loadId, {
+                batchSize: options.batchSize,
+                onBatch: (done, total) => emit({ type: 'promote-progress', done, total }),
+              });
+              await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
+                loadId,
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+              ]);
+            });
+            const verified = await timed('verify', () => client.query('select * from ferry.verify_load($1)', [loadId]));
+            const rejected = Number(verified.rows[0].parse_rejects) + Number(verified.rows[0].rows_rejected);
+            const limitAfter = thresholdProblem(rejected, staged.rowsRead, options);
+            if (limitAfter || options.dryRun) {
+              // Keep the rejects found while promoting, undo everything else of the promotion.
+              const { rows: kept } = await client.query(
+                `select line, column_name, value, rule, message, raw from ferry.rejects where load_id = $1 and step = 'promote'`,
+                [loadId],
+              );
+              const counts = await client.query('select * from ferry.loads where id = $1', [loadId]);
+              await client.query('rollback to savepoint pgferry_promotion');
+              for (const r of kept) {
+                await client.query(`select ferry.add_reject($1, 'promote', $2, $3, $4, $5, $6, $7)`, [
+                  loadId,
+                  r.line,
+                  r.column_name,
+                  r.value,
+                  r.rule,
+                  r.message,
+                  r.raw,
+                ]);
+              }
+              if (options.dryRun) {
+                const row = counts.rows[0];
+                await client.query(
+                  `update ferry.loads set inserted = $2, updated = $3, unchanged = $4, parse_rejects = $5,
+                   rows_rejected = $6, duplicates = $7 where id = $1`,
+                  [
+                    loadId,
+                    row.inserted,
+                    row.updated,
+                    row.unchanged,
+                    row.parse_rejects,
+                    row.rows_rejected,
+                    row.duplicates,
+                  ],
+                );
+              }
+              return limitAfter ?? 'dry_run';
+            }
+            await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
+            return 'succeeded';
+          },
+          { tenantCode: true },
+        );
+        if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
+        else failure = outcome;
+      }
+    } catch (error) {
+      failure = error instanceof Error ? error.message : String(error);
+      if (error instanceof PgferryError && error.location.file) {
+        failure = `${error.location.file}:${error.location.line}: ${failure}`;
+      }
+    }
+
+    if (finalStatus !== 'succeeded' && finalStatus !== 'dry_run') {
+      await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, failure ?? 'failed']);
+    } else if (finalStatus === 'dry_run') {
+      await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
+    }
+    // A dry run leaves nothing behind, --keep-staging or not.
+    if (!options.keepStaging || options.dryRun) {
+      await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
+    }
+
+    for (const [step, ms] of Object.entries(timings)) {
+      await pool.query('select ferry.record_timing($1, $2, $3)', [loadId, step, ms]);
+    }
+    const result: LoadResult = {
+      ...base,
+      status: finalStatus,
+      counts: await loadCounts(pool, loadId),
+      reasons: await rejectReasons(pool, loadId),
+      timings,
+      error: failure,
+    };
+    await pool.query(
+      `insert into ferry.audit (os_user, command, tenant, load_id, outcome, details) values ($1, 'load', $2, $3, $4, $5)`,
+      [
+        os.userInfo().username,
+        options.tenant,
+        loadId,
+        result.status,
+        JSON.stringify({ counts: result.counts, error: failure }),
+      ],
+    );
+    if (options.dryRun) {
+      // A dry run leaves no trace but its audit line.
+      await pool.query('delete from ferry.loads where id = $1', [loadId]);
+    }
+    return result;
+  } finally {
+    // Closing the session releases the lock.
+    await claim.end().catch(() => {});
   }
-  return result;
 }
 
 async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: number; version: number }> {

@@ -19,6 +19,8 @@ describe('the ferry schema', () => {
       '4_compile.sql',
       '5_steps.sql',
       '6_faster_checks_and_promotion.sql',
+      '7_rollback.sql',
+      '8_load_liveness.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -29,6 +31,8 @@ describe('the ferry schema', () => {
       'compile',
       'steps',
       'faster_checks_and_promotion',
+      'rollback',
+      'load_liveness',
     ]);
   });
 
