@@ -94,3 +94,18 @@ export function asUserError(error: unknown, location?: Location): unknown {
   }
   return error;
 }
+
+/** SQLSTATEs of failures that pass: a lost connection, a server shutting down or starting, a deadlock, a serialization failure, too many connections. */
+const TRANSIENT_SQLSTATE = /^(08...|40001|40P01|57P01|57P02|57P03|53300)$/;
+const TRANSIENT_NODE_CODE = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+/** Whether trying the same thing again later may succeed. */
+export function isTransient(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE_CODE.has(code))) return true;
+  // node-postgres reports a connection lost mid-query without a code.
+  return /^Connection terminated|connection error and is not queryable|Connection terminated unexpectedly/.test(
+    error.message,
+  );
+}

@@ -1,4 +1,5 @@
 // The public API: everything the CLI does, a Node program can do too.
+export { type AuditEntry, listAudit, recordAudit } from './audit.js';
 export {
   getLoad,
   listLoads,
@@ -31,5 +32,6 @@ export {
 } from './load.js';
 export { type Mapping, type MappingCheck, parseMapping, readMapping } from './mappings/mapping-file.js';
 export { type PruneResult, pruneUndo } from './prune.js';
+export { resume, type ResumeOptions, type ResumeResult } from './resume.js';
 export { rollback, type RollbackConflict, type RollbackOptions, type RollbackResult } from './rollback.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';

@@ -7,7 +7,8 @@ import path from 'node:path';
 import pg from 'pg';
 
 import { withTransaction } from './db/database.js';
-import { asUserError, EXIT, isDatabaseError, PgferryError } from './errors.js';
+import { asUserError, EXIT, isDatabaseError, isTransient, PgferryError } from './errors.js';
+import { LoadClaim } from './load-claim.js';
 import { locateInMapping, type Mapping, readMapping } from './mappings/mapping-file.js';
 import { readCsvLayout } from './sources/csv-header.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
@@ -50,7 +51,11 @@ export type LoadEvent =
   | { type: 'registered'; loadId: number }
   | { type: 'step'; step: Step }
   | { type: 'stage-progress'; bytesRead: number; totalBytes: number; rowsRead: number }
-  | { type: 'promote-progress'; done: number; total: number };
+  | { type: 'promote-progress'; done: number; total: number }
+  /** A step failed for a passing reason (a lost connection, a deadlock) and is tried again. */
+  | { type: 'retry'; step: Step; attempt: number; delayMs: number; error: string }
+  /** Another load (or a rollback: 0) of the same tenant and table holds the promotion lock. */
+  | { type: 'waiting'; forLoad: number };
 
 export type Step = 'stage' | 'transform' | 'promote' | 'verify' | 'cleanup';
 
@@ -84,6 +89,8 @@ export interface LoadResult {
   reasons: RejectReason[];
   timings: Partial<Record<Step, number>>;
   error?: string;
+  /** A load failed for a passing reason (the server unreachable): `pgferry resume` finishes it. */
+  resumable?: boolean;
 }
 
 const NO_COUNTS: LoadCounts = {
@@ -172,73 +179,148 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     ],
   );
   const loadId = Number(registered[0].id);
-  // Held on a connection of its own while this process lives: a load in progress without it
-  // was interrupted (killed, server restarted), and `pgferry loads` says so. Outside the pool,
-  // which a caller may have sized to one connection.
-  const claim = new pg.Client(pool.options);
-  // A lost connection only loses the claim (the load then shows as interrupted); the load's
-  // own connections report the failure.
-  claim.on('error', () => {});
-  await claim.connect();
+  const claim = (await LoadClaim.take(pool, loadId))!;
   try {
-    await claim.query('select ferry.claim_load($1)', [loadId]);
     emit({ type: 'registered', loadId });
 
-    const timings: Partial<Record<Step, number>> = {};
-    const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
-      emit({ type: 'step', step });
-      const started = performance.now();
-      try {
-        return await fn();
-      } finally {
-        // Written to the catalog at the end: the promotion's transaction holds the load's row.
-        timings[step] = Math.round(performance.now() - started);
-      }
-    };
-    const base = {
+    return await runLoad(pool, {
       loadId,
-      mapping: { name: mapping.name, version: mappingRow.version },
+      mapping,
+      mappingVersion: mappingRow.version,
       file,
+      fileSize: fileStat.size,
       delimiter: layout.delimiter,
-    };
+      columns,
+      jobs,
+      options,
+      emit,
+      claim,
+      from: { step: 'compile' },
+    });
+  } finally {
+    await claim.release();
+  }
+}
 
-    // Compile before any data moves: a broken mapping is reported with its file and line.
-    const stagingTable = await compile(pool, loadId, mapping, columns);
+/** A registered load, claimed by this process, and where to start it (or resume it). */
+export interface LoadRun {
+  loadId: number;
+  mapping: Mapping;
+  mappingVersion: number;
+  file: string;
+  fileSize: number;
+  delimiter: string;
+  columns: string[];
+  jobs: number;
+  options: LoadOptions;
+  emit: (event: LoadEvent) => void;
+  /** This process's claim on the load, renewed after a lost connection. */
+  claim: LoadClaim;
+  /** compile: a new load. stage: resume staging after a checkpoint. transform: staging is done. */
+  from: { step: 'compile' | 'stage' | 'transform'; afterLine?: number; rowsStaged?: number };
+}
 
-    let finalStatus: LoadResult['status'] = 'failed';
-    let failure: string | undefined;
+/** Every step of a load from `run.from` on, to its result, audit line included. */
+export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> {
+  const { loadId, mapping, file, columns, jobs, options, emit } = run;
+  const timings: Partial<Record<Step, number>> = {};
+  const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
+    emit({ type: 'step', step });
+    const started = performance.now();
     try {
-      const staged = await timed('stage', () =>
-        withClients(pool, jobs, (clients) =>
-          stageCsv(clients, {
-            loadId,
-            file,
-            delimiter: layout.delimiter,
-            stagingTable,
-            columns: columns.length,
-            chunkRows: options.chunkRows,
-            onProgress: (p) =>
-              emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes: fileStat.size, rowsRead: p.rowsRead }),
-          }),
-        ),
-      );
+      return await fn();
+    } finally {
+      // Written to the catalog at the end: the promotion's transaction holds the load's row.
+      timings[step] = Math.round(performance.now() - started);
+    }
+  };
+  const base = {
+    loadId,
+    mapping: { name: mapping.name, version: run.mappingVersion },
+    file,
+    delimiter: run.delimiter,
+  };
 
-      await timed('transform', () =>
+  // A dropped connection, a server restart, a deadlock or serialization failure: the step is
+  // tried again, after a pause, a few times. Each step can run again (staging from its
+  // checkpoint, the others are one transaction each).
+  const retrying = async <T>(step: Step, fn: (attempt: number) => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(attempt);
+      } catch (error) {
+        if (!isTransient(error) || attempt >= RETRY_DELAYS_MS.length + 1) throw error;
+        const delay = RETRY_DELAYS_MS[attempt - 1];
+        emit({ type: 'retry', step, attempt, delayMs: delay, error: describeForCatalog(error) });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        await run.claim.ensure().catch(() => {});
+      }
+    }
+  };
+
+  // Compile before any data moves: a broken mapping is reported with its file and line.
+  const stagingTable =
+    run.from.step === 'compile' ? await compile(pool, loadId, mapping, columns) : await stagingTableOf(pool, loadId);
+
+  let finalStatus: LoadResult['status'] = 'failed';
+  let failure: string | undefined;
+  try {
+    // Resuming after staging: the counts of the staging that was done.
+    const staged =
+      run.from.step === 'transform'
+        ? { rowsRead: (await loadCounts(pool, loadId)).read }
+        : await timed('stage', () =>
+            retrying('stage', async (attempt) => {
+              // A retry goes on from the last checkpoint, as `pgferry resume` does.
+              const from = attempt === 1 ? run.from : await stagingCheckpoint(pool, loadId);
+              return withClients(pool, jobs, (clients) =>
+                stageCsv(clients, {
+                  loadId,
+                  file,
+                  delimiter: run.delimiter,
+                  stagingTable,
+                  columns: columns.length,
+                  chunkRows: options.chunkRows,
+                  resumeAfterLine: from.afterLine,
+                  alreadyStaged: from.rowsStaged,
+                  onProgress: (p) =>
+                    emit({
+                      type: 'stage-progress',
+                      bytesRead: p.bytesRead,
+                      totalBytes: run.fileSize,
+                      rowsRead: p.rowsRead,
+                    }),
+                }),
+              );
+            }),
+          );
+
+    await timed('transform', () =>
+      retrying('transform', () =>
         withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId]), { tenantCode: true }),
-      ).catch((error) => {
-        throw mappingRuntimeError(error, mapping);
-      });
+      ),
+    ).catch((error) => {
+      throw mappingRuntimeError(error, mapping);
+    });
 
-      await pool.query('select ferry.count_rejects($1)', [loadId]);
-      const before = await loadCounts(pool, loadId);
-      const limitBefore = thresholdProblem(before.parseRejects + before.rejected, staged.rowsRead, options);
-      if (limitBefore) {
-        failure = limitBefore;
-      } else {
-        const outcome = await withTransaction(
+    await pool.query('select ferry.count_rejects($1)', [loadId]);
+    const before = await loadCounts(pool, loadId);
+    const limitBefore = thresholdProblem(before.parseRejects + before.rejected, staged.rowsRead, options);
+    if (limitBefore) {
+      failure = limitBefore;
+    } else {
+      const outcome = await retrying('promote', () =>
+        withTransaction(
           pool,
           async (client) => {
             await client.query('savepoint pgferry_promotion');
+            // Names this session for whoever waits for the same tenant and table.
+            await client.query(`select set_config('application_name', $1, true)`, [`pgferry load ${loadId}`]);
+            const { rows: lock } = await client.query<{ holder: string | null }>(
+              'select ferry.try_lock_target($1) as holder',
+              [loadId],
+            );
+            if (lock[0].holder !== null) emit({ type: 'waiting', forLoad: Number(lock[0].holder) });
             // finish_promotion (the undo log and rejects copied to the catalog) is promotion too.
             await timed('promote', async () => {
               const counts = await promote(client, loadId, {
@@ -278,7 +360,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
                 const row = counts.rows[0];
                 await client.query(
                   `update ferry.loads set inserted = $2, updated = $3, unchanged = $4, parse_rejects = $5,
-                   rows_rejected = $6, duplicates = $7 where id = $1`,
+                 rows_rejected = $6, duplicates = $7 where id = $1`,
                   [
                     loadId,
                     row.inserted,
@@ -296,57 +378,75 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
             return 'succeeded';
           },
           { tenantCode: true },
-        );
-        if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
-        else failure = outcome;
-      }
-    } catch (error) {
-      failure = error instanceof Error ? error.message : String(error);
-      if (error instanceof PgferryError && error.location.file) {
-        failure = `${error.location.file}:${error.location.line}: ${failure}`;
-      }
+        ),
+      );
+      if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
+      else failure = outcome;
     }
-
-    if (finalStatus !== 'succeeded' && finalStatus !== 'dry_run') {
-      await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, failure ?? 'failed']);
-    } else if (finalStatus === 'dry_run') {
-      await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
+  } catch (error) {
+    failure = error instanceof Error ? error.message : String(error);
+    if (error instanceof PgferryError && error.location.file) {
+      failure = `${error.location.file}:${error.location.line}: ${failure}`;
     }
-    // A dry run leaves nothing behind, --keep-staging or not.
-    if (!options.keepStaging || options.dryRun) {
-      await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
+    if (isTransient(error)) {
+      // Still failing after the retries (the server down for long): the load keeps its state
+      // and its staging, and shows as interrupted once this process ends.
+      return {
+        ...base,
+        status: 'failed',
+        counts: NO_COUNTS,
+        reasons: [],
+        timings,
+        error: `${failure} (retried ${RETRY_DELAYS_MS.length} times; when the server answers again: pgferry resume ${loadId})`,
+        resumable: true,
+      };
     }
-
-    for (const [step, ms] of Object.entries(timings)) {
-      await pool.query('select ferry.record_timing($1, $2, $3)', [loadId, step, ms]);
-    }
-    const result: LoadResult = {
-      ...base,
-      status: finalStatus,
-      counts: await loadCounts(pool, loadId),
-      reasons: await rejectReasons(pool, loadId),
-      timings,
-      error: failure,
-    };
-    await pool.query(
-      `insert into ferry.audit (os_user, command, tenant, load_id, outcome, details) values ($1, 'load', $2, $3, $4, $5)`,
-      [
-        os.userInfo().username,
-        options.tenant,
-        loadId,
-        result.status,
-        JSON.stringify({ counts: result.counts, error: failure }),
-      ],
-    );
-    if (options.dryRun) {
-      // A dry run leaves no trace but its audit line.
-      await pool.query('delete from ferry.loads where id = $1', [loadId]);
-    }
-    return result;
-  } finally {
-    // Closing the session releases the lock.
-    await claim.end().catch(() => {});
   }
+
+  if (finalStatus !== 'succeeded' && finalStatus !== 'dry_run') {
+    await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, failure ?? 'failed']);
+  } else if (finalStatus === 'dry_run') {
+    await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
+  }
+  // A dry run leaves nothing behind, --keep-staging or not.
+  if (!options.keepStaging || options.dryRun) {
+    await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
+  }
+
+  for (const [step, ms] of Object.entries(timings)) {
+    await pool.query('select ferry.record_timing($1, $2, $3)', [loadId, step, ms]);
+  }
+  const result: LoadResult = {
+    ...base,
+    status: finalStatus,
+    counts: await loadCounts(pool, loadId),
+    reasons: await rejectReasons(pool, loadId),
+    timings,
+    error: failure,
+  };
+  await pool.query(
+    `insert into ferry.audit (os_user, command, tenant, load_id, outcome, details) values ($1, 'load', $2, $3, $4, $5)`,
+    [
+      os.userInfo().username,
+      options.tenant,
+      loadId,
+      result.status,
+      JSON.stringify({ counts: result.counts, error: failure }),
+    ],
+  );
+  if (options.dryRun) {
+    // A dry run leaves no trace but its audit line.
+    await pool.query('delete from ferry.loads where id = $1', [loadId]);
+  }
+  return result;
+}
+
+async function stagingTableOf(pool: pg.Pool, loadId: number): Promise<string> {
+  const { rows } = await pool.query<{ table: string }>(
+    `select ferry.quoted_object(t.schema_name, 'stage', $1) as table from ferry.tenants t where t.id = (ferry.load_tenant($1)).id`,
+    [loadId],
+  );
+  return rows[0].table;
 }
 
 async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: number; version: number }> {
@@ -414,7 +514,7 @@ function mappingCompileError(error: unknown, mapping: Mapping, columns: string[]
 }
 
 function mappingRuntimeError(error: unknown, mapping: Mapping): unknown {
-  if (!isDatabaseError(error)) return error;
+  if (!isDatabaseError(error) || isTransient(error)) return error;
   return new PgferryError(`mapping ${mapping.name} failed while running: ${error.message}`, {
     exitCode: EXIT.loadFailed,
     location: { file: mapping.path, line: mapping.selectLine },
@@ -472,17 +572,37 @@ export async function rejectReasons(pool: pg.Pool, loadId: number, limit = 10): 
 
 async function withClients<T>(pool: pg.Pool, count: number, fn: (clients: pg.PoolClient[]) => Promise<T>): Promise<T> {
   const clients: pg.PoolClient[] = [];
+  let failed = false;
   try {
     for (let i = 0; i < count; i++) clients.push(await pool.connect());
     return await fn(clients);
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
-    for (const client of clients) client.release();
+    // After a failure a connection may be broken: closed, not returned to the pool.
+    for (const client of clients) client.release(failed);
   }
 }
 
 export const MAX_JOBS = 8;
 
-function stagingJobs(jobs: number | undefined): number {
+/** Pauses before the retries of a step that failed for a passing reason (4 retries, 15 s). */
+const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000];
+
+/** Where staging goes on after a crash or a lost connection: after the load's checkpoint. */
+export async function stagingCheckpoint(
+  pool: pg.Pool,
+  loadId: number,
+): Promise<{ step: 'stage'; afterLine: number; rowsStaged: number }> {
+  const { rows } = await pool.query<{ checkpoint_line: string; rows_staged: string }>(
+    'select * from ferry.resume_staging($1)',
+    [loadId],
+  );
+  return { step: 'stage', afterLine: Number(rows[0].checkpoint_line), rowsStaged: Number(rows[0].rows_staged) };
+}
+
+export function stagingJobs(jobs: number | undefined): number {
   if (jobs === undefined) return Math.min(os.availableParallelism(), MAX_JOBS);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > MAX_JOBS) {
     throw new PgferryError(`jobs must be a whole number from 1 to ${MAX_JOBS}, not ${jobs}`);
@@ -490,7 +610,7 @@ function stagingJobs(jobs: number | undefined): number {
   return jobs;
 }
 
-async function fileSha256(file: string): Promise<string> {
+export async function fileSha256(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');

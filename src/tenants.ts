@@ -1,5 +1,6 @@
 import type pg from 'pg';
 
+import { recordAudit } from './audit.js';
 import { asUserError, PgferryError } from './errors.js';
 
 export interface Tenant {
@@ -29,8 +30,16 @@ export interface ProtectOptions {
 export async function addTenant(pool: pg.Pool, slug: string, key?: string): Promise<Tenant> {
   try {
     const { rows } = await pool.query('select * from ferry.add_tenant($1, $2)', [slug, key ?? null]);
-    return toTenant(rows[0]);
+    const tenant = toTenant(rows[0]);
+    await recordAudit(pool, {
+      command: 'tenant add',
+      tenant: slug,
+      outcome: 'added',
+      details: { key: tenant.tenantKey },
+    });
+    return tenant;
   } catch (error) {
+    await auditFailure(pool, 'tenant add', slug, error);
     throw asUserError(error);
   }
 }
@@ -56,8 +65,20 @@ export async function protectTable(pool: pg.Pool, table: string, options: Protec
        from ferry.protect_table(to_regclass($1), $2, $3, $4)`,
       [table, options.column ?? 'tenant_id', options.keepRoles ?? [], options.lockOut ?? false],
     );
-    return rows[0] as { schema_name: string; table_name: string; tenant_column: string; passthrough_roles: string[] };
+    const protectedTable = rows[0] as {
+      schema_name: string;
+      table_name: string;
+      tenant_column: string;
+      passthrough_roles: string[];
+    };
+    await recordAudit(pool, {
+      command: 'tenant protect',
+      outcome: 'protected',
+      details: { table, ...protectedTable, lockOut: options.lockOut ?? false },
+    });
+    return protectedTable;
   } catch (error) {
+    await auditFailure(pool, 'tenant protect', undefined, error, { table });
     throw asUserError(error);
   }
 }
@@ -70,4 +91,18 @@ function toTenant(row: Record<string, unknown>): Tenant {
     schemaName: row.schema_name as string,
     createdAt: row.created_at as Date,
   };
+}
+
+/** A refused or failed change is audited too; the audit itself failing must not hide the error. */
+async function auditFailure(
+  pool: pg.Pool,
+  command: string,
+  tenant: string | undefined,
+  error: unknown,
+  details: Record<string, unknown> = {},
+): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
+  await recordAudit(pool, { command, tenant, outcome: 'failed', details: { ...details, error: message } }).catch(
+    () => {},
+  );
 }

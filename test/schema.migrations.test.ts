@@ -21,6 +21,7 @@ describe('the ferry schema', () => {
       '6_faster_checks_and_promotion.sql',
       '7_rollback.sql',
       '8_load_liveness.sql',
+      '9_resume.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -33,6 +34,7 @@ describe('the ferry schema', () => {
       'faster_checks_and_promotion',
       'rollback',
       'load_liveness',
+      'resume',
     ]);
   });
 

@@ -1,4 +1,4 @@
--- Telling a running load from an interrupted one (issue 5). While a load's process lives, it
+-- Telling a running load from an interrupted one, and whom a load waits for (issue 5). While a load's process lives, it
 -- holds a session advisory lock on (ferry.load_lock_class(), load id) on a connection of its
 -- own. A load whose status says it is in progress but whose lock nobody holds was interrupted
 -- (its process killed, the server restarted): `pgferry loads` shows it as `interrupted`.
@@ -40,4 +40,39 @@ as $$
     then 'interrupted'
     else p_load.status
   end
+$$;
+
+-- Promotion takes the tenant+target lock (ferry.lock_target). Tried first without waiting:
+-- NULL when this load now holds it, else the id of the load whose session holds it (its
+-- promotion sets application_name to 'pgferry load <id>'), or 0 when the holder is something
+-- else (a rollback, say), so that the loader can say whom it waits for.
+create function ferry.try_lock_target(p_load bigint) returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_key    bigint;
+  v_holder bigint;
+begin
+  select hashtextextended(format('pgferry:%s:%s.%s', t.slug, m.target_schema, m.target_table), 0)
+  into strict v_key
+  from ferry.loads l
+  join ferry.tenants t on t.id = l.tenant_id
+  join ferry.mappings m on m.id = l.mapping_id
+  where l.id = p_load;
+  if pg_try_advisory_xact_lock(v_key) then
+    return null;
+  end if;
+  -- A bigint advisory key shows in pg_locks as its high and low 32 bits.
+  select substring(a.application_name from '^pgferry load ([0-9]+)$')::bigint
+  into v_holder
+  from pg_locks k
+  join pg_stat_activity a on a.pid = k.pid
+  where k.locktype = 'advisory' and k.granted and k.objsubid = 1
+    and k.database = (select oid from pg_database where datname = current_database())
+    and k.classid = ((v_key >> 32) & 4294967295)::text::oid
+    and k.objid = (v_key & 4294967295)::text::oid
+  limit 1;
+  return coalesce(v_holder, 0);
+end
 $$;

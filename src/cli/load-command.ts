@@ -5,6 +5,7 @@ import { load, MAX_JOBS } from '../load.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
+import { showLoadEvents } from './load-events.js';
 
 export function loadCommand(global: () => GlobalOptions): Command {
   return new Command('load')
@@ -69,14 +70,50 @@ Examples:
           force: opts.force,
           batchSize: opts.batchSize,
           jobs: opts.jobs,
-          onEvent: (event) => {
-            if (event.type === 'registered' && !opts.json) stdio.err(`load ${event.loadId} registered`);
-            else if (event.type === 'stage-progress')
-              progress.update('staging', event.bytesRead, event.totalBytes, event.rowsRead);
-            else if (event.type === 'promote-progress')
-              progress.update('promoting', event.done, event.total, event.done, 'rows');
-            else if (event.type === 'step') progress.done();
-          },
+          onEvent: showLoadEvents(progress, { json: opts.json }),
+        }),
+      );
+      progress.done();
+      stdio.out(opts.json ? JSON.stringify(result, null, 2) : formatLoadResult(result));
+      if (result.status === 'failed') setExitCode(EXIT.loadFailed);
+    });
+}
+
+export function validateCommand(global: () => GlobalOptions): Command {
+  return new Command('validate')
+    .description('check a file without loading it: every reject, and what a load would insert, update, leave unchanged')
+    .argument('<file>', 'CSV file with a header line (UTF-8, delimiter , ; TAB or |)')
+    .requiredOption('-t, --tenant <tenant>', 'tenant whose rows these are')
+    .requiredOption('-m, --mapping <mapping>', 'mapping name (mappings/<name>.sql) or path to a mapping file')
+    .option('--mappings-dir <dir>', 'where mapping files live', 'mappings')
+    .option('-d, --delimiter <char>', 'field delimiter (default: sniffed from the file)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+Runs every step of a load — staging, the mapping, every check, the promotion's plan and its
+writes — then rolls it all back: the target, the catalog and the staging tables are left as
+they were (one line in ferry.audit says it ran). A file loaded before is validated again.
+The rejects are printed with their reasons; \`--json\` lists the counts. Exit codes: 0 the
+file would load, 1 a problem would make the load fail, 2 bad usage or input.
+
+Examples:
+  pgferry validate catalog.csv --tenant acme --mapping products
+  pgferry validate catalog.csv -t acme -m products --json`,
+    )
+    .action(async (file: string, opts) => {
+      const progress = new ProgressBar();
+      const result = await withDatabase(global(), (db) =>
+        load(db.pool, {
+          file,
+          tenant: opts.tenant,
+          mapping: opts.mapping,
+          mappingsDir: opts.mappingsDir,
+          delimiter: opts.delimiter,
+          dryRun: true,
+          force: true,
+          // A validation's load id is gone when it ends: not printed.
+          onEvent: showLoadEvents(progress, { json: true }),
         }),
       );
       progress.done();

@@ -3,13 +3,15 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 
 import { describeError, EXIT, PgferryError } from '../errors.js';
+import { auditCommand } from './audit-command.js';
 import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './context.js';
 import { demoCommand } from './demo-command.js';
-import { loadCommand } from './load-command.js';
+import { loadCommand, validateCommand } from './load-command.js';
 import { loadsCommand, statusCommand } from './loads-command.js';
 import { mappingCommand } from './mapping-command.js';
 import { migrateCommand } from './migrate-command.js';
 import { rejectsCommand } from './rejects-command.js';
+import { resumeCommand } from './resume-command.js';
 import { pruneCommand, rollbackCommand } from './rollback-command.js';
 import { tenantCommand } from './tenant-command.js';
 
@@ -54,8 +56,11 @@ Then with your own table and file:
     rejectsCommand(global),
     tenantCommand(global),
     mappingCommand(global),
+    validateCommand(global),
+    resumeCommand(global),
     rollbackCommand(global),
     pruneCommand(global),
+    auditCommand(global),
     migrateCommand(global),
   ]) {
     program.addCommand(command);

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 
+import { recordAudit } from '../audit.js';
 import { openDatabase } from '../db/database.js';
 import { migrate } from '../db/migrate.js';
 import { type GlobalOptions, stdio } from './context.js';
@@ -14,6 +15,8 @@ export function migrateCommand(global: () => GlobalOptions): Command {
         const client = await db.pool.connect();
         try {
           const applied = await migrate(client);
+          if (applied.length)
+            await recordAudit(client, { command: 'migrate', outcome: 'applied', details: { applied } });
           stdio.out(applied.length ? `applied: ${applied.join(', ')}` : 'the ferry schema is up to date');
         } finally {
           client.release();

@@ -63,8 +63,10 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
 
   // Room for a load's parallel COPY streams (up to 8) and one more.
   const pool = new pg.Pool({ ...config, max: 10, types, application_name: 'pgferry' });
-  // An idle connection dropped by the server must not crash the process.
+  // A connection dropped by the server (a restart) must not crash the process: idle, the pool
+  // drops it; checked out, the query running on it fails, and the load's retries take over.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   try {
     if (options.migrate !== false) {
       const client = await pool.connect();
@@ -112,15 +114,18 @@ export async function withTransaction<T>(
   options: { tenantCode?: boolean } = {},
 ): Promise<T> {
   const client = await pool.connect();
+  let failed = false;
   try {
     await client.query('begin');
     const result = await fn(client);
     await client.query('commit');
     return result;
   } catch (error) {
+    failed = true;
     await client.query('rollback').catch(() => {});
     throw error;
   } finally {
-    client.release(options.tenantCode === true);
+    // After a failure the connection may be broken (a lost server): closed, not pooled.
+    client.release(options.tenantCode === true || failed);
   }
 }

@@ -23,6 +23,8 @@ export interface EmbeddedServerOptions {
    * (Default: false)
    */
   ephemeral?: boolean;
+  /** Port on 127.0.0.1; a restart on the same port lets clients reconnect. (Default: a free port) */
+  port?: number;
 }
 
 const SUPERUSER = 'postgres';
@@ -48,7 +50,7 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
   const running = await findRunningServer(dataDir, password);
   if (running) return { url: running, stop: async () => {} };
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const log = createWriteStream(path.join(dir, 'server.log'), { flags: 'a' });
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,

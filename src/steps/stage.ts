@@ -18,6 +18,13 @@ export interface StageOptions {
   columns: number;
   /** Rows per committed chunk; each commit records the checkpoint. (Default: 100000) */
   chunkRows?: number;
+  /**
+   * Resuming: the lines up to this one are staged already (the load's checkpoint). The file
+   * is read again from its start, but only later records are sent. (Default: 0)
+   */
+  resumeAfterLine?: number;
+  /** Resuming: rows staged up to the checkpoint. (Default: 0) */
+  alreadyStaged?: number;
   onProgress?: (progress: StageProgress) => void;
 }
 
@@ -49,19 +56,22 @@ export async function stageCsv(clients: pg.ClientBase | pg.ClientBase[], options
   const [main] = streams;
   const chunkRows = options.chunkRows ?? 100_000;
   const out = new CopyBuffer(options.delimiter);
+  const resumeAfter = options.resumeAfterLine ?? 0;
   let rejects: ParseReject[] = [];
-  let lastLine = 0;
-  let rowsStaged = 0;
+  let lastLine = resumeAfter;
+  let rowsStaged = options.alreadyStaged ?? 0;
   let bytesRead = 0;
 
   const scanner = new CsvScanner({
     delimiter: options.delimiter,
     expectedFields: options.columns,
     onRecord: (line, raw) => {
+      if (line <= resumeAfter) return;
       out.append(line, raw);
       lastLine = line;
     },
     onReject: (reject) => {
+      if (reject.line <= resumeAfter) return;
       rejects.push(reject);
       lastLine = reject.line;
     },

@@ -30,6 +30,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = databaseUrl(adminUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', () => {});
+  // As openDatabase does: a dropped connection fails its query, not the process.
+  pool.on('connect', (client) => client.on('error', () => {}));
   await pool.query(`update ferry.settings set instance_id = $1`, [randomBytes(3).toString('hex')]);
 
   afterAll(async () => {

@@ -1,0 +1,191 @@
+// The crash harness (issue 5): N runs, each killing `pgferry load` with SIGKILL at a random
+// moment of a load of a generated catalog, then finishing it the way an operator would
+// (`pgferry resume`, or loading again when it died before registering), then comparing the
+// tenant's rows and counts with those of an uninterrupted load. Every run must match exactly.
+//
+// usage: npx tsx scripts/crash-harness.ts [--runs 20] [--rows 200000] [--seed 1] [--database-url URL]
+//        (npm run crash -- …). Without a URL it starts an embedded PostgreSQL in a temporary
+//        folder and removes it at the end. Exits 1 unless every run matches.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import pg from 'pg';
+
+import { ensureCatalog } from '../bench/generate-catalog.js';
+import { addTenant, ensureDatabase, migrate, protectTable, startEmbeddedServer } from '../src/index.js';
+import { loadCounts } from '../src/load.js';
+
+const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const BIN = path.join(ROOT, 'bin', 'pgferry.js');
+const MAPPING = path.join(ROOT, 'bench', 'catalog.sql');
+
+export interface HarnessOptions {
+  runs: number;
+  rows: number;
+  seed: number;
+  databaseUrl?: string;
+  log?: (line: string) => void;
+}
+
+export interface RunOutcome {
+  run: number;
+  killedAfterMs: number;
+  /** The load's status when its process died (as the catalog had it), or none: not registered. */
+  statusAtKill: string;
+  finishedBy: 'resume' | 'load again' | 'nothing (it had finished)';
+  exact: boolean;
+  problem?: string;
+}
+
+interface Cli {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(url: string, args: string[], killAfterMs?: number): Promise<Cli> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, DATABASE_URL: url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    if (killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs the harness; resolves with each run's outcome. */
+export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[]> {
+  const log = options.log ?? (() => {});
+  let server: Awaited<ReturnType<typeof startEmbeddedServer>> | undefined;
+  let home: string | undefined;
+  let adminUrl = options.databaseUrl;
+  if (!adminUrl) {
+    home = mkdtempSync(path.join(os.tmpdir(), 'pgferry-crash-'));
+    chmodSync(home, 0o755);
+    server = await startEmbeddedServer({ dir: home });
+    adminUrl = server.url;
+  }
+  const dbName = `pgferry_crash_${process.pid}`;
+  await ensureDatabase(adminUrl, dbName);
+  const url = new URL(adminUrl);
+  url.pathname = `/${dbName}`;
+  const dbUrl = url.toString();
+  const pool = new pg.Pool({ connectionString: dbUrl, max: 4 });
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  try {
+    const client = await pool.connect();
+    await migrate(client);
+    client.release();
+    await pool.query(readFileSync(path.join(ROOT, 'bench', 'schema.sql'), 'utf8'));
+    // The instance id makes tenant role names unique to this database.
+    await pool.query(`update ferry.settings set instance_id = $1`, [Math.random().toString(36).slice(2, 8)]);
+    await addTenant(pool, 'reference');
+    for (let i = 1; i <= options.runs; i++) await addTenant(pool, `run${i}`);
+    await protectTable(pool, 'bench.products');
+
+    const { file } = await ensureCatalog(path.join(ROOT, 'bench', 'data'), {
+      rows: options.rows,
+      seed: options.seed,
+      dirty: 0.01,
+    });
+    const started = performance.now();
+    const reference = await cli(dbUrl, ['load', file, '-t', 'reference', '-m', MAPPING, '--json']);
+    const referenceMs = performance.now() - started;
+    if (reference.code !== 0) throw new Error(`the reference load failed: ${reference.stderr}`);
+    const referenceCounts = JSON.parse(reference.stdout).counts;
+    log(`reference load: ${Math.round(referenceMs)} ms, ${JSON.stringify(referenceCounts)}`);
+
+    const outcomes: RunOutcome[] = [];
+    for (let run = 1; run <= options.runs; run++) {
+      const tenant = `run${run}`;
+      // Anywhere from the start of the process to just after the reference load's end.
+      const killedAfterMs = Math.round(Math.random() * referenceMs * 1.1);
+      await cli(dbUrl, ['load', file, '-t', tenant, '-m', MAPPING], killedAfterMs);
+      const { rows } = await pool.query(
+        `select l.id, l.status from ferry.loads l join ferry.tenants t on t.id = l.tenant_id
+         where t.slug = $1 order by l.id desc limit 1`,
+        [tenant],
+      );
+      const statusAtKill = rows[0]?.status ?? 'none';
+      let finishedBy: RunOutcome['finishedBy'];
+      let counts: unknown;
+      if (!rows[0]) {
+        finishedBy = 'load again';
+        const again = await cli(dbUrl, ['load', file, '-t', tenant, '-m', MAPPING, '--json']);
+        counts = JSON.parse(again.stdout).counts;
+      } else {
+        const resumed = await cli(dbUrl, ['resume', String(rows[0].id), '--json']);
+        if (resumed.code !== 0) throw new Error(`resume of load ${rows[0].id} failed: ${resumed.stderr}`);
+        const outcome = JSON.parse(resumed.stdout);
+        finishedBy = outcome.outcome === 'finished' ? 'nothing (it had finished)' : 'resume';
+        counts = await loadCounts(pool, rows[0].id);
+      }
+      const { rows: diff } = await pool.query(
+        `select count(*)::int as n from (
+           (select sku, name, description, price, stock_quantity, category, supplier, updated_at
+            from bench.products where tenant_id = $1
+            except all
+            select sku, name, description, price, stock_quantity, category, supplier, updated_at
+            from bench.products where tenant_id = 'reference')
+           union all
+           (select sku, name, description, price, stock_quantity, category, supplier, updated_at
+            from bench.products where tenant_id = 'reference'
+            except all
+            select sku, name, description, price, stock_quantity, category, supplier, updated_at
+            from bench.products where tenant_id = $1)) d`,
+        [tenant],
+      );
+      const sameCounts = JSON.stringify(counts) === JSON.stringify(referenceCounts);
+      const exact = diff[0].n === 0 && sameCounts;
+      const problem = exact
+        ? undefined
+        : `${diff[0].n} rows differ; counts ${JSON.stringify(counts)} vs ${JSON.stringify(referenceCounts)}`;
+      outcomes.push({ run, killedAfterMs, statusAtKill, finishedBy, exact, problem });
+      log(
+        `run ${run}: killed after ${killedAfterMs} ms (${statusAtKill}), finished by ${finishedBy}: ` +
+          (exact ? 'exact' : `NOT EXACT: ${problem}`),
+      );
+    }
+    return outcomes;
+  } finally {
+    await pool.end();
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => {});
+    await admin.end();
+    await server?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '20' },
+      rows: { type: 'string', default: '200000' },
+      seed: { type: 'string', default: '1' },
+      'database-url': { type: 'string' },
+    },
+  });
+  const outcomes = await crashHarness({
+    runs: Number(values.runs),
+    rows: Number(values.rows),
+    seed: Number(values.seed),
+    databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
+    log: (line) => console.log(line),
+  });
+  const exact = outcomes.filter((o) => o.exact).length;
+  console.log(`${outcomes.length} runs / ${exact} exact matches`);
+  process.exit(exact === outcomes.length ? 0 : 1);
+}

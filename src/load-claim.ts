@@ -1,0 +1,59 @@
+import pg from 'pg';
+
+/**
+ * A load claimed by this process: a session advisory lock (ferry.claim_load) held on a
+ * connection of its own for as long as the process lives. A load in progress that nobody
+ * claims was interrupted, and `pgferry loads` says so. The connection is outside the pool,
+ * which a caller may have sized to one connection.
+ */
+export class LoadClaim {
+  private lost = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    readonly loadId: number,
+    private client: pg.Client,
+  ) {
+    this.watch();
+  }
+
+  /** Claims the load; undefined when another process holds it. */
+  static async take(pool: pg.Pool, loadId: number): Promise<LoadClaim | undefined> {
+    const client = await LoadClaim.connect(pool, loadId);
+    return client && new LoadClaim(pool, loadId, client);
+  }
+
+  /**
+   * After a lost connection (a server restart), claims the load again, so that it does not
+   * show as interrupted while this process retries it.
+   */
+  async ensure(): Promise<void> {
+    if (!this.lost) return;
+    const client = await LoadClaim.connect(this.pool, this.loadId);
+    if (!client) throw new Error(`load ${this.loadId} was claimed by another process meanwhile`);
+    this.client = client;
+    this.lost = false;
+    this.watch();
+  }
+
+  /** Closing the session releases the lock. */
+  async release(): Promise<void> {
+    await this.client.end().catch(() => {});
+  }
+
+  private static async connect(pool: pg.Pool, loadId: number): Promise<pg.Client | undefined> {
+    const client = new pg.Client(pool.options);
+    client.on('error', () => {});
+    await client.connect();
+    const { rows } = await client.query<{ claimed: boolean }>('select ferry.claim_load($1) as claimed', [loadId]);
+    if (rows[0].claimed) return client;
+    await client.end();
+    return undefined;
+  }
+
+  private watch(): void {
+    // A lost connection only loses the claim; the load's own connections report the failure.
+    this.client.on('error', () => (this.lost = true));
+    this.client.on('end', () => (this.lost = true));
+  }
+}

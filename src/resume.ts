@@ -1,0 +1,169 @@
+import { stat } from 'node:fs/promises';
+
+import type pg from 'pg';
+
+import { PgferryError } from './errors.js';
+import {
+  fileSha256,
+  type LoadEvent,
+  type LoadOptions,
+  type LoadResult,
+  type LoadRun,
+  runLoad,
+  stagingCheckpoint,
+  stagingJobs,
+} from './load.js';
+import { LoadClaim } from './load-claim.js';
+import { parseMapping } from './mappings/mapping-file.js';
+import { readCsvLayout } from './sources/csv-header.js';
+import { stagedColumnNames } from './sources/staged-column-names.js';
+
+/** How long resume waits for the claim of a load whose process was just killed. */
+const CLAIM_GRACE_MS = 5000;
+
+export interface ResumeOptions {
+  /** Parallel COPY streams for what is left to stage. (Default: as `load`) */
+  jobs?: number;
+  /** Rows per promotion batch. (Default: 10000) */
+  batchSize?: number;
+  onEvent?: (event: LoadEvent) => void;
+}
+
+export type ResumeResult =
+  | {
+      outcome: 'resumed';
+      /** The step it resumed at: compile (nothing was done), stage (after the checkpoint), transform. */
+      from: LoadRun['from']['step'];
+      /** The line staging resumed after. */
+      checkpointLine: number;
+      result: LoadResult;
+    }
+  /** It had finished (succeeded or was rolled back): nothing to do. */
+  | { outcome: 'finished'; loadId: number; status: string };
+
+interface LoadRow {
+  id: string;
+  status: string;
+  shown: string;
+  tenant: string;
+  source: string;
+  file_sha256: string;
+  file_bytes: string;
+  options: { delimiter?: string; maxRejects?: number; maxRejectRate?: number; dryRun?: boolean; force?: boolean };
+  columns: string[] | null;
+  error: string | null;
+  mapping_source: string;
+  mapping_path: string | null;
+  mapping_name: string;
+  mapping_version: number;
+}
+
+/**
+ * resume: finishes an interrupted load (its process killed, the server restarted) from where
+ * it stopped: staging from its checkpoint (the file is read again, but only later records are
+ * sent), then the steps after it. The promotion is one transaction, so the target has either
+ * all of the load or none of it. A load that had in fact finished is left as it is.
+ *
+ * @example
+ *   const r = await resume(pool, 42);
+ *   if (r.outcome === 'resumed') console.log(r.result.counts);
+ */
+export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptions = {}): Promise<ResumeResult> {
+  const jobs = Math.min(stagingJobs(options.jobs), pool.options.max ?? 10);
+  const { rows } = await pool.query<LoadRow>(
+    `select l.id, l.status, ferry.load_status(l) as shown, t.slug as tenant, l.source, l.file_sha256,
+            l.file_bytes, l.options, l.columns, l.error,
+            m.source as mapping_source, m.source_path as mapping_path, m.name as mapping_name,
+            m.version as mapping_version
+     from ferry.loads l
+     join ferry.tenants t on t.id = l.tenant_id
+     join ferry.mappings m on m.id = l.mapping_id
+     where l.id = $1`,
+    [loadId],
+  );
+  const row = rows[0];
+  if (!row) throw new PgferryError(`no load ${loadId}`, { hint: 'pgferry loads lists them' });
+  if (row.status === 'succeeded' || row.status === 'rolled_back') {
+    // Killed after its promotion committed, it may not have dropped its staging tables.
+    await pool.query('select ferry.cleanup_load($1)', [loadId]);
+    return { outcome: 'finished', loadId, status: row.status };
+  }
+  if (row.status === 'failed' || row.status === 'dry_run') {
+    throw new PgferryError(
+      `load ${loadId} ended ${row.status}${row.error ? ` (${row.error})` : ''}: it cannot be resumed`,
+      {
+        hint: 'load the file again',
+      },
+    );
+  }
+  // A process killed a moment ago: the server notices its closed connection within moments.
+  for (let waited = 0; row.shown !== 'interrupted' && waited < CLAIM_GRACE_MS; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const { rows: now } = await pool.query<{ shown: string }>(
+      'select ferry.load_status(l) as shown from ferry.loads l where id = $1',
+      [loadId],
+    );
+    row.shown = now[0].shown;
+  }
+  if (row.shown !== 'interrupted') {
+    throw new PgferryError(`load ${loadId} is ${row.status} in a running process: it cannot be resumed`, {
+      hint: 'pgferry loads shows it as interrupted once its process is gone',
+    });
+  }
+  const claim = await LoadClaim.take(pool, loadId);
+  if (!claim) throw new PgferryError(`load ${loadId} was just claimed by another process`);
+  try {
+    const file = row.source;
+    const fileStat = await stat(file).catch(() => undefined);
+    if (!fileStat?.isFile()) throw new PgferryError(`load ${loadId} read ${file}, which is gone: it cannot be resumed`);
+    if ((await fileSha256(file)) !== row.file_sha256) {
+      throw new PgferryError(
+        `${file} changed since load ${loadId} started (its sha256 differs): it cannot be resumed`,
+        {
+          hint: 'load the file again',
+        },
+      );
+    }
+    // The mapping as the load compiled it, whatever its file says now.
+    const mapping = parseMapping(row.mapping_source, row.mapping_path ?? `${row.mapping_name}.sql`);
+    const loadOptions: LoadOptions = {
+      file,
+      tenant: row.tenant,
+      mapping: mapping.path,
+      delimiter: row.options.delimiter,
+      maxRejects: row.options.maxRejects,
+      maxRejectRate: row.options.maxRejectRate,
+      dryRun: row.options.dryRun,
+      force: row.options.force,
+      batchSize: options.batchSize,
+      onEvent: options.onEvent,
+    };
+    let from: LoadRun['from'] = { step: 'compile' };
+    let checkpointLine = 0;
+    if (row.status === 'staging') {
+      from = await stagingCheckpoint(pool, loadId);
+      checkpointLine = from.afterLine ?? 0;
+    } else if (row.status !== 'registered') {
+      from = { step: 'transform' };
+    }
+    const delimiter = row.options.delimiter ?? (await readCsvLayout(file)).delimiter;
+    const columns = row.columns ?? stagedColumnNames((await readCsvLayout(file, delimiter)).header);
+    const result = await runLoad(pool, {
+      loadId,
+      mapping,
+      mappingVersion: row.mapping_version,
+      file,
+      fileSize: fileStat.size,
+      delimiter,
+      columns,
+      jobs,
+      options: loadOptions,
+      emit: options.onEvent ?? (() => {}),
+      claim,
+      from,
+    });
+    return { outcome: 'resumed', from: from.step, checkpointLine, result };
+  } finally {
+    await claim.release();
+  }
+}

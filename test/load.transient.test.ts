@@ -1,0 +1,146 @@
+// Passing faults: connections dropped in the middle of a step, and the server restarted during
+// a load. The step is tried again and the load ends exactly as an uninterrupted one.
+import { chmodSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { ensureDatabase } from '../src/db/database.js';
+import { startEmbeddedServer } from '../src/db/embedded-server.js';
+import { migrate } from '../src/db/migrate.js';
+import { load, type LoadEvent, type LoadResult } from '../src/load.js';
+import { addTenant } from '../src/tenants.js';
+import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+
+let db: TestDatabase;
+let dir: string;
+let mapping: string;
+let file: string;
+let reference: LoadResult;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = tempDir();
+  await productsTable(db.pool, ['reference']);
+  mapping = productsMapping(dir);
+  const lines = ['sku,name,price'];
+  for (let i = 0; i < 150_000; i++) lines.push(`SKU-${i},"product ${i}",${i % 500}.25`);
+  file = writeFile(dir, 'catalog.csv', `${lines.join('\n')}\n`);
+  reference = await load(db.pool, { file, tenant: 'reference', mapping, chunkRows: 10_000 });
+});
+
+/** Ends every other session on the test's database, as a network failure would. */
+async function dropConnections(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity
+       where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`,
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+async function sameRows(pool: pg.Pool, tenant: string): Promise<number> {
+  const { rows } = await pool.query(
+    `select count(*)::int as n from (
+       (select sku, name, price from app.products where tenant_id = $1
+        except all select sku, name, price from app.products where tenant_id = 'reference')
+       union all
+       (select sku, name, price from app.products where tenant_id = 'reference'
+        except all select sku, name, price from app.products where tenant_id = $1)) d`,
+    [tenant],
+  );
+  return rows[0].n;
+}
+
+describe('passing faults', () => {
+  it.each(['stage', 'transform', 'promote'] as const)(
+    'connections dropped during %s: the step is retried, the load ends as an uninterrupted one',
+    async (step) => {
+      const tenant = `drop_${step}`;
+      await addTenant(db.pool, tenant);
+      const events: LoadEvent[] = [];
+      let dropped = false;
+      let progress = 0;
+      const result = await load(db.pool, {
+        file,
+        tenant,
+        mapping,
+        chunkRows: 10_000,
+        batchSize: 10_000,
+        onEvent: (e) => {
+          events.push(e);
+          const now =
+            (step === 'stage' && e.type === 'stage-progress' && ++progress === 3) ||
+            (step === 'transform' && e.type === 'step' && e.step === 'transform') ||
+            (step === 'promote' && e.type === 'promote-progress');
+          if (now && !dropped) {
+            dropped = true;
+            // Mid-step: after the step's first statement is under way.
+            setTimeout(() => void dropConnections(db.url), step === 'transform' ? 50 : 0);
+          }
+        },
+      });
+      expect(result.error).toBeUndefined();
+      expect(result.status).toBe('succeeded');
+      expect(events).toContainEqual(expect.objectContaining({ type: 'retry', step, attempt: 1 }));
+      expect(result.counts).toEqual(reference.counts);
+      expect(await sameRows(db.pool, tenant)).toBe(0);
+    },
+  );
+
+  it('the embedded server restarted during staging: the load waits for it and finishes', async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'pgferry-restart-'));
+    chmodSync(home, 0o755);
+    let server = await startEmbeddedServer({ dir: home, ephemeral: true });
+    const port = Number(new URL(server.url).port);
+    const url = new URL(server.url);
+    url.pathname = '/restart';
+    await ensureDatabase(server.url, 'restart');
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
+    pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
+    try {
+      const client = await pool.connect();
+      await migrate(client);
+      client.release();
+      await productsTable(pool, ['acme', 'reference']);
+      const baseline = await load(pool, { file, tenant: 'reference', mapping });
+      expect(baseline.status).toBe('succeeded');
+
+      const events: LoadEvent[] = [];
+      let restarting: Promise<void> | undefined;
+      let progress = 0;
+      const result = await load(pool, {
+        file,
+        tenant: 'acme',
+        mapping,
+        chunkRows: 10_000,
+        onEvent: (e) => {
+          events.push(e);
+          if (e.type === 'stage-progress' && ++progress === 3 && !restarting) {
+            restarting = (async () => {
+              await server.stop();
+              server = await startEmbeddedServer({ dir: home, ephemeral: true, port });
+            })();
+          }
+        },
+      });
+      await restarting;
+      expect(result.error).toBeUndefined();
+      expect(result.status).toBe('succeeded');
+      expect(events.some((e) => e.type === 'retry')).toBe(true);
+      expect(result.counts).toEqual(baseline.counts);
+      expect(await sameRows(pool, 'acme')).toBe(0);
+    } finally {
+      await pool.end().catch(() => {});
+      await server.stop();
+    }
+  }, 120_000);
+});
