@@ -3,8 +3,8 @@
 // (`pgferry resume`, or loading again when it died before registering), then comparing the
 // tenant's rows and counts with those of an uninterrupted load. Every run must match exactly.
 //
-// usage: npx tsx scripts/crash-harness.ts [--runs 20] [--rows 200000] [--seed 1] [--database-url URL]
-//        (npm run crash -- …). Without a URL it starts an embedded PostgreSQL in a temporary
+// usage: npm run crash -- [--runs 20] [--rows 200000] [--seed 1] [--database-url URL]
+//        (it builds dist/ first: the runs use the CLI, bin/pgferry.js). Without a URL it starts an embedded PostgreSQL in a temporary
 //        folder and removes it at the end. Exits 1 unless every run matches.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
