@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import pg from 'pg';
 
+import { recordAudit } from './audit.js';
 import { withTransaction } from './db/database.js';
 import { asUserError, EXIT, isDatabaseError, isTransient, PgferryError } from './errors.js';
 import { LoadClaim } from './load-claim.js';
@@ -424,16 +425,13 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
     timings,
     error: failure,
   };
-  await pool.query(
-    `insert into ferry.audit (os_user, command, tenant, load_id, outcome, details) values ($1, 'load', $2, $3, $4, $5)`,
-    [
-      os.userInfo().username,
-      options.tenant,
-      loadId,
-      result.status,
-      JSON.stringify({ counts: result.counts, error: failure }),
-    ],
-  );
+  await recordAudit(pool, {
+    command: 'load',
+    tenant: options.tenant,
+    loadId,
+    outcome: result.status,
+    details: { counts: result.counts, error: failure },
+  });
   if (options.dryRun) {
     // A dry run leaves no trace but its audit line.
     await pool.query('delete from ferry.loads where id = $1', [loadId]);
