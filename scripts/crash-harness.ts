@@ -15,9 +15,10 @@ import { parseArgs } from 'node:util';
 
 import pg from 'pg';
 
-import { ensureCatalog } from '../bench/generate-catalog.js';
+import { CATALOG_COLUMNS, ensureCatalog } from '../bench/generate-catalog.js';
 import { addTenant, ensureDatabase, migrate, protectTable, startEmbeddedServer } from '../src/index.js';
 import { loadCounts } from '../src/load.js';
+import { rowsDifferingFrom } from '../test/helpers/tenant-rows.js';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const BIN = path.join(ROOT, 'bin', 'pgferry.js');
@@ -131,26 +132,12 @@ export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[
         finishedBy = outcome.outcome === 'finished' ? 'nothing (it had finished)' : 'resume';
         counts = await loadCounts(pool, rows[0].id);
       }
-      const { rows: diff } = await pool.query(
-        `select count(*)::int as n from (
-           (select sku, name, description, price, stock_quantity, category, supplier, updated_at
-            from bench.products where tenant_id = $1
-            except all
-            select sku, name, description, price, stock_quantity, category, supplier, updated_at
-            from bench.products where tenant_id = 'reference')
-           union all
-           (select sku, name, description, price, stock_quantity, category, supplier, updated_at
-            from bench.products where tenant_id = 'reference'
-            except all
-            select sku, name, description, price, stock_quantity, category, supplier, updated_at
-            from bench.products where tenant_id = $1)) d`,
-        [tenant],
-      );
+      const differing = await rowsDifferingFrom(pool, 'bench.products', CATALOG_COLUMNS, tenant, 'reference');
       const sameCounts = JSON.stringify(counts) === JSON.stringify(referenceCounts);
-      const exact = diff[0].n === 0 && sameCounts;
+      const exact = differing === 0 && sameCounts;
       const problem = exact
         ? undefined
-        : `${diff[0].n} rows differ; counts ${JSON.stringify(counts)} vs ${JSON.stringify(referenceCounts)}`;
+        : `${differing} rows differ; counts ${JSON.stringify(counts)} vs ${JSON.stringify(referenceCounts)}`;
       outcomes.push({ run, killedAfterMs, statusAtKill, finishedBy, exact, problem });
       log(
         `run ${run}: killed after ${killedAfterMs} ms (${statusAtKill}), finished by ${finishedBy}: ` +

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { listLoads } from '../src/catalog.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { statusOnceSettled } from './helpers/tenant-rows.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -50,12 +51,7 @@ describe('interrupted loads', () => {
     await new Promise((resolve) => child.on('close', resolve));
 
     // The server notices the closed connection within moments.
-    let status = '';
-    for (let i = 0; i < 50 && status !== 'interrupted'; i++) {
-      status = await statusOf(loadId);
-      if (status !== 'interrupted') await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(status).toBe('interrupted');
+    expect(await statusOnceSettled(db.pool, loadId, 'interrupted')).toBe('interrupted');
     const [listed] = (await listLoads(db.pool, { tenant: 'acme' })).filter((l) => l.id === loadId);
     expect(listed.status).toBe('interrupted');
     const target = await db.pool.query('select count(*)::int as n from app.products');

@@ -13,6 +13,7 @@ import { migrate } from '../src/db/migrate.js';
 import { load, type LoadEvent, type LoadResult } from '../src/load.js';
 import { addTenant } from '../src/tenants.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { rowsDifferingFrom } from './helpers/tenant-rows.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -46,18 +47,8 @@ async function dropConnections(url: string): Promise<void> {
   }
 }
 
-async function sameRows(pool: pg.Pool, tenant: string): Promise<number> {
-  const { rows } = await pool.query(
-    `select count(*)::int as n from (
-       (select sku, name, price from app.products where tenant_id = $1
-        except all select sku, name, price from app.products where tenant_id = 'reference')
-       union all
-       (select sku, name, price from app.products where tenant_id = 'reference'
-        except all select sku, name, price from app.products where tenant_id = $1)) d`,
-    [tenant],
-  );
-  return rows[0].n;
-}
+const sameRows = (pool: pg.Pool, tenant: string) =>
+  rowsDifferingFrom(pool, 'app.products', ['sku', 'name', 'price'], tenant, 'reference');
 
 describe('passing faults', () => {
   it.each(['stage', 'transform', 'promote'] as const)(

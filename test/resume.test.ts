@@ -11,6 +11,7 @@ import { resume } from '../src/resume.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import type { LoadUntilRequest } from './helpers/load-until.js';
 import { runCli } from './helpers/run-cli.js';
+import { rowsDifferingFrom, statusOnceSettled } from './helpers/tenant-rows.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -62,19 +63,8 @@ function loadUntil(tenant: string, killAt: string, source = file): Promise<numbe
 }
 
 /** The tenant's rows that differ from the reference tenant's, both ways. */
-async function differences(tenant: string): Promise<number> {
-  const { rows } = await db.pool.query(
-    `select count(*)::int as n from (
-       (select sku, name, price from app.products where tenant_id = $1
-        except all select sku, name, price from app.products where tenant_id = 'reference')
-       union all
-       (select sku, name, price from app.products where tenant_id = 'reference'
-        except all select sku, name, price from app.products where tenant_id = $1)
-     ) d`,
-    [tenant],
-  );
-  return rows[0].n;
-}
+const differences = (tenant: string) =>
+  rowsDifferingFrom(db.pool, 'app.products', ['sku', 'name', 'price'], tenant, 'reference');
 
 describe('resume after a crash', () => {
   it.each([
@@ -88,15 +78,7 @@ describe('resume after a crash', () => {
     const loadId = await loadUntil(tenant, killAt);
     expect(loadId).toBeDefined();
     // Interrupted once the server has noticed the dead process's connections.
-    let status = '';
-    for (let i = 0; i < 50 && status !== 'interrupted'; i++) {
-      const { rows } = await db.pool.query('select ferry.load_status(l) as status from ferry.loads l where id = $1', [
-        loadId,
-      ]);
-      status = rows[0].status;
-      if (status !== 'interrupted') await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(status).toBe('interrupted');
+    expect(await statusOnceSettled(db.pool, loadId!, 'interrupted')).toBe('interrupted');
     expect(await db.pool.query(`select 1 from app.products where tenant_id = $1`, [tenant])).toHaveProperty(
       'rowCount',
       0,
