@@ -146,8 +146,10 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     } else if (row.status !== 'registered') {
       from = { step: 'transform' };
     }
-    const delimiter = row.options.delimiter ?? (await readCsvLayout(file)).delimiter;
-    const columns = row.columns ?? stagedColumnNames((await readCsvLayout(file, delimiter)).header);
+    // Both are in the catalog once the load was compiled; before that, read from the file once.
+    const layout = row.columns && row.options.delimiter ? undefined : await readCsvLayout(file, row.options.delimiter);
+    const delimiter = row.options.delimiter ?? layout!.delimiter;
+    const columns = row.columns ?? stagedColumnNames(layout!.header);
     const result = await runLoad(pool, {
       loadId,
       mapping,
