@@ -1,6 +1,7 @@
 import type pg from 'pg';
 
 import { PgferryError } from './errors.js';
+import { rejectLocator } from './report/reject-location.js';
 
 /** One load as `pgferry loads` and `pgferry status` show it. */
 export interface LoadSummary {
@@ -58,6 +59,8 @@ export async function getLoad(pool: pg.Pool, id: number): Promise<LoadSummary> {
 
 export interface RejectRow {
   line: number | null;
+  /** Where in the file: `line 12`, `record 12`, `Products!C12`. */
+  where: string | null;
   step: string;
   rule: string;
   column: string | null;
@@ -76,7 +79,11 @@ export async function listRejects(pool: pg.Pool, loadId: number, limit?: number)
      limit $2`,
     [loadId, limit ?? null],
   );
-  return rows.map((r) => ({ ...r, line: r.line === null ? null : Number(r.line) }));
+  const locate = await rejectLocator(pool, loadId);
+  return rows.map((r) => {
+    const line = r.line === null ? null : Number(r.line);
+    return { ...r, line, where: locate(line, r.column) };
+  });
 }
 
 /**

@@ -11,13 +11,18 @@ import { withTransaction } from './db/database.js';
 import { asUserError, EXIT, isDatabaseError, isTransient, PgferryError } from './errors.js';
 import { LoadClaim } from './load-claim.js';
 import { locateInMapping, type Mapping, readMapping } from './mappings/mapping-file.js';
-import { readCsvLayout } from './sources/csv-header.js';
+import { openCsvBytes, openSourceItems } from './sources/source-items.js';
+import { asSourceError, readSourceLayout, type SourceLayout, type SourceOptions } from './sources/source-layout.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 import { promote } from './steps/promote.js';
 import { stageCsv } from './steps/stage.js';
+import { stageRecords } from './steps/stage-records.js';
 
-/** Options of one load; every one has a sensible default but file, tenant and mapping. */
-export interface LoadOptions {
+/**
+ * Options of one load; every one has a sensible default but file, tenant and mapping. What
+ * the file is (format, encoding, wrapper, sheet, records, table) is detected unless given.
+ */
+export interface LoadOptions extends SourceOptions {
   file: string;
   tenant: string;
   /** Mapping name (looked up in `mappingsDir`) or path to a mapping file. */
@@ -86,6 +91,8 @@ export interface LoadResult {
   mapping: { name: string; version?: number };
   file: string;
   delimiter?: string;
+  /** How the file was read: format, wrapper, encoding, sheet, records, table. */
+  source?: SourceSummary;
   counts: LoadCounts;
   reasons: RejectReason[];
   timings: Partial<Record<Step, number>>;
@@ -93,6 +100,9 @@ export interface LoadResult {
   /** A load failed for a passing reason (the server unreachable): `pgferry resume` finishes it. */
   resumable?: boolean;
 }
+
+/** What a load's summary says of how its file was read. */
+export type SourceSummary = Omit<SourceLayout, 'columns' | 'letters' | 'bomBytes' | 'recordsCounted'>;
 
 const NO_COUNTS: LoadCounts = {
   read: 0,
@@ -157,8 +167,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     }
   }
 
-  const layout = await readCsvLayout(file, options.delimiter);
-  const columns = stagedColumnNames(layout.header);
+  const layout = await readSourceLayout(file, options);
+  const columns = stagedColumnNames(layout.columns);
 
   const { rows: registered } = await pool.query<{ id: number }>(
     'select (ferry.register_load($1, $2, $3, $4, $5, $6, $7, $8)).id',
@@ -168,9 +178,11 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
       path.resolve(file),
       sha256,
       fileStat.size,
-      'csv',
+      layout.format,
       JSON.stringify({
         delimiter: layout.delimiter,
+        // jsonb cannot hold NUL: names keep it only in this process (staged names drop it anyway).
+        source: { ...layout, columns: layout.columns.map((c) => c.replaceAll('\0', '')) },
         maxRejects: options.maxRejects,
         maxRejectRate: options.maxRejectRate,
         dryRun: options.dryRun ?? false,
@@ -189,8 +201,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
       mapping,
       mappingVersion: mappingRow.version,
       file,
-      fileSize: fileStat.size,
-      delimiter: layout.delimiter,
+      source: layout,
       columns,
       jobs,
       options,
@@ -209,8 +220,8 @@ export interface LoadRun {
   mapping: Mapping;
   mappingVersion: number;
   file: string;
-  fileSize: number;
-  delimiter: string;
+  /** How the file is read (kept in the catalog: resume reads it the same way). */
+  source: SourceLayout;
   columns: string[];
   jobs: number;
   options: LoadOptions;
@@ -223,7 +234,7 @@ export interface LoadRun {
 
 /** Every step of a load from `run.from` on, to its result, audit line included. */
 export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> {
-  const { loadId, mapping, file, columns, jobs, options, emit } = run;
+  const { loadId, mapping, file, columns, options, emit } = run;
   const timings: Partial<Record<Step, number>> = {};
   const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
     emit({ type: 'step', step });
@@ -239,7 +250,8 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
     loadId,
     mapping: { name: mapping.name, version: run.mappingVersion },
     file,
-    delimiter: run.delimiter,
+    delimiter: run.source.delimiter,
+    source: sourceSummary(run.source),
   };
 
   // A dropped connection, a server restart, a deadlock or serialization failure: the step is
@@ -274,25 +286,7 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
             retrying('stage', async (attempt) => {
               // A retry goes on from the last checkpoint, as `pgferry resume` does.
               const from = attempt === 1 ? run.from : await stagingCheckpoint(pool, loadId);
-              return withClients(pool, jobs, (clients) =>
-                stageCsv(clients, {
-                  loadId,
-                  file,
-                  delimiter: run.delimiter,
-                  stagingTable,
-                  columns: columns.length,
-                  chunkRows: options.chunkRows,
-                  resumeAfterLine: from.afterLine,
-                  alreadyStaged: from.rowsStaged,
-                  onProgress: (p) =>
-                    emit({
-                      type: 'stage-progress',
-                      bytesRead: p.bytesRead,
-                      totalBytes: run.fileSize,
-                      rowsRead: p.rowsRead,
-                    }),
-                }),
-              );
+              return stageFile(pool, run, stagingTable, from);
             }),
           );
 
@@ -387,7 +381,8 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
   } catch (error) {
     failure = error instanceof Error ? error.message : String(error);
     if (error instanceof PgferryError && error.location.file) {
-      failure = `${error.location.file}:${error.location.line}: ${failure}`;
+      const { file, line, column } = error.location;
+      failure = `${[file, line, column].filter((part) => part !== undefined).join(':')}: ${failure}`;
     }
     if (isTransient(error)) {
       // Still failing after the retries (the server down for long): the load keeps its state
@@ -437,6 +432,69 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
     await pool.query('delete from ferry.loads where id = $1', [loadId]);
   }
   return result;
+}
+
+/** stage, for the file's format: CSV on `jobs` parallel streams, other formats on one. */
+async function stageFile(
+  pool: pg.Pool,
+  run: LoadRun,
+  stagingTable: string,
+  from: LoadRun['from'],
+): Promise<{ rowsRead: number }> {
+  const { loadId, file, source, options, emit } = run;
+  const progress = (totalBytes: number) => (p: { bytesRead: number; rowsRead: number }) =>
+    emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes, rowsRead: p.rowsRead });
+  try {
+    if (source.format === 'csv') {
+      const opened = await openCsvBytes(file, source);
+      try {
+        return await withClients(pool, run.jobs, (clients) =>
+          stageCsv(clients, {
+            loadId,
+            chunks: opened.items,
+            bytesRead: opened.bytesRead,
+            delimiter: source.delimiter!,
+            stagingTable,
+            columns: run.columns.length,
+            encoding: source.encoding,
+            chunkRows: options.chunkRows,
+            resumeAfterLine: from.afterLine,
+            alreadyStaged: from.rowsStaged,
+            onProgress: progress(opened.totalBytes),
+          }),
+        );
+      } finally {
+        opened.close();
+      }
+    }
+    const opened = await openSourceItems(file, source);
+    try {
+      // Parsing in Node is what limits these formats, not COPY: one stream.
+      return await withClients(pool, 1, ([client]) =>
+        stageRecords(client, {
+          loadId,
+          items: opened.items,
+          columns: source.columns,
+          bytesRead: opened.bytesRead,
+          stagingTable,
+          chunkRows: options.chunkRows,
+          resumeAfterLine: from.afterLine,
+          alreadyStaged: from.rowsStaged,
+          onProgress: progress(opened.totalBytes),
+        }),
+      );
+    } finally {
+      opened.close();
+    }
+  } catch (error) {
+    throw asSourceError(error, file);
+  }
+}
+
+/** The layout without what only pgferry needs. */
+function sourceSummary(layout: SourceLayout): SourceSummary {
+  const { columns: _columns, letters: _letters, bomBytes: _bom, recordsCounted: _counted, ...summary } = layout;
+  return summary;
 }
 
 async function stagingTableOf(pool: pg.Pool, loadId: number): Promise<string> {

@@ -15,7 +15,7 @@ import {
 } from './load.js';
 import { LoadClaim } from './load-claim.js';
 import { parseMapping } from './mappings/mapping-file.js';
-import { readCsvLayout } from './sources/csv-header.js';
+import { readSourceLayout, type SourceLayout } from './sources/source-layout.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 
 /** How long resume waits for the claim of a load whose process was just killed. */
@@ -49,7 +49,14 @@ interface LoadRow {
   source: string;
   file_sha256: string;
   file_bytes: string;
-  options: { delimiter?: string; maxRejects?: number; maxRejectRate?: number; dryRun?: boolean; force?: boolean };
+  options: {
+    delimiter?: string;
+    source?: SourceLayout;
+    maxRejects?: number;
+    maxRejectRate?: number;
+    dryRun?: boolean;
+    force?: boolean;
+  };
   columns: string[] | null;
   error: string | null;
   mapping_source: string;
@@ -146,17 +153,15 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     } else if (row.status !== 'registered') {
       from = { step: 'transform' };
     }
-    // Both are in the catalog once the load was compiled; before that, read from the file once.
-    const layout = row.columns && row.options.delimiter ? undefined : await readCsvLayout(file, row.options.delimiter);
-    const delimiter = row.options.delimiter ?? layout!.delimiter;
-    const columns = row.columns ?? stagedColumnNames(layout!.header);
+    // How the file was read is in the catalog (loads before 0.2 kept only the delimiter).
+    const source = row.options.source ?? (await readSourceLayout(file, { delimiter: row.options.delimiter }));
+    const columns = row.columns ?? stagedColumnNames(source.columns);
     const result = await runLoad(pool, {
       loadId,
       mapping,
       mappingVersion: row.mapping_version,
       file,
-      fileSize: fileStat.size,
-      delimiter,
+      source,
       columns,
       jobs,
       options: loadOptions,

@@ -30,9 +30,16 @@ let home: string | undefined;
  */
 export async function setup(project: TestProject): Promise<void> {
   // CLI tests run the shipped entry point (bin/ -> dist/): build it from the current source.
-  execFileSync(process.execPath, [path.resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-    stdio: 'inherit',
-  });
+  // tsc writes the JavaScript even when types are wrong (status 2); `npm run typecheck`, not
+  // the tests, is where type errors fail.
+  try {
+    execFileSync(process.execPath, [path.resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      stdio: 'inherit',
+    });
+  } catch (error) {
+    if ((error as { status?: number }).status !== 2) throw error;
+    console.warn('global-setup: the build has type errors (shown above); the tests run the JavaScript it wrote');
+  }
 
   let adminUrl = process.env.PGFERRY_TEST_DATABASE_URL;
   let origin = 'PGFERRY_TEST_DATABASE_URL';

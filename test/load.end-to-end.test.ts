@@ -36,7 +36,7 @@ describe('load, edge files', () => {
     expect(result.counts).toMatchObject({ read: 0, staged: 0, inserted: 0 });
   });
 
-  it('an empty file, or a header that is not UTF-8, is an input error naming the file, line and column', async () => {
+  it('an empty file, or a header that is not valid in the encoding, is an input error naming the file, line and column', async () => {
     const empty = writeFile(dir, 'empty.csv', '');
     await expect(
       load(db.pool, { file: empty, tenant: 'acme', mapping: 'products', mappingsDir: dir }),
@@ -44,11 +44,12 @@ describe('load, edge files', () => {
       message: 'the file is empty: no header line',
       location: { file: empty, line: 1 },
     });
+    // Read as UTF-8 (a Latin-1 file is detected as such when not told otherwise).
     const latin1 = writeFile(dir, 'latin1.csv', Buffer.from('sku,na\xe9me,price\nA,b,1\n', 'latin1'));
     await expect(
-      load(db.pool, { file: latin1, tenant: 'acme', mapping: 'products', mappingsDir: dir }),
+      load(db.pool, { file: latin1, tenant: 'acme', mapping: 'products', mappingsDir: dir, encoding: 'utf-8' }),
     ).rejects.toMatchObject({
-      message: 'header field 2 is not valid UTF-8 (pgferry reads UTF-8 files)',
+      message: 'header field 2 is not valid UTF-8 (the file was read as UTF-8; --encoding names another)',
       location: { file: latin1, line: 1, column: 2 },
     });
   });

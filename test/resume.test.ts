@@ -2,6 +2,7 @@
 // exactly as an uninterrupted load leaves it, with the same counts, and nothing doubled.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -101,6 +102,34 @@ describe('resume after a crash', () => {
 
     // Resuming again: it finished, nothing to do.
     expect(await resume(db.pool, loadId!)).toEqual({ outcome: 'finished', loadId, status: 'succeeded' });
+  });
+
+  it('a gzipped NDJSON file killed mid-staging resumes after its checkpoint, exactly as an uninterrupted load', async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      lines.push(
+        i % 5000 === 11
+          ? `{"sku": "J-${i}", "name": broken}`
+          : JSON.stringify({ sku: `J-${i}`, name: `json product ${i}`, price: `${i % 300}.5` }),
+      );
+    }
+    const ndjson = writeFile(dir, 'catalog.ndjson.gz', gzipSync(`${lines.join('\n')}\n`));
+    await addTenant(db.pool, 'json_reference');
+    await addTenant(db.pool, 'json_resumed');
+    const whole = await load(db.pool, { file: ndjson, tenant: 'json_reference', mapping, chunkRows: 20_000 });
+    expect(whole.counts).toMatchObject({ read: 100_000, parseRejects: 20 });
+
+    const loadId = await loadUntil('json_resumed', 'stage-chunk', ndjson);
+    expect(await statusOnceSettled(db.pool, loadId!, 'interrupted')).toBe('interrupted');
+    const resumed = await resume(db.pool, loadId!);
+    expect(resumed).toMatchObject({ outcome: 'resumed', from: 'stage' });
+    if (resumed.outcome !== 'resumed') return;
+    expect(resumed.checkpointLine).toBeGreaterThan(0);
+    expect(resumed.result.counts).toEqual(whole.counts);
+    expect(resumed.result.source).toMatchObject({ format: 'ndjson', compression: 'gzip' });
+    expect(
+      await rowsDifferingFrom(db.pool, 'app.products', ['sku', 'name', 'price'], 'json_resumed', 'json_reference'),
+    ).toBe(0);
   });
 
   it('killed after its promotion committed: resume only tidies up, and exits 0', async () => {

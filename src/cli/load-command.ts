@@ -1,14 +1,16 @@
 import { Command, Option } from 'commander';
 
 import { EXIT } from '../errors.js';
-import { load, type LoadOptions, MAX_JOBS } from '../load.js';
+import { load, type LoadOptions, type LoadResult, MAX_JOBS } from '../load.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
+import { SOURCE_FORMATS } from '../sources/detect-format.js';
+import { asSourceError } from '../sources/source-layout.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 
 export function loadCommand(global: () => GlobalOptions): Command {
-  return fileCommand('load', 'load a CSV file for a tenant through a mapping: stage, transform, promote, verify')
+  return fileCommand('load', 'load a data file for a tenant through a mapping: stage, transform, promote, verify')
     .option('--max-rejects <n>', 'promote nothing when more rows than this are rejected', wholeNumber('--max-rejects'))
     .addOption(
       new Option(
@@ -32,7 +34,7 @@ export function loadCommand(global: () => GlobalOptions): Command {
     )
     .option(
       '-j, --jobs <n>',
-      `parallel COPY streams while staging, 1-${MAX_JOBS} (default: the number of CPU cores, at most ${MAX_JOBS})`,
+      `CSV: parallel COPY streams while staging, 1-${MAX_JOBS} (default: the number of CPU cores, at most ${MAX_JOBS}); other formats stage on one`,
       wholeNumber('--jobs'),
     )
     .option('--json', 'print the result as JSON')
@@ -43,10 +45,18 @@ The load's id is printed as soon as it is registered. Exit codes: 0 loaded (or s
 already loaded), 1 the load failed or crossed its reject threshold (nothing promoted),
 2 bad usage or input (missing file, unknown tenant, broken mapping).
 
+What the file is — format, gzip or zip wrapper, text encoding, CSV delimiter, XLSX header
+row — is detected from its content and shown in the summary ("read as: …"); the options
+above override it.
+
 Examples:
   pgferry load catalog.csv --tenant acme --mapping products
   pgferry load catalog.csv -t acme -m products --max-reject-rate 5 --dry-run
-  pgferry load export.txt -t acme -m mappings/legacy.sql --delimiter '|' --json`,
+  pgferry load export.txt -t acme -m mappings/legacy.sql --delimiter '|' --json
+  pgferry load supplier.xlsx -t acme -m products --sheet Prices
+  pgferry load feed.json.gz -t acme -m products --records data.items
+  pgferry load legacy.sql -t acme -m products --table products
+  pgferry load latin1.csv -t acme -m products --encoding iso-8859-15`,
     )
     .action((file: string, opts) =>
       runLoadCommand(global, file, opts, {
@@ -92,34 +102,111 @@ Examples:
 function fileCommand(name: string, description: string): Command {
   return new Command(name)
     .description(description)
-    .argument('<file>', 'CSV file with a header line (UTF-8, delimiter , ; TAB or |)')
+    .argument('<file>', 'data file: CSV/TSV, XLSX, JSON, NDJSON, XML or SQL dump, plain, gzipped or zipped')
     .requiredOption('-t, --tenant <tenant>', 'tenant whose rows these are')
     .requiredOption('-m, --mapping <mapping>', 'mapping name (mappings/<name>.sql) or path to a mapping file')
     .option('--mappings-dir <dir>', 'where mapping files live', 'mappings')
-    .option('-d, --delimiter <char>', 'field delimiter (default: sniffed from the file)');
+    .addOption(
+      new Option('-f, --format <format>', "the file's format (default: detected from its content)").choices([
+        ...SOURCE_FORMATS,
+      ]),
+    )
+    .option(
+      '--encoding <name>',
+      'text encoding: utf-8, utf-16le, utf-16be, windows-1252, iso-8859-15, … (default: detected)',
+    )
+    .option('-d, --delimiter <char>', 'CSV: field delimiter (default: sniffed from the file)')
+    .option(
+      '--sheet <name|n>',
+      'XLSX: the sheet to load, by name or 1-based position (default: the first); repeat it to load several sheets, one load each',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option('--all-sheets', 'XLSX: load every sheet of the workbook, one load each')
+    .option(
+      '--header-row <n>',
+      'XLSX: the row holding the column names (default: detected)',
+      wholeNumber('--header-row'),
+    )
+    .option('--records <path>', 'JSON: the array of records (data.items); XML: the repeating element (/catalog/item)')
+    .option('--table <name>', 'SQL dump: the table whose rows to load (needed when the dump holds several)')
+    .option('--entry <name>', 'zip: the file inside the archive to load (needed when it holds several)');
 }
 
-/** Runs the load, with progress on stderr, and prints its result; a failed load exits 1. */
+/** The file options of load and validate, as LoadOptions. */
+function sourceOptions(opts: FileCommandOptions, sheet: string | undefined): Partial<LoadOptions> {
+  return {
+    format: opts.format,
+    encoding: opts.encoding,
+    delimiter: opts.delimiter,
+    sheet,
+    headerRow: opts.headerRow,
+    records: opts.records,
+    table: opts.table,
+    entry: opts.entry,
+  };
+}
+
+interface FileCommandOptions {
+  tenant: string;
+  mapping: string;
+  mappingsDir: string;
+  format?: string;
+  encoding?: string;
+  delimiter?: string;
+  sheet?: string[];
+  allSheets?: boolean;
+  headerRow?: number;
+  records?: string;
+  table?: string;
+  entry?: string;
+  json?: boolean;
+}
+
+/** The sheets to load, one load each: those named (a number is a position), or every one. */
+async function sheetsToLoad(file: string, opts: FileCommandOptions): Promise<(string | undefined)[]> {
+  if (opts.allSheets) {
+    if (opts.sheet) throw new InvalidOption('--all-sheets and --sheet: choose one');
+    const { listXlsxSheets } = await import('../sources/xlsx-reader.js');
+    return listXlsxSheets(() => file).catch((error) => {
+      throw asSourceError(error, file);
+    });
+  }
+  return opts.sheet ?? [undefined];
+}
+
+/**
+ * Runs the load (one per sheet asked for), with progress on stderr, and prints each result;
+ * a failed load exits 1.
+ */
 async function runLoadCommand(
   global: () => GlobalOptions,
   file: string,
-  opts: { tenant: string; mapping: string; mappingsDir: string; delimiter?: string; json?: boolean },
+  opts: FileCommandOptions,
   options: Partial<LoadOptions>,
   { showId = true } = {},
 ): Promise<void> {
-  const progress = new ProgressBar();
-  const result = await withDatabase(global(), (db) =>
-    load(db.pool, {
-      file,
-      tenant: opts.tenant,
-      mapping: opts.mapping,
-      mappingsDir: opts.mappingsDir,
-      delimiter: opts.delimiter,
-      ...options,
-      onEvent: showLoadEvents(progress, { json: opts.json || !showId }),
-    }),
-  );
-  progress.done();
-  stdio.out(opts.json ? JSON.stringify(result, null, 2) : formatLoadResult(result));
-  if (result.status === 'failed') setExitCode(EXIT.loadFailed);
+  const sheets = await sheetsToLoad(file, opts);
+  const results: LoadResult[] = [];
+  await withDatabase(global(), async (db) => {
+    for (const sheet of sheets) {
+      const progress = new ProgressBar();
+      const result = await load(db.pool, {
+        file,
+        tenant: opts.tenant,
+        mapping: opts.mapping,
+        mappingsDir: opts.mappingsDir,
+        ...sourceOptions(opts, sheet),
+        ...options,
+        onEvent: showLoadEvents(progress, { json: opts.json || !showId }),
+      });
+      progress.done();
+      results.push(result);
+      if (!opts.json) {
+        if (results.length > 1) stdio.out('');
+        stdio.out(formatLoadResult(result));
+      }
+      if (result.status === 'failed') setExitCode(EXIT.loadFailed);
+    }
+  });
+  if (opts.json) stdio.out(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
 }

@@ -47,9 +47,9 @@ Examples:
         else
           stdio.out(
             textTable(
-              ['line', 'rule', 'column', 'value', 'message'],
+              ['where', 'rule', 'column', 'value', 'message'],
               rejects.map((r) => [
-                r.line,
+                r.where ?? '',
                 r.rule,
                 r.column ?? '',
                 oneLine(r.value ?? r.raw ?? '', 30),

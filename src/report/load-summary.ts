@@ -1,4 +1,4 @@
-import type { LoadResult } from '../load.js';
+import type { LoadResult, SourceSummary } from '../load.js';
 import { formatMs, oneLine, textTable } from './text-table.js';
 
 /** The summary `pgferry load` prints for people. */
@@ -17,6 +17,7 @@ export function formatLoadResult(result: LoadResult): string {
   out.push(
     `load ${result.loadId} ${verdict}  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version})`,
   );
+  if (result.source) out.push(`  read as: ${describeSource(result.source)}`);
   if (result.error) out.push(`  reason: ${result.error}`);
   out.push('');
   const promoted = c.inserted + c.updated + c.unchanged;
@@ -57,4 +58,20 @@ export function formatLoadResult(result: LoadResult): string {
     }
   }
   return out.join('\n');
+}
+
+/** `csv (gzip), delimiter ";", windows-1252` — how the file was read, in one line. */
+export function describeSource(source: SourceSummary): string {
+  const parts: string[] = [source.format];
+  if (source.compression === 'gzip') parts[0] += ' (gzip)';
+  if (source.compression === 'zip') parts[0] += ` (zip entry ${JSON.stringify(source.entry)})`;
+  if (source.delimiter !== undefined) {
+    parts.push(`delimiter ${source.delimiter === '\t' ? 'TAB' : JSON.stringify(source.delimiter)}`);
+  }
+  if (source.sheet !== undefined) parts.push(`sheet ${JSON.stringify(source.sheet)}`);
+  if (source.headerRow !== undefined) parts.push(`header row ${source.headerRow}`);
+  if (source.records !== undefined) parts.push(`records ${source.records}`);
+  if (source.table !== undefined) parts.push(`table ${source.table}`);
+  if (source.encoding !== undefined) parts.push(source.encoding);
+  return parts.join(', ');
 }

@@ -24,6 +24,19 @@ export class CopyBuffer {
     this.rows++;
   }
 
+  /** Appends `<line><delimiter><csv>\n`, the record already written as CSV text. */
+  appendText(line: number, csv: string): void {
+    const text = `${line}${this.delimiter}${csv}\n`;
+    const need = this.used + Buffer.byteLength(text);
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+      this.buf.copy(grown, 0, 0, this.used);
+      this.buf = grown;
+    }
+    this.used += this.buf.write(text, this.used, 'utf8');
+    this.rows++;
+  }
+
   get size(): number {
     return this.used;
   }

@@ -1,9 +1,8 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-
 import { PgferryError } from '../errors.js';
 import { CsvHeaderError, CsvScanner } from './csv-scanner.js';
+import { type InputFile, openInput } from './input-file.js';
 import { sniffDelimiter } from './sniff-delimiter.js';
+import { utf8Bytes } from './text-decoder.js';
 
 const SAMPLE_BYTES = 64 * 1024;
 
@@ -15,47 +14,71 @@ export interface CsvLayout {
 }
 
 /**
- * Reads a CSV file's delimiter (sniffed unless given) and header.
+ * Reads a CSV file's delimiter (sniffed unless given) and header, from its data as UTF-8
+ * (unwrapped and transcoded).
  *
  * @example
- *   const { delimiter, header } = await readCsvLayout('catalog.csv');
+ *   const { delimiter, header } = await readCsvLayout({ file: 'catalog.csv', compression: 'none' });
  */
-export async function readCsvLayout(file: string, delimiter?: string): Promise<CsvLayout> {
-  const handle = await open(file, 'r');
-  let sample: Buffer;
-  try {
-    const buffer = Buffer.alloc(SAMPLE_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, SAMPLE_BYTES, 0);
-    sample = buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-  const chosen =
-    delimiter ??
-    sniffDelimiter(sample[0] === 0xef && sample[1] === 0xbb && sample[2] === 0xbf ? sample.subarray(3) : sample);
-
+export async function readCsvLayout(
+  input: InputFile,
+  options: { delimiter?: string; encoding?: string; bomBytes?: number } = {},
+): Promise<CsvLayout> {
+  const { file } = input;
+  const encoding = options.encoding ?? 'utf-8';
+  const opened = await openInput(input);
   let header: string[] | undefined;
-  const scanner = new CsvScanner({ delimiter: chosen, onRecord: () => {}, onReject: () => {} });
+  let chosen = options.delimiter;
   try {
-    for await (const chunk of createReadStream(file, { highWaterMark: SAMPLE_BYTES })) {
-      scanner.push(chunk as Buffer);
-      if (scanner.header) break;
+    const pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let scanner: { scanner: CsvScanner; delimiterChosen: string } | undefined;
+    for await (const chunk of utf8Bytes(opened.chunks(), encoding, options.bomBytes ?? 0)) {
+      if (!scanner) {
+        // The delimiter is sniffed from the first 64 KiB.
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes < SAMPLE_BYTES) continue;
+        scanner = startScanner(Buffer.concat(pending));
+        chosen = scanner.delimiterChosen;
+      } else {
+        scanner.scanner.push(chunk);
+      }
+      if (scanner.scanner.header) break;
     }
-    if (!scanner.header) scanner.finish();
-    header = scanner.header;
+    if (!scanner) {
+      scanner = startScanner(Buffer.concat(pending));
+      chosen = scanner.delimiterChosen;
+    }
+    if (!scanner.scanner.header) scanner.scanner.finish();
+    header = scanner.scanner.header;
   } catch (error) {
     if (error instanceof CsvHeaderError) {
       throw new PgferryError(error.message, { location: { file, line: error.line } });
     }
     throw error;
+  } finally {
+    opened.bytes.destroy();
   }
   if (!header) throw new PgferryError('the file is empty: no header line', { location: { file, line: 1 } });
   // Names decoded with replacement characters would silently differ from what the file says.
   const garbled = header.findIndex((name) => name.includes('\uFFFD'));
   if (garbled >= 0) {
-    throw new PgferryError(`header field ${garbled + 1} is not valid UTF-8 (pgferry reads UTF-8 files)`, {
-      location: { file, line: 1, column: garbled + 1 },
-    });
+    throw new PgferryError(
+      encoding === 'utf-8'
+        ? `header field ${garbled + 1} is not valid UTF-8 (the file was read as UTF-8; --encoding names another)`
+        : `header field ${garbled + 1} has bytes not valid in ${encoding}`,
+      { location: { file, line: 1, column: garbled + 1 } },
+    );
   }
-  return { delimiter: chosen, header };
+  return { delimiter: chosen!, header };
+
+  function startScanner(sample: Buffer): { scanner: CsvScanner; delimiterChosen: string } {
+    const delimiterChosen =
+      options.delimiter ??
+      sniffDelimiter(sample[0] === 0xef && sample[1] === 0xbb && sample[2] === 0xbf ? sample.subarray(3) : sample);
+    const scanner = new CsvScanner({ delimiter: delimiterChosen, onRecord: () => {}, onReject: () => {} });
+    scanner.push(sample);
+    return { scanner, delimiterChosen };
+  }
 }

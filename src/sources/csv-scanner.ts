@@ -18,6 +18,11 @@ export interface CsvScannerOptions {
   /** Largest raw text kept for a reject. (Default: 64 KiB) */
   maxRawChars?: number;
   /**
+   * The file's encoding when it is not UTF-8: the bytes come transcoded to UTF-8, with 0xFF
+   * where the file had bytes not valid in its encoding; rejects name that encoding.
+   */
+  encoding?: string;
+  /**
    * Called for each well-formed record: `raw` is its bytes without the line terminator, valid
    * CSV that COPY (FORMAT csv) parses exactly as the scanner did; `fields` its field count.
    * `raw` is only valid during the call.
@@ -63,6 +68,7 @@ export class CsvScanner {
   private readonly maxRawChars: number;
   private readonly onRecord: CsvScannerOptions['onRecord'];
   private readonly onReject: CsvScannerOptions['onReject'];
+  private readonly encoding: string | undefined;
 
   private buf: Buffer = Buffer.alloc(0);
   /** Line number of the record starting at buf[0]. */
@@ -97,6 +103,7 @@ export class CsvScanner {
     this.onRecord = options.onRecord;
     this.onReject = options.onReject;
     this.expectedFields = options.expectedFields;
+    this.encoding = options.encoding === 'utf-8' ? undefined : options.encoding;
   }
 
   /** Feeds the next bytes of the file. */
@@ -249,7 +256,7 @@ export class CsvScanner {
       this.rejectFirstLineOrRecord('column_count', `expected ${expected} fields, found ${this.fields}`, end, next);
       return;
     }
-    const encodingProblem = checkEncoding(raw, this.delimiter);
+    const encodingProblem = checkEncoding(raw, this.delimiter, this.encoding);
     this.recordsRead++;
     if (encodingProblem) {
       this.onReject({ line, rule: 'encoding', message: encodingProblem, raw: this.rawText(raw) });
@@ -476,7 +483,7 @@ function requoteBareQuotes(raw: Buffer, delimiter: number): Buffer {
 }
 
 /** Why PostgreSQL would refuse these bytes as UTF-8 text, naming the field; or undefined. */
-function checkEncoding(raw: Buffer, delimiter: number): string | undefined {
+function checkEncoding(raw: Buffer, delimiter: number, encoding: string | undefined): string | undefined {
   const nul = raw.indexOf(0);
   if (nul < 0 && isUtf8(raw)) return undefined;
   const at = nul >= 0 ? nul : firstInvalidUtf8(raw);
@@ -500,9 +507,10 @@ function checkEncoding(raw: Buffer, delimiter: number): string | undefined {
     }
   }
   const byte = raw[at].toString(16).toUpperCase().padStart(2, '0');
-  return nul >= 0 && nul === at
-    ? `NUL byte in field ${field} (byte ${at + 1} of the record)`
-    : `invalid UTF-8 byte 0x${byte} in field ${field} (byte ${at + 1} of the record): the file must be UTF-8`;
+  if (nul >= 0 && nul === at) return `NUL byte in field ${field} (byte ${at + 1} of the record)`;
+  return encoding
+    ? `bytes not valid in ${encoding} in field ${field} (character ${raw.subarray(0, at).toString('utf8').length + 1} of the record)`
+    : `invalid UTF-8 byte 0x${byte} in field ${field} (byte ${at + 1} of the record): the file was read as UTF-8 (--encoding names another)`;
 }
 
 function firstInvalidUtf8(raw: Buffer): number {

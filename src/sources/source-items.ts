@@ -1,0 +1,61 @@
+import { openInput } from './input-file.js';
+import type { SourceItem } from './source-item.js';
+import type { SourceLayout } from './source-layout.js';
+import { decodeText, utf8Bytes } from './text-decoder.js';
+
+/** A file opened for staging: its records (or CSV bytes), and how far through it reading is. */
+export interface OpenedSource<T> {
+  items: AsyncIterable<T>;
+  bytesRead: () => number;
+  totalBytes: number;
+  /** Stops reading (reading to the end closes by itself). */
+  close: () => void;
+}
+
+/**
+ * The records of a file as its format's reader yields them, unwrapped and decoded as the
+ * layout says. Not for CSV: see openCsvBytes.
+ */
+export async function openSourceItems(file: string, layout: SourceLayout): Promise<OpenedSource<SourceItem>> {
+  // Each reader is loaded when its format is met: exceljs alone takes a while to load.
+  const opened = await openInput({ file, compression: layout.compression, entry: layout.entry });
+  const close = () => opened.bytes.destroy();
+  if (layout.format === 'xlsx') {
+    const { readXlsxRecords } = await import('./xlsx-reader.js');
+    const input = layout.compression === 'none' ? file : opened.bytes;
+    if (layout.compression === 'none') close();
+    return {
+      items: readXlsxRecords(input, { sheet: layout.sheet, headerRow: layout.headerRow }),
+      bytesRead: layout.compression === 'none' ? () => 0 : opened.bytesRead,
+      totalBytes: opened.totalBytes,
+      close,
+    };
+  }
+  const text = decodeText(opened.chunks(), layout.encoding ?? 'utf-8', layout.bomBytes ?? 0);
+  let items: AsyncIterable<SourceItem>;
+  if (layout.format === 'json' || layout.format === 'ndjson') {
+    const { readJsonRecords } = await import('./json-reader.js');
+    items = readJsonRecords(text, { format: layout.format, records: layout.records });
+  } else if (layout.format === 'xml') {
+    const { readXmlRecords } = await import('./xml-reader.js');
+    items = readXmlRecords(text, { records: layout.records });
+  } else if (layout.format === 'sql') {
+    const { readSqlDumpRecords } = await import('./sql-dump-reader.js');
+    items = readSqlDumpRecords(text, { table: layout.table });
+  } else {
+    close();
+    throw new Error(`openSourceItems cannot read ${layout.format}: CSV goes through openCsvBytes`);
+  }
+  return { items, bytesRead: opened.bytesRead, totalBytes: opened.totalBytes, close };
+}
+
+/** A CSV file's bytes as UTF-8, unwrapped and transcoded as the layout says. */
+export async function openCsvBytes(file: string, layout: SourceLayout): Promise<OpenedSource<Buffer>> {
+  const opened = await openInput({ file, compression: layout.compression, entry: layout.entry });
+  return {
+    items: utf8Bytes(opened.chunks(), layout.encoding ?? 'utf-8', layout.bomBytes ?? 0),
+    bytesRead: opened.bytesRead,
+    totalBytes: opened.totalBytes,
+    close: () => opened.bytes.destroy(),
+  };
+}
