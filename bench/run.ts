@@ -6,7 +6,7 @@
 //                             [--database-url URL] [--dirty 0.01] [--changed 0.1] [--seed 1]
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,19 +16,10 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
-import {
-  addTenant,
-  type EmbeddedServer,
-  ensureDatabase,
-  listTenants,
-  MAX_JOBS,
-  migrate,
-  protectTable,
-  startEmbeddedServer,
-} from '../src/index.js';
+import { type EmbeddedServer, MAX_JOBS, startEmbeddedServer } from '../src/index.js';
+import { createDatabase, DATA_DIR, MAPPING, ROOT, runChild, setUp, TARGET, TENANT } from './bench-setup.js';
 import { findExecutable, runCommand, tail } from './commands.js';
 import { CATALOG_COLUMNS, type CatalogKey, type CatalogStats, ensureCatalog } from './generate-catalog.js';
-import type { ChildReport, ChildRequest } from './load-child.js';
 import {
   type CaseResult,
   type Machine,
@@ -40,12 +31,6 @@ import {
 } from './report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.dirname(HERE);
-const DATA_DIR = path.join(HERE, 'data');
-const MAPPING = path.join(HERE, 'catalog.sql');
-const SCHEMA = path.join(HERE, 'schema.sql');
-const TENANT = 'bench';
-const TARGET = 'bench.products';
 const FLOOR_TABLE = 'bench.stage';
 const COLUMN_LIST = CATALOG_COLUMNS.join(', ');
 
@@ -203,7 +188,7 @@ async function main(): Promise<void> {
       const bench: Bench = { pool, url, tmp, psql: options.psql, pgloader, jobs, options };
       const machine = await describeMachine(bench, origin);
       machine.childBaselineRssKb = (
-        await runChild(bench, { url, file: '', tenant: TENANT, mapping: '', baseline: true })
+        await runChild({ url, file: '', tenant: TENANT, mapping: '', baseline: true })
       ).maxRssKb;
 
       const results: SizeResult[] = [];
@@ -219,28 +204,6 @@ async function main(): Promise<void> {
   } finally {
     await cleanup();
   }
-}
-
-async function createDatabase(serverUrl: string, name: string): Promise<string> {
-  await ensureDatabase(serverUrl, name);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-/** The ferry schema, the benchmark's tables, its tenant, and the target protected. */
-async function setUp(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect().catch((error: unknown) => {
-    throw new Error(`cannot connect to the benchmark's server: ${(error as Error).message}`, { cause: error });
-  });
-  try {
-    await migrate(client);
-    await client.query(await readFile(SCHEMA, 'utf8'));
-  } finally {
-    client.release();
-  }
-  if (!(await listTenants(pool)).some((t) => t.slug === TENANT)) await addTenant(pool, TENANT);
-  await protectTable(pool, TARGET);
 }
 
 async function benchSize(bench: Bench, rows: number): Promise<SizeResult> {
@@ -508,7 +471,7 @@ function pgferryCase(
     run: async (problem) => {
       const wal = await prepare(bench, spec.before);
       const since = await currentXid(bench.pool);
-      const report = await runChild(bench, {
+      const report = await runChild({
         url: bench.url,
         file: spec.file,
         tenant: TENANT,
@@ -530,19 +493,6 @@ function pgferryCase(
       };
     },
   };
-}
-
-async function runChild(bench: Bench, request: ChildRequest): Promise<ChildReport> {
-  const child = path.join(HERE, 'load-child.ts');
-  const result = await runCommand(process.execPath, ['--import', 'tsx', child, JSON.stringify(request)], {
-    cwd: ROOT,
-    measureMemory: false,
-  });
-  const last = result.stdout.trim().split('\n').pop() ?? '';
-  if (result.code !== 0 || !last.startsWith('{')) {
-    throw new Error(`the pgferry child process failed (exit ${result.code}):\n${tail(result.stderr, 10)}`);
-  }
-  return JSON.parse(last) as ChildReport;
 }
 
 /** The xid of a fresh transaction (mod 2^32, as xmin shows it). */
