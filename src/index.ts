@@ -21,6 +21,10 @@ export { type EmbeddedServer, type EmbeddedServerOptions, startEmbeddedServer } 
 export { migrate } from './db/migrate.js';
 export { demo } from './demo.js';
 export { describeError, EXIT, PgferryError } from './errors.js';
+export { type ExportColumn, type ValueKind } from './export/export-column.js';
+export { EXPORT_FORMATS, type ExportFormat } from './export/export-format.js';
+export { type ExportOptions, type ExportResult, exportRows } from './export/export-rows.js';
+export { neutraliseFormula } from './export/formula-neutralise.js';
 export {
   load,
   type LoadCounts,

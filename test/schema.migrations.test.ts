@@ -11,7 +11,7 @@ describe('the ferry schema', () => {
   it('has exactly the migrations this test pins (a new migration updates the count and the snapshot)', async () => {
     const files = readdirSync(MIGRATIONS_DIR)
       .filter((f) => f.endsWith('.sql'))
-      .sort();
+      .sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
     expect(files).toEqual([
       '1_catalog.sql',
       '2_tenants.sql',
@@ -22,6 +22,7 @@ describe('the ferry schema', () => {
       '7_rollback.sql',
       '8_load_liveness.sql',
       '9_resume.sql',
+      '10_export.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -35,6 +36,7 @@ describe('the ferry schema', () => {
       'rollback',
       'load_liveness',
       'resume',
+      'export',
     ]);
   });
 

@@ -6,6 +6,7 @@ import { describeError, EXIT, PgferryError } from '../errors.js';
 import { auditCommand } from './audit-command.js';
 import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './context.js';
 import { demoCommand } from './demo-command.js';
+import { exportCommand } from './export-command.js';
 import { loadCommand, validateCommand } from './load-command.js';
 import { loadsCommand, statusCommand } from './loads-command.js';
 import { mappingCommand } from './mapping-command.js';
@@ -59,6 +60,7 @@ Then with your own table and file:
     validateCommand(global),
     resumeCommand(global),
     rollbackCommand(global),
+    exportCommand(global),
     pruneCommand(global),
     auditCommand(global),
     migrateCommand(global),
