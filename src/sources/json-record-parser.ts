@@ -1,12 +1,12 @@
 /**
- * Parses one complete JSON record (an object) into flat columns: nested objects become
- * `a.b.c`, arrays and empty objects stay JSON text (a mapping reads them with jsonb
- * functions), numbers keep the digits the file wrote (never through a JavaScript number),
+ * Parses one complete JSON record (an object) into flat columns: a nested object's members
+ * become `a.b.c` and the object itself `a`, as JSON text; arrays stay JSON text (a mapping
+ * reads them with jsonb functions), numbers keep the digits the file wrote (never through a JavaScript number),
  * `true`/`false` become text and `null` SQL NULL.
  *
  * @example
  *   parseJsonRecord('{"sku":"A1","price":{"amount":10.50},"tags":["x"]}')
- *   // Map { 'sku' => 'A1', 'price.amount' => '10.50', 'tags' => '["x"]' }
+ *   // Map { 'sku' => 'A1', 'price.amount' => '10.50', 'price' => '{"amount":10.50}', 'tags' => '["x"]' }
  */
 export function parseJsonRecord(text: string): Map<string, string | null> {
   const parser = new Parser(text);
@@ -80,6 +80,9 @@ class Parser {
       }
       if (c === CLOSE_BRACE) {
         this.pos++;
+        // A nested object is also a value of its own, as JSON text: a mapping may take it
+        // whole into a jsonb column (and a jsonb column exported as JSON comes back whole).
+        if (prefix !== '') this.put(out, prefix, this.text.slice(start, this.pos), start);
         return;
       }
       this.fail('"," or "}"');
