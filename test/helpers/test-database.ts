@@ -14,6 +14,16 @@ export interface TestDatabase {
 }
 
 /**
+ * Databases to drop after the test file. The hook is registered here, when the file imports
+ * this module, rather than in createTestDatabase: that is mostly called from a beforeAll,
+ * where a hook registered would never run (and the database would outlive the run).
+ */
+const toDrop: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const drop of toDrop.splice(0)) await drop();
+});
+
+/**
  * A database of its own for one test file, cloned from the migrated template, dropped after
  * the file. Its instance id is new, so its tenant roles don't collide with other files'.
  */
@@ -34,7 +44,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   pool.on('connect', (client) => client.on('error', () => {}));
   await pool.query(`update ferry.settings set instance_id = $1`, [randomBytes(3).toString('hex')]);
 
-  afterAll(async () => {
+  toDrop.push(async () => {
     await pool.end();
     const drop = new pg.Client({ connectionString: adminUrl });
     await drop.connect();
