@@ -145,7 +145,8 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     throw asUserError(e);
   });
   const mappingRow = await registerMapping(pool, mapping);
-  const sha256 = await fileSha256(file);
+  const part = sourcePart(options);
+  const sha256 = partSha256(await fileSha256(file), part);
 
   // A dry run validates whatever it is given, loaded before or not.
   if (!options.force && !options.dryRun) {
@@ -181,6 +182,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
       layout.format,
       JSON.stringify({
         delimiter: layout.delimiter,
+        part,
         // jsonb cannot hold NUL: names keep it only in this process (staged names drop it anyway).
         source: { ...layout, columns: layout.columns.map((c) => c.replaceAll('\0', '')) },
         maxRejects: options.maxRejects,
@@ -664,6 +666,27 @@ export function stagingJobs(jobs: number | undefined): number {
     throw new PgferryError(`jobs must be a whole number from 1 to ${MAX_JOBS}, not ${jobs}`);
   }
   return jobs;
+}
+
+/** Which part of a file a load reads (a sheet, a zip entry, a dump's table, JSON or XML records), as asked. */
+export type SourcePart = Pick<SourceOptions, 'sheet' | 'entry' | 'table' | 'records'>;
+
+export function sourcePart(options: SourceOptions): SourcePart {
+  const { sheet, entry, table, records } = options;
+  return { sheet, entry, table, records };
+}
+
+/**
+ * The sha256 a load records for its file: the file's own, or — when it reads one part of the
+ * file, such as a sheet — a sha256 of the file's and the part's, so that another sheet of the
+ * same workbook is not taken for a file already loaded.
+ */
+export function partSha256(fileSha: string, part: SourcePart | undefined): string {
+  const named = Object.entries(part ?? {}).filter(([, value]) => value !== undefined && value !== null);
+  if (named.length === 0) return fileSha;
+  return createHash('sha256')
+    .update(`${fileSha}\n${JSON.stringify(Object.fromEntries(named.map(([k, v]) => [k, String(v)])))}`)
+    .digest('hex');
 }
 
 export async function fileSha256(file: string): Promise<string> {

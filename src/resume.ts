@@ -9,7 +9,9 @@ import {
   type LoadOptions,
   type LoadResult,
   type LoadRun,
+  partSha256,
   runLoad,
+  type SourcePart,
   stagingCheckpoint,
   stagingJobs,
 } from './load.js';
@@ -52,6 +54,7 @@ interface LoadRow {
   options: {
     delimiter?: string;
     source?: SourceLayout;
+    part?: SourcePart;
     maxRejects?: number;
     maxRejectRate?: number;
     dryRun?: boolean;
@@ -123,7 +126,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     const file = row.source;
     const fileStat = await stat(file).catch(() => undefined);
     if (!fileStat?.isFile()) throw new PgferryError(`load ${loadId} read ${file}, which is gone: it cannot be resumed`);
-    if ((await fileSha256(file)) !== row.file_sha256) {
+    if (partSha256(await fileSha256(file), row.options.part) !== row.file_sha256) {
       throw new PgferryError(
         `${file} changed since load ${loadId} started (its sha256 differs): it cannot be resumed`,
         {

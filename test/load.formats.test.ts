@@ -8,6 +8,7 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { listRejects } from '../src/catalog.js';
 import { load, type LoadOptions } from '../src/load.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -321,6 +322,22 @@ describe('XLSX', () => {
       ['Products!C8', 'type'],
     ]);
     expect(rejects[0].message).toBe('Products!C6: the cell holds the error #DIV/0!');
+  });
+
+  it('the CLI: --all-sheets loads each sheet as a load of its own; the summary says how the file was read', async () => {
+    const env = { DATABASE_URL: db.url };
+    const run = await runCli(
+      ['load', workbook, '-t', 'acme', '-m', 'products', '--mappings-dir', dir, '--all-sheets', '--max-rejects', '5'],
+      { env },
+    );
+    expect(run.stderr).not.toMatch(/Error:|at .*\.js/);
+    expect(run.code).toBe(0);
+    expect(run.stdout.match(/^load \d+ succeeded/gm), run.stdout).toHaveLength(2);
+    expect(run.stdout).toContain('read as: xlsx, sheet "Products"');
+    expect(run.stdout).toContain('read as: xlsx, sheet "More products"');
+    const loadId = /^load (\d+) succeeded/m.exec(run.stdout)![1];
+    const rejects = await runCli(['rejects', loadId], { env });
+    expect(rejects.stdout).toMatch(/Products!C8 +type +price/);
   });
 
   it('--sheet by name or position; an unknown sheet is an input error listing the sheets', async () => {
