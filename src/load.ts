@@ -446,22 +446,26 @@ async function stageFile(
   const { loadId, file, source, options, emit } = run;
   const progress = (totalBytes: number) => (p: { bytesRead: number; rowsRead: number }) =>
     emit({ type: 'stage-progress', bytesRead: p.bytesRead, totalBytes, rowsRead: p.rowsRead });
+  // What staging needs whatever the format: where to write, and where to go on from.
+  const staging = {
+    loadId,
+    stagingTable,
+    chunkRows: options.chunkRows,
+    resumeAfterLine: from.afterLine,
+    alreadyStaged: from.rowsStaged,
+  };
   try {
     if (source.format === 'csv') {
       const opened = await openCsvBytes(file, source);
       try {
         return await withClients(pool, run.jobs, (clients) =>
           stageCsv(clients, {
-            loadId,
+            ...staging,
             chunks: opened.items,
             bytesRead: opened.bytesRead,
             delimiter: source.delimiter!,
-            stagingTable,
             columns: run.columns.length,
             encoding: source.encoding,
-            chunkRows: options.chunkRows,
-            resumeAfterLine: from.afterLine,
-            alreadyStaged: from.rowsStaged,
             onProgress: progress(opened.totalBytes),
           }),
         );
@@ -474,14 +478,10 @@ async function stageFile(
       // Parsing in Node is what limits these formats, not COPY: one stream.
       return await withClients(pool, 1, ([client]) =>
         stageRecords(client, {
-          loadId,
+          ...staging,
           items: opened.items,
           columns: source.columns,
           bytesRead: opened.bytesRead,
-          stagingTable,
-          chunkRows: options.chunkRows,
-          resumeAfterLine: from.afterLine,
-          alreadyStaged: from.rowsStaged,
           onProgress: progress(opened.totalBytes),
         }),
       );

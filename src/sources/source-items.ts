@@ -1,3 +1,5 @@
+import { Transform } from 'node:stream';
+
 import { openInput } from './input-file.js';
 import type { SourceItem } from './source-item.js';
 import type { SourceLayout } from './source-layout.js';
@@ -22,11 +24,23 @@ export async function openSourceItems(file: string, layout: SourceLayout): Promi
   const close = () => opened.bytes.destroy();
   if (layout.format === 'xlsx') {
     const { readXlsxRecords } = await import('./xlsx-reader.js');
-    const input = layout.compression === 'none' ? file : opened.bytes;
-    if (layout.compression === 'none') close();
+    // A gzipped workbook is counted by its compressed bytes; a plain one as exceljs reads it.
+    let read = 0;
+    let input = opened.bytes;
+    if (layout.compression === 'none') {
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          read += chunk.length;
+          done(null, chunk);
+        },
+      });
+      // pipe() does not pass errors on: a read error must end the reader, not hang it.
+      opened.bytes.on('error', (error) => counter.destroy(error));
+      input = opened.bytes.pipe(counter);
+    }
     return {
       items: readXlsxRecords(input, { sheet: layout.sheet, headerRow: layout.headerRow }),
-      bytesRead: layout.compression === 'none' ? () => 0 : opened.bytesRead,
+      bytesRead: layout.compression === 'none' ? () => read : opened.bytesRead,
       totalBytes: opened.totalBytes,
       close,
     };
