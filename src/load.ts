@@ -102,7 +102,7 @@ export interface LoadResult {
 }
 
 /** What a load's summary says of how its file was read. */
-export type SourceSummary = Omit<SourceLayout, 'columns' | 'letters' | 'bomBytes' | 'recordsCounted'>;
+export type SourceSummary = Omit<SourceLayout, 'columns' | 'letters' | 'bomBytes'>;
 
 const NO_COUNTS: LoadCounts = {
   read: 0,
@@ -495,7 +495,7 @@ async function stageFile(
 
 /** The layout without what only pgferry needs. */
 function sourceSummary(layout: SourceLayout): SourceSummary {
-  const { columns: _columns, letters: _letters, bomBytes: _bom, recordsCounted: _counted, ...summary } = layout;
+  const { columns: _columns, letters: _letters, bomBytes: _bom, ...summary } = layout;
   return summary;
 }
 

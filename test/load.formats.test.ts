@@ -400,6 +400,21 @@ describe('--format', () => {
     );
   });
 
+  it('an option for another format, or a file with no records, is an input error', async () => {
+    await expect(loadFile(fixture('catalog-utf8.csv'), { sheet: 'Products' })).rejects.toMatchObject({
+      message: '--sheet is for xlsx files, and this one is csv',
+      hint: '--format names the format when detection got it wrong',
+    });
+    await expect(loadFile(fixture('catalog.ndjson'), { table: 'products' })).rejects.toThrow(
+      '--table is for sql files, and this one is ndjson',
+    );
+    const empty = writeFile(dir, 'empty.json', '[]\n');
+    await expect(loadFile(empty)).rejects.toMatchObject({
+      message: 'the file holds no records: nothing to load',
+      location: { file: empty },
+    });
+  });
+
   it('an old binary .xls is named as such', async () => {
     const xls = writeFile(dir, 'old.xls', Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0, 0, 0]));
     await expect(loadFile(xls)).rejects.toThrow(

@@ -55,8 +55,6 @@ export interface SourceLayout {
   columns: string[];
   /** XLSX: each column's letter, for cell addresses. */
   letters?: string[];
-  /** Records counted while finding the columns (formats read twice), for progress. */
-  recordsCounted?: number;
 }
 
 const SAMPLE_BYTES = 64 * 1024;
@@ -104,6 +102,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
         location: { file },
       });
     }
+    refuseOptionsOfOtherFormats(file, 'xlsx', options);
     return withColumns(file, {
       format: 'xlsx',
       compression,
@@ -122,6 +121,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
   const encoding = forcedEncoding ?? detected.encoding;
   const bomBytes = forcedEncoding === undefined || forcedEncoding === detected.encoding ? detected.bomBytes : 0;
   const format = forced ?? detectTextFormat(await decodedSample(head, encoding, bomBytes), options);
+  refuseOptionsOfOtherFormats(file, format, options);
 
   if (format === 'csv' || format === 'tsv') {
     const delimiter = options.delimiter ?? (format === 'tsv' ? '\t' : undefined);
@@ -177,7 +177,31 @@ async function withColumns(file: string, layout: SourceLayout): Promise<SourceLa
     opened.close();
   }
   if (layout.format === 'xlsx') throw new PgferryError('the sheet is empty: no header row', { location: { file } });
-  return { ...layout, columns: [...seen], recordsCounted: counted };
+  if (counted === 0) {
+    // Without a record there are no columns, and no mapping could name one.
+    throw new PgferryError(`the file holds no records: nothing to load`, { location: { file } });
+  }
+  return { ...layout, columns: [...seen] };
+}
+
+/** An option for another format than the file's is a mistake worth saying (a CSV has no sheet). */
+function refuseOptionsOfOtherFormats(file: string, format: SourceFormat, options: SourceOptions): void {
+  const belongs: [keyof SourceOptions, string, SourceFormat[]][] = [
+    ['sheet', '--sheet', ['xlsx']],
+    ['headerRow', '--header-row', ['xlsx']],
+    ['records', '--records', ['json', 'xml']],
+    ['table', '--table', ['sql']],
+    ['delimiter', '--delimiter', ['csv', 'tsv']],
+    ['encoding', '--encoding', ['csv', 'tsv', 'json', 'ndjson', 'xml', 'sql']],
+  ];
+  for (const [key, flag, formats] of belongs) {
+    if (options[key] !== undefined && !formats.includes(format)) {
+      throw new PgferryError(`${flag} is for ${formats.join(' and ')} files, and this one is ${format}`, {
+        location: { file },
+        hint: '--format names the format when detection got it wrong',
+      });
+    }
+  }
 }
 
 /** A reader's SourceSyntaxError as an input error naming the file, line and column. */
