@@ -11,11 +11,15 @@ import { withTransaction } from './db/database.js';
 import { asUserError, EXIT, isDatabaseError, isTransient, PgferryError } from './errors.js';
 import { LoadClaim } from './load-claim.js';
 import { locateInMapping, type Mapping, readMapping } from './mappings/mapping-file.js';
+import { readDatabaseLayout } from './sources/database-layout.js';
+import { sourceQuery } from './sources/database-query.js';
+import { resolveDatabaseSource } from './sources/database-url.js';
 import { openCsvBytes, openSourceItems } from './sources/source-items.js';
 import { asSourceError, readSourceLayout, type SourceLayout, type SourceOptions } from './sources/source-layout.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 import { promote } from './steps/promote.js';
 import { stageCsv } from './steps/stage.js';
+import { stageFromDatabaseQuery } from './steps/stage-database.js';
 import { stageRecords } from './steps/stage-records.js';
 
 /**
@@ -23,7 +27,16 @@ import { stageRecords } from './steps/stage-records.js';
  * the file is (format, encoding, wrapper, sheet, records, table) is detected unless given.
  */
 export interface LoadOptions extends SourceOptions {
-  file: string;
+  /** The data file; or, instead, `from`. */
+  file?: string;
+  /**
+   * A source database instead of a file: a `postgres://` or `mysql://` URL, or `env:NAME` for
+   * one held in an environment variable (recorded as `env:NAME`; a URL's password is never
+   * recorded). With `table` (the source's table) or `query`.
+   */
+  from?: string;
+  /** With `from`: the SELECT to read. */
+  query?: string;
   tenant: string;
   /** Mapping name (looked up in `mappingsDir`) or path to a mapping file. */
   mapping: string;
@@ -128,7 +141,11 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   // A pool smaller than the jobs would wait forever for its own connections.
   const jobs = Math.min(stagingJobs(options.jobs), pool.options.max ?? 10);
   const mapping = await readMapping(options.mapping, options.mappingsDir);
-  const file = options.file;
+  if ((options.file === undefined) === (options.from === undefined)) {
+    throw new PgferryError('a load reads a file or a source database (--from), one of them');
+  }
+  if (options.from !== undefined) return loadFromDatabase(pool, options, mapping, jobs, emit);
+  const file = options.file!;
   const fileStat = await stat(file).catch(() => undefined);
   if (!fileStat?.isFile()) throw new PgferryError(`no such file: ${file}`);
   if (
@@ -169,20 +186,83 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   }
 
   const layout = await readSourceLayout(file, options);
-  const columns = stagedColumnNames(layout.columns);
+  return registerAndRun(pool, options, {
+    mapping,
+    mappingRow,
+    jobs,
+    emit,
+    source: path.resolve(file),
+    file,
+    sha256,
+    bytes: fileStat.size,
+    layout,
+    extra: { part },
+  });
+}
 
+/** `load --from`: a source database's query, described there, then staged from it. */
+async function loadFromDatabase(
+  pool: pg.Pool,
+  options: LoadOptions,
+  mapping: Mapping,
+  jobs: number,
+  emit: (event: LoadEvent) => void,
+): Promise<LoadResult> {
+  const database = resolveDatabaseSource(options.from!);
+  const query = sourceQuery(database, options);
+  await pool.query('select ferry.tenant($1)', [options.tenant]).catch((e) => {
+    throw asUserError(e);
+  });
+  const mappingRow = await registerMapping(pool, mapping);
+  const layout = await readDatabaseLayout(database, query, options);
+  // A database is read anew each time: never skipped as "already loaded".
+  return registerAndRun(pool, options, {
+    mapping,
+    mappingRow,
+    jobs,
+    emit,
+    source: database.display,
+    file: database.display,
+    sha256: null,
+    bytes: null,
+    layout,
+    sourceUrl: database.url,
+  });
+}
+
+/** Registers a load whose source is read and described, claims it, and runs it. */
+async function registerAndRun(
+  pool: pg.Pool,
+  options: LoadOptions,
+  load: {
+    mapping: Mapping;
+    mappingRow: { id: number; version: number };
+    jobs: number;
+    emit: (event: LoadEvent) => void;
+    /** As ferry.loads.source records it. */
+    source: string;
+    file: string;
+    sha256: string | null;
+    bytes: number | null;
+    layout: SourceLayout;
+    sourceUrl?: string;
+    extra?: Record<string, unknown>;
+  },
+): Promise<LoadResult> {
+  const { layout } = load;
+  const columns = stagedColumnNames(layout.columns);
   const { rows: registered } = await pool.query<{ id: number }>(
     'select (ferry.register_load($1, $2, $3, $4, $5, $6, $7, $8)).id',
     [
       options.tenant,
-      mappingRow.id,
-      path.resolve(file),
-      sha256,
-      fileStat.size,
+      load.mappingRow.id,
+      load.source,
+      load.sha256,
+      load.bytes,
       layout.format,
       JSON.stringify({
         delimiter: layout.delimiter,
-        part,
+        ...load.extra,
         // jsonb cannot hold NUL: names keep it only in this process (staged names drop it anyway).
         source: { ...layout, columns: layout.columns.map((c) => c.replaceAll('\0', '')) },
         maxRejects: options.maxRejects,
@@ -196,18 +276,18 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   const loadId = Number(registered[0].id);
   const claim = (await LoadClaim.take(pool, loadId))!;
   try {
-    emit({ type: 'registered', loadId });
-
+    load.emit({ type: 'registered', loadId });
     return await runLoad(pool, {
       loadId,
-      mapping,
-      mappingVersion: mappingRow.version,
-      file,
+      mapping: load.mapping,
+      mappingVersion: load.mappingRow.version,
+      file: load.file,
       source: layout,
+      sourceUrl: load.sourceUrl,
       columns,
-      jobs,
+      jobs: load.jobs,
       options,
-      emit,
+      emit: load.emit,
       claim,
       from: { step: 'compile' },
     });
@@ -224,6 +304,8 @@ export interface LoadRun {
   file: string;
   /** How the file is read (kept in the catalog: resume reads it the same way). */
   source: SourceLayout;
+  /** A source database's URL (only ever in memory: it may hold a password). */
+  sourceUrl?: string;
   columns: string[];
   jobs: number;
   options: LoadOptions;
@@ -455,6 +537,9 @@ async function stageFile(
     alreadyStaged: from.rowsStaged,
   };
   try {
+    if (source.format === 'postgres' || source.format === 'mysql') {
+      return await stageFromDatabase(pool, run, staging);
+    }
     if (source.format === 'csv') {
       const opened = await openCsvBytes(file, source);
       try {
@@ -491,6 +576,27 @@ async function stageFile(
   } catch (error) {
     throw asSourceError(error, file);
   }
+}
+
+/** stage, from a source database (load --from). */
+async function stageFromDatabase(
+  pool: pg.Pool,
+  run: LoadRun,
+  staging: { loadId: number; stagingTable: string },
+): Promise<{ rowsRead: number }> {
+  const { source } = run;
+  if (!run.sourceUrl) throw new PgferryError(`load ${run.loadId} reads ${source.from}, whose URL this process lacks`);
+  return withClients(pool, 1, ([client]) =>
+    stageFromDatabaseQuery(client, {
+      ...staging,
+      kind: source.format as 'postgres' | 'mysql',
+      url: run.sourceUrl!,
+      display: source.from ?? source.format,
+      query: source.query!,
+      columns: source.columns,
+      onProgress: (p) => run.emit({ type: 'stage-progress', bytesRead: 0, totalBytes: 0, rowsRead: p.rowsRead }),
+    }),
+  );
 }
 
 /** The layout without what only pgferry needs. */

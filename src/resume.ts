@@ -17,6 +17,7 @@ import {
 } from './load.js';
 import { LoadClaim } from './load-claim.js';
 import { parseMapping } from './mappings/mapping-file.js';
+import { resolveDatabaseSource } from './sources/database-url.js';
 import { readSourceLayout, type SourceLayout } from './sources/source-layout.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 
@@ -124,9 +125,15 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
   if (!claim) throw new PgferryError(`load ${loadId} was just claimed by another process`);
   try {
     const file = row.source;
-    const fileStat = await stat(file).catch(() => undefined);
-    if (!fileStat?.isFile()) throw new PgferryError(`load ${loadId} read ${file}, which is gone: it cannot be resumed`);
-    if (partSha256(await fileSha256(file), row.options.part) !== row.file_sha256) {
+    const database = row.options.source?.from;
+    // A source database is read again from its start; its URL is known only from the
+    // environment (pgferry never keeps a password).
+    const sourceUrl = database === undefined ? undefined : databaseUrlToResume(loadId, database);
+    const fileStat = database === undefined ? await stat(file).catch(() => undefined) : undefined;
+    if (database === undefined && !fileStat?.isFile()) {
+      throw new PgferryError(`load ${loadId} read ${file}, which is gone: it cannot be resumed`);
+    }
+    if (database === undefined && partSha256(await fileSha256(file), row.options.part) !== row.file_sha256) {
       throw new PgferryError(
         `${file} changed since load ${loadId} started (its sha256 differs): it cannot be resumed`,
         {
@@ -137,7 +144,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     // The mapping as the load compiled it, whatever its file says now.
     const mapping = parseMapping(row.mapping_source, row.mapping_path ?? `${row.mapping_name}.sql`);
     const loadOptions: LoadOptions = {
-      file,
+      ...(database === undefined ? { file } : { from: database }),
       tenant: row.tenant,
       mapping: mapping.path,
       delimiter: row.options.delimiter,
@@ -165,6 +172,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       mappingVersion: row.mapping_version,
       file,
       source,
+      sourceUrl,
       columns,
       jobs,
       options: loadOptions,
@@ -176,4 +184,15 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
   } finally {
     await claim.release();
   }
+}
+
+/** The URL of a load's source database, when it came from the environment (`env:NAME`). */
+function databaseUrlToResume(loadId: number, from: string): string {
+  if (!from.startsWith('env:')) {
+    throw new PgferryError(
+      `load ${loadId} read ${from}, and pgferry does not keep a password: it cannot be resumed; load it again`,
+      { hint: 'with --from env:NAME (a variable holding the URL), a load from a database can be resumed' },
+    );
+  }
+  return resolveDatabaseSource(from).url;
 }

@@ -56,9 +56,11 @@ Examples:
   pgferry load supplier.xlsx -t acme -m products --sheet Prices
   pgferry load feed.json.gz -t acme -m products --records data.items
   pgferry load legacy.sql -t acme -m products --table products
-  pgferry load latin1.csv -t acme -m products --encoding iso-8859-15`,
+  pgferry load latin1.csv -t acme -m products --encoding iso-8859-15
+  pgferry load -t acme -m products --from env:LEGACY_URL --table shop.items
+  pgferry load -t acme -m products --from postgres://app@legacy/shop --query 'select * from items where active'`,
     )
-    .action((file: string, opts) =>
+    .action((file: string | undefined, opts) =>
       runLoadCommand(global, file, opts, {
         maxRejects: opts.maxRejects,
         maxRejectRate: opts.maxRejectRate,
@@ -92,7 +94,7 @@ Examples:
   pgferry validate catalog.csv -t acme -m products --json`,
       )
       // A validation's load id is gone when it ends: not printed.
-      .action((file: string, opts) =>
+      .action((file: string | undefined, opts) =>
         runLoadCommand(global, file, opts, { dryRun: true, force: true }, { showId: false }),
       )
   );
@@ -102,7 +104,7 @@ Examples:
 function fileCommand(name: string, description: string): Command {
   return new Command(name)
     .description(description)
-    .argument('<file>', 'data file: CSV/TSV, XLSX, JSON, NDJSON, XML or SQL dump, plain, gzipped or zipped')
+    .argument('[file]', 'data file: CSV/TSV, XLSX, JSON, NDJSON, XML or SQL dump, plain, gzipped or zipped')
     .requiredOption('-t, --tenant <tenant>', 'tenant whose rows these are')
     .requiredOption('-m, --mapping <mapping>', 'mapping name (mappings/<name>.sql) or path to a mapping file')
     .option('--mappings-dir <dir>', 'where mapping files live', 'mappings')
@@ -128,13 +130,23 @@ function fileCommand(name: string, description: string): Command {
       wholeNumber('--header-row'),
     )
     .option('--records <path>', 'JSON: the array of records (data.items); XML: the repeating element (/catalog/item)')
-    .option('--table <name>', 'SQL dump: the table whose rows to load (needed when the dump holds several)')
+    .option(
+      '--from <url>',
+      'instead of a file, a source database: postgres://… or mysql://…, or env:NAME for a URL in an environment variable',
+    )
+    .option('--query <select>', '--from: the SELECT to read')
+    .option(
+      '--table <name>',
+      'SQL dump: the table whose rows to load (needed when the dump holds several); --from: the table to read',
+    )
     .option('--entry <name>', 'zip: the file inside the archive to load (needed when it holds several)');
 }
 
 /** The file options of load and validate, as LoadOptions. */
 function sourceOptions(opts: FileCommandOptions, sheet: string | undefined): Partial<LoadOptions> {
   return {
+    from: opts.from,
+    query: opts.query,
     format: opts.format,
     encoding: opts.encoding,
     delimiter: opts.delimiter,
@@ -159,6 +171,8 @@ interface FileCommandOptions {
   records?: string;
   table?: string;
   entry?: string;
+  from?: string;
+  query?: string;
   json?: boolean;
 }
 
@@ -180,12 +194,16 @@ async function sheetsToLoad(file: string, opts: FileCommandOptions): Promise<(st
  */
 async function runLoadCommand(
   global: () => GlobalOptions,
-  file: string,
+  file: string | undefined,
   opts: FileCommandOptions,
   options: Partial<LoadOptions>,
   { showId = true } = {},
 ): Promise<void> {
-  const sheets = await sheetsToLoad(file, opts);
+  if ((file === undefined) === (opts.from === undefined)) {
+    throw new InvalidOption('give a file, or a source database with --from (one of them)');
+  }
+  if (opts.query !== undefined && opts.from === undefined) throw new InvalidOption('--query goes with --from');
+  const sheets = file === undefined ? [undefined] : await sheetsToLoad(file, opts);
   const results: LoadResult[] = [];
   await withDatabase(global(), async (db) => {
     for (const sheet of sheets) {

@@ -39,7 +39,12 @@ export interface SourceOptions {
  * resume reads it the same way): its wrapper, format, encoding, and its columns.
  */
 export interface SourceLayout {
-  format: Exclude<SourceFormat, 'tsv'>;
+  /** A file's format, or the kind of source database (`load --from`). */
+  format: Exclude<SourceFormat, 'tsv'> | 'postgres' | 'mysql';
+  /** A source database: `env:NAME` or its URL without the password (never the URL itself). */
+  from?: string;
+  /** A source database: the SELECT read. */
+  query?: string;
   compression: Compression;
   entry?: string;
   /** Text formats: the encoding, and the byte order mark's length. */

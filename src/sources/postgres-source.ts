@@ -1,0 +1,31 @@
+import pg from 'pg';
+
+import { PgferryError } from '../errors.js';
+
+/**
+ * A connection to a source PostgreSQL, in a read-only, repeatable-read transaction: pgferry
+ * never writes to a source, and the columns it describes are those it reads.
+ */
+export async function openPostgresSource(url: string, display: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'pgferry source' });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('begin transaction isolation level repeatable read, read only');
+  } catch (error) {
+    await client.end().catch(() => {});
+    // The driver's message names the host, never the password.
+    throw new PgferryError(`cannot read the source ${display}: ${(error as Error).message}`);
+  }
+  return client;
+}
+
+/** The column names of the source query, from the source itself (the query is not run). */
+export async function describePostgresQuery(client: pg.Client, query: string, display: string): Promise<string[]> {
+  try {
+    const result = await client.query(`select * from (\n${query}\n) as source limit 0`);
+    return result.fields.map((field) => field.name);
+  } catch (error) {
+    throw new PgferryError(`the source ${display} refused the query: ${(error as Error).message}`);
+  }
+}
