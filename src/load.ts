@@ -129,8 +129,9 @@ const NO_COUNTS: LoadCounts = {
 };
 
 /**
- * Loads one CSV file for one tenant through one mapping: stage → transform → promote →
- * verify → cleanup. Input problems (missing file, unknown tenant, broken mapping) throw a
+ * Loads one file (any format: see readSourceLayout), or a source database's table or query
+ * (`from`), for one tenant through one mapping: stage → transform → promote → verify →
+ * cleanup. Input problems (missing file, unknown tenant, broken mapping) throw a
  * PgferryError before any data moves; a load that runs and fails returns status `failed`.
  *
  * @example
