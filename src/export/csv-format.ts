@@ -1,3 +1,4 @@
+import { CSV_SPECIAL, csvField } from '../sources/csv-field.js';
 import { type ExportColumn, type ExportRow, isNumberKind } from './export-column.js';
 import { neutraliseFormula } from './formula-neutralise.js';
 import type { TextFormat } from './text-writer.js';
@@ -22,9 +23,7 @@ export interface CsvFormatOptions {
  */
 export function csvFormat(columns: readonly ExportColumn[], options: CsvFormatOptions = {}): TextFormat {
   const delimiter = options.delimiter ?? ',';
-  const special = delimiter === ',' ? /[",\r\n]/ : /["\t\r\n]/;
-  const field = (value: string): string =>
-    value === '' ? '""' : special.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+  const field = (value: string): string => csvField(value, CSV_SPECIAL[delimiter]);
   // Numbers and booleans are never formulas: only other values are neutralised.
   const neutralised = columns.map((c) => options.neutralise !== false && !isNumberKind(c.kind) && c.kind !== 'boolean');
   return {

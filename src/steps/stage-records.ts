@@ -1,5 +1,6 @@
 import type pg from 'pg';
 
+import { csvField } from '../sources/csv-field.js';
 import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../sources/source-item.js';
 import type { StageProgress, StageResult } from './stage.js';
 import { StagingWriter } from './staging-writer.js';
@@ -109,7 +110,7 @@ function csvFields(values: (string | null)[]): string | { column: number; why: s
     if (v === null || v === undefined) continue;
     if (v.includes('\0')) return { column: i, why: 'holds a NUL character, which PostgreSQL text cannot' };
     if (v.includes(UNDECODABLE)) return { column: i, why: "holds bytes not valid in the file's encoding" };
-    out += v === '' || /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+    out += csvField(v);
   }
   return out;
 }
