@@ -90,9 +90,12 @@ export async function zipDataEntries(file: string): Promise<string[]> {
   }
 }
 
-/** The entry a zip's data comes from: the one asked for, or its only data file. */
-export async function chooseZipEntry(file: string, entry?: string): Promise<string> {
-  const names = await zipDataEntries(file);
+/**
+ * The entry a zip's data comes from: the one asked for, or its only data file. `names` are
+ * the archive's data entries, when the caller has listed them already.
+ */
+export async function chooseZipEntry(file: string, entry?: string, names?: string[]): Promise<string> {
+  names ??= await zipDataEntries(file);
   if (entry !== undefined) {
     if (!names.includes(entry)) {
       throw new PgferryError(`no entry "${entry}" in the zip archive; its files are: ${quoteList(names)}`, {
@@ -109,7 +112,8 @@ export async function chooseZipEntry(file: string, entry?: string): Promise<stri
 }
 
 async function openZipEntry(file: string, name: string | undefined): Promise<OpenedInput> {
-  const chosen = await chooseZipEntry(file, name);
+  // A layout names its entry, chosen when the file was first read: no second listing for it.
+  const chosen = name ?? (await chooseZipEntry(file));
   const zip = await openZip(file);
   for await (const entry of entries(zip)) {
     if (entry.fileName !== chosen) continue;

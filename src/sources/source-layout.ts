@@ -85,7 +85,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
       // A workbook is a zip of its own: exceljs reads it.
       compression = 'none';
     } else {
-      entry = await chooseZipEntry(file, options.entry);
+      entry = await chooseZipEntry(file, options.entry, names);
     }
   } else if (options.entry !== undefined) {
     throw new PgferryError('--entry names a file inside a zip archive, and this file is not one', {
