@@ -3,6 +3,8 @@ import { isUtf8 } from 'node:buffer';
 import chardet from 'chardet';
 import iconv from 'iconv-lite';
 
+import { completeUtf8End } from './text-decoder.js';
+
 /** A file's text encoding, and how many bytes of byte order mark it starts with. */
 export interface DetectedEncoding {
   /** A name iconv-lite knows, lower case: `utf-8`, `utf-16le`, `utf-16be`, `windows-1252`, … */
@@ -26,7 +28,8 @@ export function detectEncoding(sample: Buffer): DetectedEncoding {
   if (sample[0] === 0xfe && sample[1] === 0xff) return { encoding: 'utf-16be', bomBytes: 2 };
   const utf16 = utf16WithoutBom(sample);
   if (utf16) return { encoding: utf16, bomBytes: 0 };
-  if (isUtf8(withoutCutCharacter(sample))) return { encoding: 'utf-8', bomBytes: 0 };
+  // A sample cut at an arbitrary byte may end inside a character: that is not invalid UTF-8.
+  if (isUtf8(sample.subarray(0, completeUtf8End(sample)))) return { encoding: 'utf-8', bomBytes: 0 };
   const guess = chardet
     .analyse(sample)
     .map((match) => normalizeEncoding(match.name))
@@ -60,17 +63,4 @@ function utf16WithoutBom(sample: Buffer): string | undefined {
   if (oddZeros > pairs * 0.6 && evenZeros < pairs * 0.1) return 'utf-16le';
   if (evenZeros > pairs * 0.6 && oddZeros < pairs * 0.1) return 'utf-16be';
   return undefined;
-}
-
-/** A sample cut at an arbitrary byte may end inside a character: that is not invalid UTF-8. */
-function withoutCutCharacter(sample: Buffer): Buffer {
-  let end = sample.length;
-  for (let back = 1; back <= 3 && end - back >= 0; back++) {
-    const b = sample[end - back];
-    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back
-    const size = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-    if (size > back) end -= back;
-    break;
-  }
-  return sample.subarray(0, end);
 }

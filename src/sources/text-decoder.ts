@@ -87,7 +87,7 @@ class Utf8Decoder implements ChunkDecoder {
 
   write(chunk: Buffer): string {
     const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
-    const end = completeEnd(buf);
+    const end = completeUtf8End(buf);
     this.carry = Buffer.from(buf.subarray(end));
     return decodeMarked(buf.subarray(0, end));
   }
@@ -99,8 +99,8 @@ class Utf8Decoder implements ChunkDecoder {
   }
 }
 
-/** Where the last complete character of buf ends (a cut sequence at the end is left over). */
-function completeEnd(buf: Buffer): number {
+/** Where the last complete UTF-8 character of buf ends (a cut sequence at the end is left over). */
+export function completeUtf8End(buf: Buffer): number {
   const len = buf.length;
   for (let back = 1; back <= 3 && len - back >= 0; back++) {
     const b = buf[len - back];
