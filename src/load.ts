@@ -158,11 +158,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
     );
   }
 
-  // An unknown tenant is an input error, reported before anything is registered.
-  await pool.query('select ferry.tenant($1)', [options.tenant]).catch((e) => {
-    throw asUserError(e);
-  });
-  const mappingRow = await registerMapping(pool, mapping);
+  const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
   const part = sourcePart(options);
   const sha256 = partSha256(await fileSha256(file), part);
 
@@ -211,10 +207,7 @@ async function loadFromDatabase(
 ): Promise<LoadResult> {
   const database = resolveDatabaseSource(options.from!);
   const query = sourceQuery(database, options);
-  await pool.query('select ferry.tenant($1)', [options.tenant]).catch((e) => {
-    throw asUserError(e);
-  });
-  const mappingRow = await registerMapping(pool, mapping);
+  const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
   const layout = await readDatabaseLayout(database, query, options);
   // A database is read anew each time: never skipped as "already loaded".
   return registerAndRun(pool, options, {
@@ -612,6 +605,18 @@ async function stagingTableOf(pool: pg.Pool, loadId: number): Promise<string> {
     [loadId],
   );
   return rows[0].table;
+}
+
+/** An unknown tenant is an input error, reported before anything is registered; then the mapping's version. */
+async function checkTenantAndRegisterMapping(
+  pool: pg.Pool,
+  tenant: string,
+  mapping: Mapping,
+): Promise<{ id: number; version: number }> {
+  await pool.query('select ferry.tenant($1)', [tenant]).catch((e) => {
+    throw asUserError(e);
+  });
+  return registerMapping(pool, mapping);
 }
 
 async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: number; version: number }> {
