@@ -17,6 +17,7 @@ import { parse } from 'csv-parse';
 import ExcelJS from 'exceljs';
 import pg from 'pg';
 
+import { escapeXmlText } from '../src/export/xml-format.js';
 import { type EmbeddedServer, startEmbeddedServer } from '../src/index.js';
 import { encodeXmlName } from '../src/sources/xml-reader.js';
 import { createDatabase, DATA_DIR, MAPPING, ROOT, runChild, setUp, TARGET, TENANT } from './bench-setup.js';
@@ -114,7 +115,7 @@ async function catalogAs(format: Format, rows: number): Promise<string> {
       const r = record as Record<string, string>;
       if (format === 'ndjson') await write(`${JSON.stringify(r)}\n`);
       else {
-        const fields = CATALOG_COLUMNS.map((c) => `<${encodeXmlName(c)}>${escapeXml(r[c])}</${encodeXmlName(c)}>`);
+        const fields = CATALOG_COLUMNS.map((c) => `<${encodeXmlName(c)}>${escapeXmlText(r[c])}</${encodeXmlName(c)}>`);
         await write(`  <item>${fields.join('')}</item>\n`);
       }
     }
@@ -124,10 +125,6 @@ async function catalogAs(format: Format, rows: number): Promise<string> {
   }
   await rename(partial, file);
   return file;
-}
-
-function escapeXml(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 }
 
 function markdown(results: Row[], baselineKb: number): string {
