@@ -4,10 +4,12 @@ import pg from 'pg';
  * A load claimed by this process: a session advisory lock (ferry.claim_load) held on a
  * connection of its own for as long as the process lives. A load in progress that nobody
  * claims was interrupted, and `pgferry loads` says so. The connection is outside the pool,
- * which a caller may have sized to one connection.
+ * which a caller may have sized to one connection. It also listens for `pgferry cancel`.
  */
 export class LoadClaim {
   private lost = false;
+  /** `pgferry cancel` asked this load to stop: it stops at its next batch. */
+  cancelRequested = false;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -46,7 +48,10 @@ export class LoadClaim {
     client.on('error', () => {});
     await client.connect();
     const { rows } = await client.query<{ claimed: boolean }>('select ferry.claim_load($1) as claimed', [loadId]);
-    if (rows[0].claimed) return client;
+    if (rows[0].claimed) {
+      await client.query('listen pgferry_cancel');
+      return client;
+    }
     await client.end();
     return undefined;
   }
@@ -55,5 +60,17 @@ export class LoadClaim {
     // A lost connection only loses the claim; the load's own connections report the failure.
     this.client.on('error', () => (this.lost = true));
     this.client.on('end', () => (this.lost = true));
+    this.client.on('notification', (message) => {
+      if (message.channel === 'pgferry_cancel' && message.payload === String(this.loadId)) this.cancelRequested = true;
+    });
+    // Asked before this process listened (while queued, or while its connection was lost).
+    this.client
+      .query<{ asked: boolean }>('select exists (select from ferry.cancel_requests where load_id = $1) as asked', [
+        this.loadId,
+      ])
+      .then(({ rows }) => {
+        if (rows[0]?.asked) this.cancelRequested = true;
+      })
+      .catch(() => {});
   }
 }

@@ -10,6 +10,8 @@ import { recordAudit } from './audit.js';
 import { withTransaction } from './db/database.js';
 import { asUserError, EXIT, isDatabaseError, isTransient, PgferryError } from './errors.js';
 import { LoadClaim } from './load-claim.js';
+import { checkInterruption, LoadCancelled, LoadsStopping } from './load-interruption.js';
+import { progressReporter } from './load-progress.js';
 import { locateInMapping, type Mapping, readMapping } from './mappings/mapping-file.js';
 import { readDatabaseLayout } from './sources/database-layout.js';
 import { sourceQuery } from './sources/database-query.js';
@@ -63,7 +65,40 @@ export interface LoadOptions extends SourceOptions {
    * process's CPU. (Default: the number of CPU cores, at most 8)
    */
   jobs?: number;
+  /** Register the load and leave it to a worker (`pgferry worker`): returns status `queued`. */
+  queue?: boolean;
+  /** The run of a sync this load is (set by runSync): its cursor moves as the load promotes. */
+  sync?: SyncOfLoad;
+  /** Who runs the load, shown in its progress (a worker's id). */
+  runner?: string;
   onEvent?: (event: LoadEvent) => void;
+}
+
+/**
+ * A sync's run, as its load records it (ferry.loads.options.sync): ferry.finish_sync() reads
+ * it inside the promoting transaction.
+ */
+export interface SyncOfLoad {
+  name: string;
+  mode: 'append' | 'upsert' | 'mirror';
+  /** A full pull (the first, or --full): in mirror mode, what it lacks is deleted. */
+  full: boolean;
+  /** The cursor column's name in the staging table, and how its values compare. */
+  cursorColumn?: string;
+  cursorType?: 'timestamptz' | 'timestamp' | 'date' | 'numeric' | 'text';
+  /** The cursor this run pulled from (none for a full pull). */
+  cursorFrom?: string | null;
+  /** mirror: mark absent rows deleted in this column instead of deleting them. */
+  softDelete?: string;
+}
+
+/** What a sync's promoted load did to the sync: its new cursor, and mirror's deletes. */
+export interface SyncOutcome {
+  cursor: string | null;
+  deleted?: number;
+  soft?: boolean;
+  /** Why mirror deleted nothing although it ran. */
+  kept?: string;
 }
 
 export type LoadEvent =
@@ -97,7 +132,8 @@ export interface RejectReason {
 }
 
 export interface LoadResult {
-  status: 'succeeded' | 'failed' | 'dry_run' | 'skipped';
+  /** queued: registered for a worker (`load --queue`); cancelled: stopped by `pgferry cancel`. */
+  status: 'succeeded' | 'failed' | 'dry_run' | 'skipped' | 'queued' | 'cancelled';
   loadId?: number;
   /** For a skipped file: the load that already brought it in. */
   previousLoadId?: number;
@@ -112,6 +148,8 @@ export interface LoadResult {
   error?: string;
   /** A load failed for a passing reason (the server unreachable): `pgferry resume` finishes it. */
   resumable?: boolean;
+  /** For a sync's run: the cursor after it, and what mirror deleted. */
+  sync?: SyncOutcome;
 }
 
 /** What a load's summary says of how its file was read. */
@@ -206,6 +244,11 @@ async function loadFromDatabase(
   emit: (event: LoadEvent) => void,
 ): Promise<LoadResult> {
   const database = resolveDatabaseSource(options.from!);
+  if (options.queue && !options.from!.startsWith('env:')) {
+    throw new PgferryError('a queued load from a database needs --from env:NAME', {
+      hint: 'the worker reads the URL from its own environment: pgferry never stores a password',
+    });
+  }
   const query = sourceQuery(database, options);
   const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
   const layout = await readDatabaseLayout(database, query, options);
@@ -263,11 +306,30 @@ async function registerAndRun(
         maxRejectRate: options.maxRejectRate,
         dryRun: options.dryRun ?? false,
         force: options.force ?? false,
+        keepStaging: options.keepStaging ?? false,
+        batchSize: options.batchSize,
+        sync: options.sync,
       }),
       os.userInfo().username,
     ],
   );
   const loadId = Number(registered[0].id);
+  if (options.queue) {
+    const { enqueueLoad } = await import('./jobs/queue.js');
+    await enqueueLoad(pool, loadId);
+    load.emit({ type: 'registered', loadId });
+    return {
+      status: 'queued',
+      loadId,
+      mapping: { name: load.mapping.name, version: load.mappingRow.version },
+      file: load.file,
+      delimiter: layout.delimiter,
+      source: sourceSummary(layout),
+      counts: NO_COUNTS,
+      reasons: [],
+      timings: {},
+    };
+  }
   const claim = (await LoadClaim.take(pool, loadId))!;
   try {
     load.emit({ type: 'registered', loadId });
@@ -311,7 +373,18 @@ export interface LoadRun {
 }
 
 /** Every step of a load from `run.from` on, to its result, audit line included. */
-export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> {
+export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult> {
+  const report = progressReporter(pool, given.loadId, given.options.runner);
+  // Every batch boundary (a staging chunk, a promotion batch, a step) is where `pgferry
+  // cancel`, or a worker's SIGTERM, stops the load.
+  const run: LoadRun = {
+    ...given,
+    emit: (event) => {
+      given.emit(event);
+      report(event);
+      if (event.type !== 'step' || event.step !== 'cleanup') checkInterruption(given.claim);
+    },
+  };
   const { loadId, mapping, file, columns, options, emit } = run;
   const timings: Partial<Record<Step, number>> = {};
   const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
@@ -355,6 +428,7 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
 
   let finalStatus: LoadResult['status'] = 'failed';
   let failure: string | undefined;
+  let syncOutcome: SyncOutcome | undefined;
   try {
     // Resuming after staging: the counts of the staging that was done.
     const staged =
@@ -447,6 +521,14 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
               }
               return limitAfter ?? 'dry_run';
             }
+            if (options.sync) {
+              // The sync's cursor moves in the transaction that promotes what it pulled.
+              const { rows: synced } = await client.query<{ outcome: SyncOutcome }>(
+                'select ferry.finish_sync($1) as outcome',
+                [loadId],
+              );
+              syncOutcome = synced[0].outcome;
+            }
             await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
             return 'succeeded';
           },
@@ -458,6 +540,10 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
     }
   } catch (error) {
     failure = error instanceof Error ? error.message : String(error);
+    if (error instanceof LoadsStopping) {
+      return { ...base, status: 'failed', counts: NO_COUNTS, reasons: [], timings, error: failure, resumable: true };
+    }
+    if (error instanceof LoadCancelled) finalStatus = 'cancelled';
     if (error instanceof PgferryError && error.location.file) {
       const { file, line, column } = error.location;
       failure = `${[file, line, column].filter((part) => part !== undefined).join(':')}: ${failure}`;
@@ -477,7 +563,9 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
     }
   }
 
-  if (finalStatus !== 'succeeded' && finalStatus !== 'dry_run') {
+  if (finalStatus === 'cancelled') {
+    await pool.query(`select ferry.set_status($1, 'cancelled', $2)`, [loadId, 'cancelled: nothing was promoted']);
+  } else if (finalStatus !== 'succeeded' && finalStatus !== 'dry_run') {
     await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, failure ?? 'failed']);
   } else if (finalStatus === 'dry_run') {
     await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
@@ -497,6 +585,7 @@ export async function runLoad(pool: pg.Pool, run: LoadRun): Promise<LoadResult> 
     reasons: await rejectReasons(pool, loadId),
     timings,
     error: failure,
+    ...(syncOutcome && { sync: syncOutcome }),
   };
   await recordAudit(pool, {
     command: 'load',

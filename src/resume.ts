@@ -14,6 +14,7 @@ import {
   type SourcePart,
   stagingCheckpoint,
   stagingJobs,
+  type SyncOfLoad,
 } from './load.js';
 import { LoadClaim } from './load-claim.js';
 import { parseMapping } from './mappings/mapping-file.js';
@@ -29,6 +30,8 @@ export interface ResumeOptions {
   jobs?: number;
   /** Rows per promotion batch. (Default: 10000) */
   batchSize?: number;
+  /** Who runs it (a worker's id), shown in the load's progress. */
+  runner?: string;
   onEvent?: (event: LoadEvent) => void;
 }
 
@@ -60,6 +63,9 @@ interface LoadRow {
     maxRejectRate?: number;
     dryRun?: boolean;
     force?: boolean;
+    keepStaging?: boolean;
+    batchSize?: number;
+    sync?: SyncOfLoad;
   };
   columns: string[] | null;
   error: string | null;
@@ -99,7 +105,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     await pool.query('select ferry.cleanup_load($1)', [loadId]);
     return { outcome: 'finished', loadId, status: row.status };
   }
-  if (row.status === 'failed' || row.status === 'dry_run') {
+  if (row.status === 'failed' || row.status === 'dry_run' || row.status === 'cancelled') {
     throw new PgferryError(
       `load ${loadId} ended ${row.status}${row.error ? ` (${row.error})` : ''}: it cannot be resumed`,
       {
@@ -107,6 +113,8 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       },
     );
   }
+  // A queued load has not started: whoever claims it runs it.
+  if (row.status === 'queued') row.shown = 'interrupted';
   // A process killed a moment ago: the server notices its closed connection within moments.
   for (let waited = 0; row.shown !== 'interrupted' && waited < CLAIM_GRACE_MS; waited += 100) {
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -124,6 +132,13 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
   const claim = await LoadClaim.take(pool, loadId);
   if (!claim) throw new PgferryError(`load ${loadId} was just claimed by another process`);
   try {
+    // Cancelled (or finished) between the look above and the claim.
+    const { rows: now } = await pool.query<{ status: string }>('select status from ferry.loads where id = $1', [
+      loadId,
+    ]);
+    if (['succeeded', 'failed', 'dry_run', 'rolled_back', 'cancelled'].includes(now[0].status)) {
+      return { outcome: 'finished', loadId, status: now[0].status };
+    }
     const file = row.source;
     const database = row.options.source?.from;
     // A source database is read again from its start; its URL is known only from the
@@ -152,7 +167,10 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       maxRejectRate: row.options.maxRejectRate,
       dryRun: row.options.dryRun,
       force: row.options.force,
-      batchSize: options.batchSize,
+      keepStaging: row.options.keepStaging,
+      batchSize: options.batchSize ?? row.options.batchSize,
+      sync: row.options.sync,
+      runner: options.runner,
       onEvent: options.onEvent,
     };
     let from: LoadRun['from'] = { step: 'compile' };
@@ -160,7 +178,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     if (row.status === 'staging') {
       from = await stagingCheckpoint(pool, loadId);
       checkpointLine = from.afterLine ?? 0;
-    } else if (row.status !== 'registered') {
+    } else if (row.status !== 'registered' && row.status !== 'queued') {
       from = { step: 'transform' };
     }
     // How the file was read is in the catalog (loads before 0.2 kept only the delimiter).

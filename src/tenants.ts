@@ -1,7 +1,7 @@
 import type pg from 'pg';
 
 import { recordAudit } from './audit.js';
-import { asUserError, PgferryError } from './errors.js';
+import { asUserError, isDatabaseError, PgferryError } from './errors.js';
 
 export interface Tenant {
   slug: string;
@@ -29,7 +29,7 @@ export interface ProtectOptions {
  */
 export async function addTenant(pool: pg.Pool, slug: string, key?: string): Promise<Tenant> {
   try {
-    const { rows } = await pool.query('select * from ferry.add_tenant($1, $2)', [slug, key ?? null]);
+    const rows = await retryDeadlocks(() => pool.query('select * from ferry.add_tenant($1, $2)', [slug, key ?? null]));
     const tenant = toTenant(rows[0]);
     await recordAudit(pool, {
       command: 'tenant add',
@@ -41,6 +41,21 @@ export async function addTenant(pool: pg.Pool, slug: string, key?: string): Prom
   } catch (error) {
     await auditFailure(pool, 'tenant add', slug, error);
     throw asUserError(error);
+  }
+}
+
+/**
+ * Roles are the whole server's, not one database's: tenants added at the same moment in two
+ * databases of one server can deadlock on the role catalog. The loser is simply tried again.
+ */
+async function retryDeadlocks(query: () => Promise<pg.QueryResult>): Promise<pg.QueryResult['rows']> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await query()).rows;
+    } catch (error) {
+      if (!isDatabaseError(error) || error.code !== '40P01' || attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
   }
 }
 

@@ -23,6 +23,8 @@ describe('the ferry schema', () => {
       '8_load_liveness.sql',
       '9_resume.sql',
       '10_export.sql',
+      '11_queue_and_progress.sql',
+      '12_syncs.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -37,6 +39,8 @@ describe('the ferry schema', () => {
       'load_liveness',
       'resume',
       'export',
+      'queue_and_progress',
+      'syncs',
     ]);
   });
 

@@ -37,13 +37,18 @@ export function loadCommand(global: () => GlobalOptions): Command {
       `CSV: parallel COPY streams while staging, 1-${MAX_JOBS} (default: the number of CPU cores, at most ${MAX_JOBS}); other formats stage on one`,
       wholeNumber('--jobs'),
     )
+    .option('--queue', 'register the load and return its id at once: a worker (pgferry worker) runs it')
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
       `
-The load's id is printed as soon as it is registered. Exit codes: 0 loaded (or skipped,
-already loaded), 1 the load failed or crossed its reject threshold (nothing promoted),
-2 bad usage or input (missing file, unknown tenant, broken mapping).
+The load's id is printed as soon as it is registered. With --queue, follow it with
+\`pgferry status ID --follow\` (the file must be readable by the worker at the same path;
+a database source must be given as --from env:NAME, set in the worker's environment).
+
+Exit codes: 0 loaded (or skipped, already loaded; or queued), 1 the load failed or crossed
+its reject threshold (nothing promoted), 2 bad usage or input (missing file, unknown
+tenant, broken mapping).
 
 What the file is — format, gzip or zip wrapper, text encoding, CSV delimiter, XLSX header
 row — is detected from its content and shown in the summary ("read as: …"); the options
@@ -69,6 +74,7 @@ Examples:
         force: opts.force,
         batchSize: opts.batchSize,
         jobs: opts.jobs,
+        queue: opts.queue,
       }),
     );
 }

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 
 import { describeError, EXIT, PgferryError } from '../errors.js';
 import { auditCommand } from './audit-command.js';
+import { cancelCommand } from './cancel-command.js';
 import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './context.js';
 import { demoCommand } from './demo-command.js';
 import { exportCommand } from './export-command.js';
@@ -14,7 +15,9 @@ import { migrateCommand } from './migrate-command.js';
 import { rejectsCommand } from './rejects-command.js';
 import { resumeCommand } from './resume-command.js';
 import { pruneCommand, rollbackCommand } from './rollback-command.js';
+import { pauseCommands, syncCommand, syncsCommand } from './sync-command.js';
 import { tenantCommand } from './tenant-command.js';
+import { workerCommand } from './worker-command.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -47,7 +50,12 @@ Then with your own table and file:
   pgferry loads
   pgferry status 42
   pgferry rejects 42 -o rejects.csv
-  pgferry mapping show products`,
+  pgferry mapping show products
+
+Legacy databases, syncs and the worker:
+  pgferry load -t acme -m products --from env:LEGACY_URL --table shop.items
+  pgferry sync legacy_products        (declared in pgferry.yaml)
+  pgferry worker                      (queued loads, scheduled syncs, plans)`,
     );
   for (const command of [
     demoCommand(global),
@@ -59,6 +67,11 @@ Then with your own table and file:
     mappingCommand(global),
     validateCommand(global),
     resumeCommand(global),
+    cancelCommand(global),
+    syncCommand(global),
+    syncsCommand(global),
+    ...pauseCommands(global),
+    workerCommand(global),
     rollbackCommand(global),
     exportCommand(global),
     pruneCommand(global),

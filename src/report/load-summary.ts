@@ -6,6 +6,9 @@ export function formatLoadResult(result: LoadResult): string {
   if (result.status === 'skipped') {
     return `skipped ${result.file}: this file was already loaded for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
   }
+  if (result.status === 'queued') {
+    return `load ${result.loadId} queued  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version}): a worker runs it (pgferry worker); follow it with: pgferry status ${result.loadId} --follow`;
+  }
   const c = result.counts;
   const out: string[] = [];
   const verdict = {
@@ -13,12 +16,14 @@ export function formatLoadResult(result: LoadResult): string {
     dry_run: 'dry run: nothing was changed',
     failed: 'FAILED',
     skipped: 'skipped',
+    cancelled: 'CANCELLED: nothing was promoted',
   }[result.status];
   out.push(
     `load ${result.loadId} ${verdict}  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version})`,
   );
   if (result.source) out.push(`  read as: ${describeSource(result.source)}`);
   if (result.error) out.push(`  reason: ${result.error}`);
+  if (result.sync) out.push(`  ${describeSyncOutcome(result.sync)}`);
   out.push('');
   const promoted = c.inserted + c.updated + c.unchanged;
   const would = result.status === 'dry_run' ? ' (would be)' : '';
@@ -74,4 +79,14 @@ export function describeSource(source: SourceSummary): string {
   if (source.table !== undefined) parts.push(`table ${source.table}`);
   if (source.encoding !== undefined) parts.push(source.encoding);
   return parts.join(', ');
+}
+
+/** What a sync's run did to its sync: the cursor now, and mirror's deletes. */
+export function describeSyncOutcome(sync: NonNullable<LoadResult['sync']>): string {
+  const parts = [`cursor now ${sync.cursor ?? '(none: nothing pulled yet)'}`];
+  if (sync.deleted !== undefined) {
+    parts.push(`${sync.deleted} row(s) absent from the source ${sync.soft ? 'marked deleted' : 'deleted'}`);
+  }
+  if (sync.kept) parts.push(sync.kept);
+  return parts.join('; ');
 }

@@ -12,6 +12,8 @@ export async function openPostgresSource(url: string, display: string): Promise<
   try {
     await client.connect();
     await client.query('begin transaction isolation level repeatable read, read only');
+    // Dates as ISO text whatever the source's settings: what the staging and a sync's cursor read.
+    await client.query(`set local datestyle to 'ISO, YMD'`);
   } catch (error) {
     await client.end().catch(() => {});
     // The driver's message names the host, never the password.
@@ -22,9 +24,18 @@ export async function openPostgresSource(url: string, display: string): Promise<
 
 /** The column names of the source query, from the source itself (the query is not run). */
 export async function describePostgresQuery(client: pg.Client, query: string, display: string): Promise<string[]> {
+  return (await describePostgresColumns(client, query, display)).map((column) => column.name);
+}
+
+/** The columns of the source query with their type OIDs (the query is not run). */
+export async function describePostgresColumns(
+  client: pg.Client,
+  query: string,
+  display: string,
+): Promise<{ name: string; typeId: number }[]> {
   try {
     const result = await client.query(`select * from (\n${query}\n) as source limit 0`);
-    return result.fields.map((field) => field.name);
+    return result.fields.map((field) => ({ name: field.name, typeId: field.dataTypeID }));
   } catch (error) {
     throw new PgferryError(`the source ${display} refused the query: ${(error as Error).message}`);
   }

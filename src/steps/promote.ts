@@ -48,6 +48,7 @@ export async function promote(
   while (stack.length > 0) {
     const batch = stack.pop()!;
     await client.query('savepoint pgferry_batch');
+    let promoted: number[];
     try {
       const { rows } = await client.query<{ counts: number[] }>('select ferry.promote_batch($1, $2, $3) as counts', [
         loadId,
@@ -55,14 +56,7 @@ export async function promote(
         batch.hi,
       ]);
       await client.query('release savepoint pgferry_batch');
-      const [inserted, updated, unchanged, conflicts] = rows[0].counts.map(Number);
-      counts.inserted += inserted;
-      counts.updated += updated;
-      counts.unchanged += unchanged;
-      counts.conflicts += conflicts;
-      counts.batches++;
-      done += Number(batch.rows);
-      options.onBatch?.(done, total);
+      promoted = rows[0].counts.map(Number);
     } catch (error) {
       await client.query('rollback to savepoint pgferry_batch');
       await client.query('release savepoint pgferry_batch');
@@ -88,7 +82,17 @@ export async function promote(
       counts.failedRows++;
       done += 1;
       options.onBatch?.(done, total);
+      continue;
     }
+    // Outside the savepoint: onBatch may stop the load here (pgferry cancel).
+    const [inserted, updated, unchanged, conflicts] = promoted;
+    counts.inserted += inserted;
+    counts.updated += updated;
+    counts.unchanged += unchanged;
+    counts.conflicts += conflicts;
+    counts.batches++;
+    done += Number(batch.rows);
+    options.onBatch?.(done, total);
   }
   return counts;
 }

@@ -1,0 +1,191 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import { parseCronItem } from 'graphile-worker';
+import { LineCounter, parseDocument } from 'yaml';
+
+import { PgferryError } from '../errors.js';
+
+/** A sync as pgferry.yaml declares it. */
+export interface SyncConfig {
+  name: string;
+  /** `env:NAME` or a URL without a password. */
+  from: string;
+  table?: string;
+  /** May hold `:cursor`, replaced by the stored cursor; without it pgferry adds the condition itself. */
+  query?: string;
+  /** The source column whose largest value pulled so far is where the next increment starts. */
+  cursor?: string;
+  tenant: string;
+  mapping: string;
+  mode: 'append' | 'upsert' | 'mirror';
+  /** Cron (five fields, the worker's clock). */
+  schedule?: string;
+  /** mirror: a boolean or date/timestamp column marking rows absent from the source. */
+  softDelete?: string;
+  maxRejects?: number;
+  /** Line of the sync in pgferry.yaml, for messages. */
+  line: number;
+}
+
+/** The project file, pgferry.yaml: where it is, where its mappings are, its syncs. */
+export interface Project {
+  path: string;
+  mappingsDir: string;
+  syncs: Map<string, SyncConfig>;
+}
+
+export const DEFAULT_PROJECT_FILE = 'pgferry.yaml';
+
+const SYNC_KEYS = new Set([
+  'from',
+  'table',
+  'query',
+  'cursor',
+  'tenant',
+  'mapping',
+  'mode',
+  'schedule',
+  'soft_delete',
+  'max_rejects',
+]);
+
+/**
+ * Reads pgferry.yaml: its syncs, checked whole (an unknown key, a bad mode, a cron that does
+ * not parse, a URL with a password: an error naming the file and line). Mappings are looked
+ * up in `mappings/` next to it unless it says `mappings: DIR`.
+ */
+export async function readProject(file: string = DEFAULT_PROJECT_FILE): Promise<Project> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new PgferryError(
+      error.code === 'ENOENT' ? `no project file ${file}` : `cannot read ${file}: ${error.message}`,
+      { hint: 'syncs are declared in pgferry.yaml (see the README, "Syncs"); --project names another file' },
+    );
+  });
+  return parseProject(text, file);
+}
+
+export function parseProject(text: string, file: string): Project {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, uniqueKeys: true });
+  const lineOf = (node: unknown) => {
+    const range = (node as { range?: [number, number] } | null)?.range;
+    return range ? lineCounter.linePos(range[0]).line : undefined;
+  };
+  const fail = (message: string, node?: unknown): never => {
+    throw new PgferryError(message, { location: { file, line: lineOf(node) } });
+  };
+  if (document.errors.length > 0) {
+    const error = document.errors[0];
+    throw new PgferryError(`not valid YAML: ${error.message.split('\n')[0]}`, {
+      location: { file, line: error.linePos?.[0].line, column: error.linePos?.[0].col },
+    });
+  }
+  const root = document.toJS() ?? {};
+  if (typeof root !== 'object' || Array.isArray(root)) fail('the project file must be a mapping of keys (syncs: …)');
+  for (const key of Object.keys(root)) {
+    if (key !== 'syncs' && key !== 'mappings') {
+      fail(`unknown key "${key}" (known: syncs, mappings)`, document.get(key, true));
+    }
+  }
+  const dir = path.dirname(path.resolve(file));
+  const mappingsDir = path.resolve(dir, typeof root.mappings === 'string' ? root.mappings : 'mappings');
+  const syncs = new Map<string, SyncConfig>();
+  const syncsNode = document.get('syncs', true);
+  const declared = (root.syncs ?? {}) as Record<string, unknown>;
+  if (typeof declared !== 'object' || Array.isArray(declared)) fail('syncs: must map names to syncs', syncsNode);
+  for (const [name, value] of Object.entries(declared)) {
+    const node = document.getIn(['syncs', name], true);
+    syncs.set(
+      name,
+      parseSync(name, value, lineOf(node) ?? 1, (message, key) =>
+        fail(`sync ${name}: ${message}`, key === undefined ? node : document.getIn(['syncs', name, key], true)),
+      ),
+    );
+  }
+  return { path: path.resolve(file), mappingsDir, syncs };
+}
+
+function parseSync(
+  name: string,
+  value: unknown,
+  line: number,
+  fail: (message: string, key?: string) => never,
+): SyncConfig {
+  if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(name)) {
+    fail('a sync name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('must be a mapping of keys');
+  const sync = value as Record<string, unknown>;
+  for (const key of Object.keys(sync)) {
+    if (!SYNC_KEYS.has(key)) fail(`unknown key "${key}" (known: ${[...SYNC_KEYS].join(', ')})`, key);
+  }
+  const text = (key: string, required = false): string | undefined => {
+    const v = sync[key];
+    if (v === undefined || v === null) {
+      if (required) fail(`${key}: is required`);
+      return undefined;
+    }
+    if (typeof v !== 'string' || v.trim() === '') fail(`${key}: must be text`, key);
+    return (v as string).trim();
+  };
+  const from = text('from', true)!;
+  if (!from.startsWith('env:')) {
+    let url: URL | undefined;
+    try {
+      url = new URL(from);
+    } catch {
+      fail('from: a postgres:// or mysql:// URL, or env:NAME', 'from');
+    }
+    // pgferry.yaml is a file people commit: a password has no place in it.
+    if (url!.password) fail('from: holds a password; put the URL in an environment variable: from: env:NAME', 'from');
+  }
+  const table = text('table');
+  const query = text('query');
+  if ((table === undefined) === (query === undefined)) fail('give table or query (one of them)');
+  const mode = (text('mode') ?? 'upsert') as SyncConfig['mode'];
+  if (!['append', 'upsert', 'mirror'].includes(mode)) fail(`mode: append, upsert or mirror, not "${mode}"`, 'mode');
+  const cursor = text('cursor');
+  if (query?.match(/(?<![:\w]):cursor\b/) && cursor === undefined)
+    fail('the query uses :cursor: name the cursor column');
+  const softDelete = text('soft_delete');
+  if (softDelete !== undefined && mode !== 'mirror') fail('soft_delete: only for mode: mirror', 'soft_delete');
+  const schedule = text('schedule');
+  if (schedule !== undefined) {
+    try {
+      parseCronItem({ task: 'pgferry_sync', match: schedule, identifier: name });
+    } catch (error) {
+      fail(`schedule: ${(error as Error).message}`, 'schedule');
+    }
+  }
+  const maxRejects = sync.max_rejects;
+  if (maxRejects !== undefined && (!Number.isInteger(maxRejects) || (maxRejects as number) < 0)) {
+    fail('max_rejects: a whole number', 'max_rejects');
+  }
+  return {
+    name,
+    from,
+    table,
+    query,
+    cursor,
+    tenant: text('tenant', true)!,
+    mapping: text('mapping', true)!,
+    mode,
+    schedule,
+    softDelete,
+    maxRejects: maxRejects as number | undefined,
+    line,
+  };
+}
+
+/** The sync NAME of the project, or an error listing those it has. */
+export function projectSync(project: Project, name: string): SyncConfig {
+  const sync = project.syncs.get(name);
+  if (!sync) {
+    const known = [...project.syncs.keys()];
+    throw new PgferryError(`no sync ${name} in ${project.path}`, {
+      hint: known.length > 0 ? `its syncs: ${known.join(', ')}` : 'it declares no syncs',
+    });
+  }
+  return sync;
+}
