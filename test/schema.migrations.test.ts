@@ -25,6 +25,8 @@ describe('the ferry schema', () => {
       '10_export.sql',
       '11_queue_and_progress.sql',
       '12_syncs.sql',
+      '13_plans.sql',
+      '14_concurrent_compiles.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -41,6 +43,8 @@ describe('the ferry schema', () => {
       'export',
       'queue_and_progress',
       'syncs',
+      'plans',
+      'concurrent_compiles',
     ]);
   });
 

@@ -12,6 +12,7 @@ import { loadCommand, validateCommand } from './load-command.js';
 import { loadsCommand, statusCommand } from './loads-command.js';
 import { mappingCommand } from './mapping-command.js';
 import { migrateCommand } from './migrate-command.js';
+import { planCommand } from './plan-command.js';
 import { rejectsCommand } from './rejects-command.js';
 import { resumeCommand } from './resume-command.js';
 import { pruneCommand, rollbackCommand } from './rollback-command.js';
@@ -72,6 +73,7 @@ Legacy databases, syncs and the worker:
     syncsCommand(global),
     ...pauseCommands(global),
     workerCommand(global),
+    planCommand(global),
     rollbackCommand(global),
     exportCommand(global),
     pruneCommand(global),

@@ -5,6 +5,8 @@ import pg from 'pg';
 
 import { PgferryError } from '../errors.js';
 import { letLoadsRunAgain, stopLoadsAtNextBatch } from '../load-interruption.js';
+import type { PlanStepPayload } from '../plans/plan-run.js';
+import { planStepTask } from '../plans/plan-step-task.js';
 import { type Project, readProject } from '../project/project-file.js';
 import { resume } from '../resume.js';
 import { runSync } from '../syncs/run-sync.js';
@@ -24,7 +26,7 @@ export interface WorkerOptions {
   deadAfterMs?: number;
   /** Cron: missed runs within this many ms (while no worker ran) are caught up at start, once. (Default: 0) */
   cronBackfillMs?: number;
-  /** More tasks (plans add theirs). */
+  /** More tasks, beside pgferry's own (load, sync, plan step). */
   tasks?: TaskList;
   /** A line per thing done (default: stdout). */
   log?: (line: string) => void;
@@ -74,6 +76,7 @@ export async function startWorker(pool: pg.Pool, options: WorkerOptions = {}): P
     taskList: {
       [TASKS.load]: (payload, helpers) => loadTask(jobsPool, payload as { loadId: number }, helpers, log),
       [TASKS.sync]: (payload, helpers) => syncTask(jobsPool, options.projectFile, payload as SyncPayload, helpers, log),
+      [TASKS.planStep]: (payload, helpers) => planStepTask(jobsPool, payload as PlanStepPayload, helpers, log),
       ...options.tasks,
     },
   });
@@ -145,7 +148,7 @@ async function syncTask(
   helpers: JobHelpers,
   log: (line: string) => void,
 ): Promise<void> {
-  if (!projectFile) throw new PgferryError(`sync ${payload.name}: this worker was started without a project file`);
+  if (!projectFile) return log(`sync ${payload.name}: not run, this worker has no project file (--project)`);
   const { rows } = await pool.query<{ paused_at: Date | null }>('select paused_at from ferry.syncs where name = $1', [
     payload.name,
   ]);

@@ -1,0 +1,314 @@
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+
+import { PgferryError } from '../errors.js';
+import { readMapping } from '../mappings/mapping-file.js';
+import { DEFAULT_PROJECT_FILE, readProject } from '../project/project-file.js';
+
+/** What a load step does: a file through a mapping for a tenant, as `pgferry load` would. */
+export interface LoadStepSpec {
+  /** Absolute path. */
+  file: string;
+  tenant: string;
+  mapping: string;
+  /** Absolute path: where the mapping's name is looked up. */
+  mappingsDir: string;
+  format?: string;
+  delimiter?: string;
+  sheet?: string | number;
+  records?: string;
+  table?: string;
+  maxRejects?: number;
+}
+
+/** What a sync step does: one run of a sync of the project file. */
+export interface SyncStepSpec {
+  sync: string;
+  /** Absolute path of the project file declaring it. */
+  project: string;
+}
+
+export type PlanStep = { name: string; after: string[]; line: number } & (
+  { kind: 'load'; spec: LoadStepSpec } | { kind: 'sync'; spec: SyncStepSpec }
+);
+
+/** A plan file, checked whole: its steps each after its prerequisites. */
+export interface Plan {
+  path: string;
+  name: string;
+  /** In an order where each step comes after those it waits for (else as the file has them). */
+  steps: PlanStep[];
+}
+
+const PLAN_KEYS = ['name', 'project', 'mappings', 'steps'];
+const LOAD_KEYS = ['load', 'tenant', 'mapping', 'format', 'delimiter', 'sheet', 'records', 'table', 'max_rejects'];
+const SYNC_KEYS = ['sync'];
+const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+
+/**
+ * Reads a plan file (PLAN.yaml) and checks it whole before anything runs: its keys, its steps'
+ * `after` (known steps, no cycle), each load's file and mapping, each sync in the project file.
+ * Every error names the plan file and line.
+ */
+export async function readPlan(file: string): Promise<Plan> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new PgferryError(error.code === 'ENOENT' ? `no plan file ${file}` : `cannot read ${file}: ${error.message}`, {
+      hint: 'a plan lists steps: loads and syncs with their prerequisites (see pgferry plan run --help)',
+    });
+  });
+  const { plan, projectFile, projectLine } = parsePlan(text, file);
+  await checkSteps(plan, projectFile, projectLine);
+  return plan;
+}
+
+/** A node's first line in the file. */
+type LineOf = (node: unknown) => number | undefined;
+
+/**
+ * The plan's structure, checked: keys, names, `after`, cycles, load files. What needs more
+ * reading (mappings, the project file) is checked by readPlan.
+ */
+export function parsePlan(text: string, file: string): { plan: Plan; projectFile: string; projectLine?: number } {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, uniqueKeys: true });
+  const lineOf: LineOf = (node) => {
+    const range = (node as { range?: [number, number] } | null)?.range;
+    return range ? lineCounter.linePos(range[0]).line : undefined;
+  };
+  const fail = (message: string, node?: unknown): never => {
+    throw new PgferryError(message, { location: { file, line: lineOf(node) } });
+  };
+  if (document.errors.length > 0) {
+    const error = document.errors[0];
+    throw new PgferryError(`not valid YAML: ${error.message.split('\n')[0]}`, {
+      location: { file, line: error.linePos?.[0].line, column: error.linePos?.[0].col },
+    });
+  }
+  /** The key node of `key` in the map at `at` (its line is the key's, not its value's). */
+  const keyNode = (at: unknown[], key: string): unknown => {
+    const map = at.length === 0 ? document.contents : document.getIn(at, true);
+    if (!isMap(map)) return map;
+    return map.items.find((pair) => isScalar(pair.key) && String(pair.key.value) === key)?.key ?? map;
+  };
+  const root = document.toJS() ?? {};
+  if (typeof root !== 'object' || Array.isArray(root)) fail('a plan file is a mapping of keys (steps: …)');
+  for (const key of Object.keys(root)) {
+    if (!PLAN_KEYS.includes(key)) fail(`unknown key "${key}" (known: ${PLAN_KEYS.join(', ')})`, keyNode([], key));
+  }
+  const dir = path.dirname(path.resolve(file));
+  const textOf = (key: string): string | undefined => {
+    const v = root[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') fail(`${key}: must be text`, keyNode([], key));
+    return (v as string).trim();
+  };
+  const mappingsDir = path.resolve(dir, textOf('mappings') ?? 'mappings');
+  const projectFile = path.resolve(dir, textOf('project') ?? DEFAULT_PROJECT_FILE);
+  const name = textOf('name') ?? path.basename(file).replace(/\.ya?ml$/i, '');
+
+  const declared = root.steps;
+  if (declared === undefined || declared === null) fail('steps: is required: the loads and syncs to run');
+  if (typeof declared !== 'object' || Array.isArray(declared) || Object.keys(declared).length === 0) {
+    fail('steps: must map step names to steps (load: FILE or sync: NAME)', keyNode([], 'steps'));
+  }
+  const steps: PlanStep[] = [];
+  for (const [stepName, value] of Object.entries(declared as Record<string, unknown>)) {
+    const at = ['steps', stepName];
+    const failStep = (message: string, key?: string): never =>
+      fail(`step ${stepName}: ${message}`, key === undefined ? keyNode(['steps'], stepName) : keyNode(at, key));
+    steps.push(parseStep(stepName, value, { dir, mappingsDir, projectFile }, failStep));
+    steps[steps.length - 1].line = lineOf(keyNode(['steps'], stepName)) ?? 1;
+  }
+
+  const known = new Set(steps.map((s) => s.name));
+  for (const step of steps) {
+    step.after.forEach((prerequisite, i) => {
+      if (known.has(prerequisite)) return;
+      const node =
+        document.getIn(['steps', step.name, 'after', i], true) ?? document.getIn(['steps', step.name, 'after'], true);
+      fail(
+        `step ${step.name}: after: no step ${prerequisite} in this plan (its steps: ${[...known].join(', ')})`,
+        node,
+      );
+    });
+  }
+  const cycle = findCycle(steps);
+  if (cycle) {
+    const first = steps.find((s) => s.name === cycle[0])!;
+    fail(
+      `steps ${cycle.join(' → ')} wait for each other: a cycle, no step of it could ever start`,
+      keyNode(['steps', first.name], 'after'),
+    );
+  }
+  return {
+    plan: { path: path.resolve(file), name, steps: inOrder(steps) },
+    projectFile,
+    projectLine: lineOf(keyNode([], 'project')),
+  };
+}
+
+interface StepContext {
+  dir: string;
+  mappingsDir: string;
+  projectFile: string;
+}
+
+function parseStep(
+  name: string,
+  value: unknown,
+  context: StepContext,
+  fail: (message: string, key?: string) => never,
+): PlanStep {
+  if (!STEP_NAME.test(name)) {
+    fail('a step name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail('must be a mapping of keys: load: FILE (with tenant and mapping) or sync: NAME');
+  }
+  const step = value as Record<string, unknown>;
+  if ('load' in step === 'sync' in step) fail('give load: FILE or sync: NAME (one of them)');
+  const kind = 'load' in step ? 'load' : 'sync';
+  const allowed = [...(kind === 'load' ? LOAD_KEYS : SYNC_KEYS), 'after'];
+  for (const key of Object.keys(step)) {
+    if (!allowed.includes(key)) fail(`unknown key "${key}" (known for a ${kind} step: ${allowed.join(', ')})`, key);
+  }
+  const text = (key: string, required = false): string | undefined => {
+    const v = step[key];
+    if (v === undefined || v === null) {
+      if (required) fail(`${key}: is required`);
+      return undefined;
+    }
+    if (typeof v !== 'string' || v === '') fail(`${key}: must be text`, key);
+    return v as string;
+  };
+  const after = parseAfter(step.after, (message) => fail(`after: ${message}`, 'after'));
+  if (kind === 'sync') {
+    return { name, kind, after, line: 1, spec: { sync: text('sync', true)!.trim(), project: context.projectFile } };
+  }
+  const file = path.resolve(context.dir, text('load', true)!);
+  if (!existsSync(file)) fail(`load: no such file ${file}`, 'load');
+  if (!statSync(file).isFile()) fail(`load: ${file} is not a file`, 'load');
+  const maxRejects = step.max_rejects;
+  if (maxRejects !== undefined && (!Number.isInteger(maxRejects) || (maxRejects as number) < 0)) {
+    fail('max_rejects: a whole number', 'max_rejects');
+  }
+  const sheet = step.sheet;
+  if (sheet !== undefined && typeof sheet !== 'string' && !(Number.isInteger(sheet) && (sheet as number) > 0)) {
+    fail("sheet: a sheet's name or its position (1 is the first)", 'sheet');
+  }
+  const spec: LoadStepSpec = {
+    file,
+    tenant: text('tenant', true)!,
+    mapping: text('mapping', true)!,
+    mappingsDir: context.mappingsDir,
+    format: text('format'),
+    delimiter: text('delimiter'),
+    sheet: sheet as string | number | undefined,
+    records: text('records'),
+    table: text('table'),
+    maxRejects: maxRejects as number | undefined,
+  };
+  // A mapping given as a path is relative to the plan, as the file is.
+  if (spec.mapping.endsWith('.sql') || spec.mapping.includes('/'))
+    spec.mapping = path.resolve(context.dir, spec.mapping);
+  for (const key of Object.keys(spec) as (keyof LoadStepSpec)[]) if (spec[key] === undefined) delete spec[key];
+  return { name, kind, after, line: 1, spec };
+}
+
+/** `after: a`, or `after: [a, b]`. */
+function parseAfter(value: unknown, fail: (message: string) => never): string[] {
+  if (value === undefined || value === null) return [];
+  const names = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || n === '')) {
+    fail('the names of the steps this one waits for: [a, b]');
+  }
+  const list = names as string[];
+  const twice = list.find((n, i) => list.indexOf(n) !== i);
+  if (twice !== undefined) fail(`${twice} is named twice`);
+  return list;
+}
+
+/**
+ * A cycle of `after`, if any, in the order its steps would have to run (each before the
+ * next), starting from the one the file names first and ending where it started.
+ */
+export function findCycle(steps: { name: string; after: string[] }[]): string[] | undefined {
+  const byName = new Map(steps.map((s) => [s.name, s]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'visiting') return stack.slice(stack.indexOf(name));
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const prerequisite of byName.get(name)?.after ?? []) {
+      const found = visit(prerequisite);
+      if (found) return found;
+    }
+    stack.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const step of steps) {
+    const found = visit(step.name);
+    if (!found) continue;
+    // The stack went from dependents to prerequisites: reversed, it is the order of running.
+    const order = found.reverse();
+    const order0 = steps.findIndex((s) => order.includes(s.name));
+    const start = order.indexOf(steps[order0].name);
+    const rotated = [...order.slice(start), ...order.slice(0, start)];
+    return [...rotated, rotated[0]];
+  }
+  return undefined;
+}
+
+/** The steps, each after its prerequisites; otherwise in the file's order. */
+function inOrder<T extends { name: string; after: string[] }>(steps: T[]): T[] {
+  const done = new Set<string>();
+  const ordered: T[] = [];
+  while (ordered.length < steps.length) {
+    const next = steps.find((s) => !done.has(s.name) && s.after.every((a) => done.has(a)));
+    if (!next) break; // a cycle: refused before this is called
+    done.add(next.name);
+    ordered.push(next);
+  }
+  return ordered;
+}
+
+/** What only reading other files tells: each load's mapping, each sync in the project file. */
+async function checkSteps(plan: Plan, projectFile: string, projectLine: number | undefined): Promise<void> {
+  const at = (step: PlanStep) => ({ file: plan.path, line: step.line });
+  for (const step of plan.steps) {
+    if (step.kind !== 'load') continue;
+    try {
+      await readMapping(step.spec.mapping, step.spec.mappingsDir);
+    } catch (error) {
+      // A mapping that does not parse names its own file and line; one not found, the plan's.
+      if (!(error instanceof PgferryError) || error.location.file) throw error;
+      throw new PgferryError(`step ${step.name}: ${error.message}`, {
+        location: at(step),
+        hint: 'mappings are looked up in `mappings` next to the plan unless it says mappings: DIR',
+      });
+    }
+  }
+  const syncs = plan.steps.filter((s) => s.kind === 'sync');
+  if (syncs.length === 0) return;
+  if (!existsSync(projectFile)) {
+    throw new PgferryError(`step ${syncs[0].name}: a sync step, but there is no project file ${projectFile}`, {
+      location: projectLine ? { file: plan.path, line: projectLine } : at(syncs[0]),
+      hint: 'syncs are declared in pgferry.yaml next to the plan, or in the file its project: names',
+    });
+  }
+  const project = await readProject(projectFile);
+  for (const step of syncs) {
+    if (step.kind !== 'sync' || project.syncs.has(step.spec.sync)) continue;
+    const known = [...project.syncs.keys()];
+    throw new PgferryError(`step ${step.name}: no sync ${step.spec.sync} in ${projectFile}`, {
+      location: at(step),
+      hint: known.length > 0 ? `its syncs: ${known.join(', ')}` : 'it declares no syncs',
+    });
+  }
+}
