@@ -2,11 +2,12 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar } from 'yaml';
 
 import { PgferryError } from '../errors.js';
 import { readMapping } from '../mappings/mapping-file.js';
 import { DEFAULT_PROJECT_FILE, readProject } from '../project/project-file.js';
+import { parseYamlFile } from '../project/yaml-file.js';
 
 /** What a load step does: a file through a mapping for a tenant, as `pgferry load` would. */
 export interface LoadStepSpec {
@@ -64,29 +65,12 @@ export async function readPlan(file: string): Promise<Plan> {
   return plan;
 }
 
-/** A node's first line in the file. */
-type LineOf = (node: unknown) => number | undefined;
-
 /**
  * The plan's structure, checked: keys, names, `after`, cycles, load files. What needs more
  * reading (mappings, the project file) is checked by readPlan.
  */
 export function parsePlan(text: string, file: string): { plan: Plan; projectFile: string; projectLine?: number } {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, uniqueKeys: true });
-  const lineOf: LineOf = (node) => {
-    const range = (node as { range?: [number, number] } | null)?.range;
-    return range ? lineCounter.linePos(range[0]).line : undefined;
-  };
-  const fail = (message: string, node?: unknown): never => {
-    throw new PgferryError(message, { location: { file, line: lineOf(node) } });
-  };
-  if (document.errors.length > 0) {
-    const error = document.errors[0];
-    throw new PgferryError(`not valid YAML: ${error.message.split('\n')[0]}`, {
-      location: { file, line: error.linePos?.[0].line, column: error.linePos?.[0].col },
-    });
-  }
+  const { document, lineOf, fail } = parseYamlFile(text, file);
   /** The key node of `key` in the map at `at` (its line is the key's, not its value's). */
   const keyNode = (at: unknown[], key: string): unknown => {
     const map = at.length === 0 ? document.contents : document.getIn(at, true);

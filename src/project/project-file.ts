@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { parseCronItem } from 'graphile-worker';
-import { LineCounter, parseDocument } from 'yaml';
 
 import { PgferryError } from '../errors.js';
+import { parseYamlFile } from './yaml-file.js';
 
 /** A sync as pgferry.yaml declares it. */
 export interface SyncConfig {
@@ -66,21 +66,7 @@ export async function readProject(file: string = DEFAULT_PROJECT_FILE): Promise<
 }
 
 export function parseProject(text: string, file: string): Project {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, uniqueKeys: true });
-  const lineOf = (node: unknown) => {
-    const range = (node as { range?: [number, number] } | null)?.range;
-    return range ? lineCounter.linePos(range[0]).line : undefined;
-  };
-  const fail = (message: string, node?: unknown): never => {
-    throw new PgferryError(message, { location: { file, line: lineOf(node) } });
-  };
-  if (document.errors.length > 0) {
-    const error = document.errors[0];
-    throw new PgferryError(`not valid YAML: ${error.message.split('\n')[0]}`, {
-      location: { file, line: error.linePos?.[0].line, column: error.linePos?.[0].col },
-    });
-  }
+  const { document, lineOf, fail } = parseYamlFile(text, file);
   const root = document.toJS() ?? {};
   if (typeof root !== 'object' || Array.isArray(root)) fail('the project file must be a mapping of keys (syncs: …)');
   for (const key of Object.keys(root)) {
