@@ -799,10 +799,23 @@ function thresholdProblem(rejected: number, read: number, options: LoadOptions):
   return undefined;
 }
 
+/** Statuses a load does not leave. */
+export const ENDED_STATUSES: ReadonlySet<string> = new Set([
+  'succeeded',
+  'failed',
+  'dry_run',
+  'rolled_back',
+  'cancelled',
+]);
+
 /** The counts of a load as the catalog has them. */
 export async function loadCounts(pool: pg.Pool | pg.ClientBase, loadId: number): Promise<LoadCounts> {
   const { rows } = await pool.query('select * from ferry.loads where id = $1', [loadId]);
-  const l = rows[0];
+  return countsOfLoadRow(rows[0]);
+}
+
+/** The counts of a ferry.loads row (its columns rows_read, rows_staged, …). */
+export function countsOfLoadRow(l: Record<string, unknown>): LoadCounts {
   return {
     read: Number(l.rows_read),
     staged: Number(l.rows_staged),

@@ -4,6 +4,7 @@ import type pg from 'pg';
 
 import { PgferryError } from './errors.js';
 import {
+  ENDED_STATUSES,
   fileSha256,
   type LoadEvent,
   type LoadOptions,
@@ -136,7 +137,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     const { rows: now } = await pool.query<{ status: string }>('select status from ferry.loads where id = $1', [
       loadId,
     ]);
-    if (['succeeded', 'failed', 'dry_run', 'rolled_back', 'cancelled'].includes(now[0].status)) {
+    if (ENDED_STATUSES.has(now[0].status)) {
       return { outcome: 'finished', loadId, status: now[0].status };
     }
     const file = row.source;

@@ -1,18 +1,10 @@
 import type pg from 'pg';
 
 import { PgferryError } from '../errors.js';
+import { countsOfLoadRow, ENDED_STATUSES, type LoadCounts } from '../load.js';
 
 /** Where `ferry.set_status` and `ferry.report_progress` say a load changed (payload: its id). */
 const CHANNEL = 'pgferry_load';
-
-/** Statuses a load does not leave. */
-export const ENDED_STATUSES: ReadonlySet<string> = new Set([
-  'succeeded',
-  'failed',
-  'dry_run',
-  'rolled_back',
-  'cancelled',
-]);
 
 /**
  * An `interrupted` load is seen twice, this far apart, before it counts: a load is registered
@@ -38,16 +30,7 @@ export interface LoadSnapshot {
   /** As ferry.load_status() shows it: `interrupted` for a load in progress whose process is gone. */
   status: string;
   error: string | null;
-  counts: {
-    read: number;
-    staged: number;
-    parseRejects: number;
-    rejected: number;
-    duplicates: number;
-    inserted: number;
-    updated: number;
-    unchanged: number;
-  };
+  counts: LoadCounts;
   /** None before the load reports any. */
   progress: LoadProgress | null;
 }
@@ -168,16 +151,7 @@ async function readSnapshot(client: pg.ClientBase, loadId: number): Promise<Load
     loadId,
     status: r.status,
     error: r.error,
-    counts: {
-      read: Number(r.rows_read),
-      staged: Number(r.rows_staged),
-      parseRejects: Number(r.parse_rejects),
-      rejected: Number(r.rows_rejected),
-      duplicates: Number(r.duplicates),
-      inserted: Number(r.inserted),
-      updated: Number(r.updated),
-      unchanged: Number(r.unchanged),
-    },
+    counts: countsOfLoadRow(r),
     progress:
       r.step === null
         ? null
