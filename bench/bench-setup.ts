@@ -1,12 +1,22 @@
-// What both benchmarks (bench/run.ts, bench/formats.ts) need: a database with the ferry schema,
-// the benchmark's target protected for its tenant, and a pgferry load run in a child process.
-import { readFile } from 'node:fs/promises';
+// What the benchmarks (bench/run.ts, bench/formats.ts, bench/sync.ts) need: a server, a
+// database with the ferry schema, the benchmark's target protected for its tenant, and a
+// pgferry load run in a child process.
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type pg from 'pg';
 
-import { addTenant, ensureDatabase, listTenants, migrate, protectTable } from '../src/index.js';
+import {
+  addTenant,
+  type EmbeddedServer,
+  ensureDatabase,
+  listTenants,
+  migrate,
+  protectTable,
+  startEmbeddedServer,
+} from '../src/index.js';
 import { runCommand, tail } from './commands.js';
 import type { ChildReport, ChildRequest } from './load-child.js';
 
@@ -17,6 +27,52 @@ export const MAPPING = path.join(HERE, 'catalog.sql');
 export const TENANT = 'bench';
 export const TARGET = 'bench.products';
 const SCHEMA = path.join(HERE, 'schema.sql');
+
+/** Where a benchmark runs, and how it lets go of it. */
+export interface BenchServer {
+  /** The server given, or database pgferry_bench of the embedded one. */
+  url: string;
+  embedded: boolean;
+  /** A scratch folder of the run's own. */
+  tmp: string;
+  /** Stops the embedded server and removes the scratch folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * The server given (--database-url), or else an embedded PostgreSQL in a temporary folder.
+ * close() stops it and removes the folder; Ctrl-C does too, at any point.
+ */
+export async function openBenchServer(
+  name: string,
+  databaseUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<BenchServer> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), `pgferry-bench-${name}-`));
+  let server: EmbeddedServer | undefined;
+  const close = async () => {
+    process.off('SIGINT', onInterrupt);
+    await server?.stop().catch((error: unknown) => console.error(`could not stop the embedded server: ${error}`));
+    server = undefined;
+    await rm(tmp, { recursive: true, force: true });
+  };
+  const onInterrupt = () => {
+    console.error('\ninterrupted: stopping the server');
+    void close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onInterrupt);
+  if (databaseUrl) return { url: databaseUrl, embedded: false, tmp, close };
+  try {
+    // As root the embedded server runs as the postgres OS user: it must reach the folder.
+    await chmod(tmp, 0o755);
+    log(`starting an embedded PostgreSQL in ${tmp}`);
+    server = await startEmbeddedServer({ dir: path.join(tmp, 'server') });
+    return { url: await createDatabase(server.url, 'pgferry_bench'), embedded: true, tmp, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
 
 /** The URL of database `name` on a server (created if missing). */
 export async function createDatabase(serverUrl: string, name: string): Promise<string> {

@@ -7,7 +7,7 @@
 //                                 [--database-url URL] [--out bench/RESULTS-formats.md]
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { chmod, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { rename, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -18,9 +18,8 @@ import ExcelJS from 'exceljs';
 import pg from 'pg';
 
 import { escapeXmlText } from '../src/export/xml-format.js';
-import { type EmbeddedServer, startEmbeddedServer } from '../src/index.js';
 import { encodeXmlName } from '../src/sources/xml-reader.js';
-import { createDatabase, DATA_DIR, MAPPING, ROOT, runChild, setUp, TARGET, TENANT } from './bench-setup.js';
+import { DATA_DIR, MAPPING, openBenchServer, ROOT, runChild, setUp, TARGET, TENANT } from './bench-setup.js';
 import { CATALOG_COLUMNS, ensureCatalog, GENERATOR_VERSION } from './generate-catalog.js';
 import type { ChildReport } from './load-child.js';
 
@@ -44,16 +43,8 @@ async function main(): Promise<void> {
   });
   const sizes = values.sizes.split(',').map(Number);
   const xlsxSizes = values['xlsx-sizes'].split(',').map(Number);
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgferry-bench-formats-'));
-  let server: EmbeddedServer | undefined;
+  const { url, close } = await openBenchServer('formats', values['database-url'], console.log);
   try {
-    let url = values['database-url'];
-    if (!url) {
-      await chmod(tmp, 0o755);
-      console.log(`starting an embedded PostgreSQL in ${tmp}`);
-      server = await startEmbeddedServer({ dir: path.join(tmp, 'server') });
-      url = await createDatabase(server.url, 'pgferry_bench');
-    }
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     try {
       await setUp(pool);
@@ -81,8 +72,7 @@ async function main(): Promise<void> {
       await pool.end();
     }
   } finally {
-    await server?.stop();
-    await rm(tmp, { recursive: true, force: true });
+    await close();
   }
 }
 

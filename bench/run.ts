@@ -6,7 +6,7 @@
 //                             [--database-url URL] [--dirty 0.01] [--changed 0.1] [--seed 1]
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,8 +16,8 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
-import { type EmbeddedServer, MAX_JOBS, startEmbeddedServer } from '../src/index.js';
-import { createDatabase, DATA_DIR, MAPPING, ROOT, runChild, setUp, TARGET, TENANT } from './bench-setup.js';
+import { MAX_JOBS } from '../src/index.js';
+import { DATA_DIR, MAPPING, openBenchServer, ROOT, runChild, setUp, TARGET, TENANT } from './bench-setup.js';
 import { findExecutable, runCommand, tail } from './commands.js';
 import { CATALOG_COLUMNS, type CatalogKey, type CatalogStats, ensureCatalog } from './generate-catalog.js';
 import {
@@ -150,33 +150,10 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgferry-bench-'));
-  let server: EmbeddedServer | undefined;
-  const cleanup = async () => {
-    await server?.stop().catch((error: unknown) => console.error(`could not stop the embedded server: ${error}`));
-    server = undefined;
-    await rm(tmp, { recursive: true, force: true });
-  };
-  process.once('SIGINT', () => {
-    console.error('\ninterrupted: stopping the server');
-    void cleanup().finally(() => process.exit(130));
-  });
-
+  const { url, embedded, tmp, close } = await openBenchServer('run', options.databaseUrl, log);
   try {
-    let url: string;
-    let origin: string;
-    if (options.databaseUrl) {
-      url = options.databaseUrl;
-      origin = describeServer(url);
-      log(`using the server at ${origin}`);
-    } else {
-      // As root the embedded server runs as the postgres OS user: it must reach the folder.
-      await chmod(tmp, 0o755);
-      log(`starting an embedded PostgreSQL in ${tmp}`);
-      server = await startEmbeddedServer({ dir: path.join(tmp, 'server') });
-      url = await createDatabase(server.url, 'pgferry_bench');
-      origin = 'embedded, temporary folder, default settings';
-    }
+    const origin = embedded ? 'embedded, temporary folder, default settings' : describeServer(url);
+    if (!embedded) log(`using the server at ${origin}`);
     const pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'pgferry-bench' });
     pool.on('error', () => {});
     try {
@@ -202,7 +179,7 @@ async function main(): Promise<void> {
       await pool.end();
     }
   } finally {
-    await cleanup();
+    await close();
   }
 }
 

@@ -11,22 +11,16 @@
 // usage: npx tsx bench/sync.ts [--rows 1000000] [--runs 3] [--changed 0.01] [--seed 1]
 //                              [--database-url URL] [--out bench/RESULTS.md]
 // (the same file runs as the child process: bench/sync.ts --child JSON)
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import pg from 'pg';
 
-import {
-  addTenant,
-  type EmbeddedServer,
-  ensureDatabase,
-  migrate,
-  protectTable,
-  startEmbeddedServer,
-} from '../src/index.js';
-import { ROOT } from './bench-setup.js';
+import { addTenant, migrate, protectTable } from '../src/index.js';
+import { prng } from '../test/helpers/prng.js';
+import { createDatabase, openBenchServer, ROOT } from './bench-setup.js';
 import { runCommand, tail } from './commands.js';
 import { median } from './report.js';
 
@@ -212,30 +206,11 @@ async function runChild(request: ChildRequest): Promise<ChildReport & { processS
   return { ...(JSON.parse(last) as ChildReport), processSeconds: result.seconds };
 }
 
-/** A small seeded PRNG (mulberry32): the same ids change for the same seed and run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` distinct ids in 1..rows. */
 function randomIds(rows: number, count: number, random: () => number): number[] {
   const ids = new Set<number>();
   while (ids.size < count) ids.add(1 + Math.floor(random() * rows));
   return [...ids];
-}
-
-/** The URL of database `name` on the server of `url`. */
-function databaseUrl(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
 }
 
 /** Untimed, before each case: a checkpoint, so that none started earlier lands in its time. */
@@ -551,35 +526,11 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgferry-bench-sync-'));
-  let server: EmbeddedServer | undefined;
-  const cleanup = async () => {
-    await server?.stop().catch((error: unknown) => console.error(`could not stop the embedded server: ${error}`));
-    server = undefined;
-    await rm(tmp, { recursive: true, force: true });
-  };
-  process.once('SIGINT', () => {
-    console.error('\ninterrupted: stopping the server');
-    void cleanup().finally(() => process.exit(130));
-  });
+  const { url, embedded, tmp, close } = await openBenchServer('sync', options.databaseUrl, log);
   try {
-    let url: string;
-    let origin: string;
-    if (options.databaseUrl) {
-      url = options.databaseUrl;
-      origin = 'the given server';
-    } else {
-      // As root the embedded server runs as the postgres OS user: it must reach the folder.
-      await chmod(tmp, 0o755);
-      log(`starting an embedded PostgreSQL in ${tmp}`);
-      server = await startEmbeddedServer({ dir: path.join(tmp, 'server') });
-      await ensureDatabase(server.url, 'pgferry_bench');
-      url = databaseUrl(server.url, 'pgferry_bench');
-      origin = 'embedded';
-    }
+    const origin = embedded ? 'embedded' : 'the given server';
     const sourceName = `${decodeURIComponent(new URL(url).pathname.slice(1)) || 'postgres'}_sync_source`;
-    await ensureDatabase(url, sourceName);
-    const sourceUrl = databaseUrl(url, sourceName);
+    const sourceUrl = await createDatabase(url, sourceName);
     process.env[SOURCE_ENV] = sourceUrl;
     const pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'pgferry-bench-sync' });
     const source = new pg.Pool({ connectionString: sourceUrl, max: 2, application_name: 'pgferry-bench-sync' });
@@ -658,7 +609,7 @@ async function main(): Promise<void> {
       await source.end();
     }
   } finally {
-    await cleanup();
+    await close();
   }
 }
 
