@@ -27,6 +27,7 @@ describe('the ferry schema', () => {
       '12_syncs.sql',
       '13_plans.sql',
       '14_concurrent_compiles.sql',
+      '15_faster_increments.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -45,6 +46,7 @@ describe('the ferry schema', () => {
       'syncs',
       'plans',
       'concurrent_compiles',
+      'faster_increments',
     ]);
   });
 

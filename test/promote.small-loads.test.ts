@@ -1,0 +1,150 @@
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { load } from '../src/load.js';
+import { addTenant, protectTable } from '../src/tenants.js';
+import { tempDir, writeFile } from './helpers/fixtures.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+
+// A small load into a large target (a sync's increment): its rows are looked up in the
+// target by key, and its updates find each row again by ctid (sql/migrations/15_faster_increments.sql).
+
+let db: TestDatabase;
+let dir: string;
+const OTHER_ROWS = 100_000;
+const ACME_ROWS = 30_000;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = tempDir();
+  // Statistics that have never seen acme: taken when the table held the other tenant alone,
+  // and never again (no autovacuum). Then acme's rows arrive.
+  await db.pool.query(`
+    create schema app;
+    create table app.items (
+      tenant_id text not null,
+      id        bigint not null,
+      name      text not null,
+      primary key (tenant_id, id)
+    ) with (autovacuum_enabled = false);
+    insert into app.items select 'other', g, 'item ' || g from generate_series(1, ${OTHER_ROWS}) g;
+    analyze app.items;
+    insert into app.items select 'acme', g, 'item ' || g from generate_series(1, ${ACME_ROWS}) g;
+    create table app.settings_seen (at text, seqscan text, indexscan text);
+    create function app.note_settings() returns trigger language plpgsql as $$
+    begin
+      insert into app.settings_seen values (tg_argv[0], current_setting('enable_seqscan'), current_setting('enable_indexscan'));
+      return new;
+    end $$;
+    create trigger items_during before update on app.items
+      for each row when (new.id = 1) execute function app.note_settings('update');
+    -- Deferred: runs at the promoting transaction's commit, after promotion and verify.
+    create constraint trigger items_at_commit after update on app.items deferrable initially deferred
+      for each row when (new.id = 1) execute function app.note_settings('commit');
+    grant insert on app.settings_seen to public;
+  `);
+  await addTenant(db.pool, 'acme');
+  await protectTable(db.pool, 'app.items');
+  writeFile(dir, 'items.sql', `-- target: app.items\n-- key: id\nselect s.id as id, s.name as name\nfrom staged s\n`);
+});
+
+interface TargetReads {
+  seqScans: number;
+  indexScans: number;
+  indexRowsRead: number;
+}
+
+async function targetReads(): Promise<TargetReads> {
+  const { rows } = await db.pool.query<{ seq_scan: string; idx_scan: string; idx_tup_read: string }>(
+    `select t.seq_scan,
+            (select sum(i.idx_scan) from pg_stat_user_indexes i where i.relid = t.relid) as idx_scan,
+            (select sum(i.idx_tup_read) from pg_stat_user_indexes i where i.relid = t.relid) as idx_tup_read
+     from pg_stat_user_tables t where t.relid = 'app.items'::regclass`,
+  );
+  return {
+    seqScans: Number(rows[0].seq_scan),
+    indexScans: Number(rows[0].idx_scan),
+    indexRowsRead: Number(rows[0].idx_tup_read),
+  };
+}
+
+describe('a small load into a large target', () => {
+  it('reads the target once per pulled row, by key, even where its statistics never saw the tenant', async () => {
+    const changed = 5_000;
+    const lines = ['id,name'];
+    for (let id = 1; id <= changed; id++) lines.push(`${id},renamed ${id}`);
+    const file = writeFile(dir, 'changed.csv', `${lines.join('\n')}\n`);
+    const before = await targetReads();
+    // Its own connections, closed after the load: a backend that exits reports its counters.
+    const pool = new pg.Pool({ connectionString: db.url });
+    let result;
+    try {
+      result = await load(pool, { file, tenant: 'acme', mapping: 'items', mappingsDir: dir, batchSize: 1_000 });
+    } finally {
+      await pool.end();
+    }
+    expect(result.status).toBe('succeeded');
+    expect(result.counts).toMatchObject({ staged: changed, updated: changed, inserted: 0, unchanged: 0 });
+    const { rows: renamed } = await db.pool.query(
+      `select count(*)::int as n from app.items where tenant_id = 'acme' and name like 'renamed %'`,
+    );
+    expect(renamed).toEqual([{ n: changed }]);
+
+    let after = await targetReads();
+    for (let waited = 0; after.indexScans - before.indexScans < changed && waited < 20_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      after = await targetReads();
+    }
+    // The plan looked each pulled row up by key; the five batches' updates found theirs by
+    // ctid. A scan of acme's rows (30,000 a batch: the statistics take acme for a row or
+    // two) or of the whole table would show here.
+    expect(after.seqScans - before.seqScans).toBe(0);
+    expect(after.indexScans - before.indexScans).toBe(changed);
+    expect(after.indexRowsRead - before.indexRowsRead).toBeLessThan(changed * 1.1);
+  });
+
+  it('runs the batch UPDATE with its own settings, and the rest of the load with the session’s', async () => {
+    const { rows } = await db.pool.query('select at, seqscan, indexscan from app.settings_seen order by at desc');
+    expect(rows).toEqual([
+      { at: 'update', seqscan: 'off', indexscan: 'off' },
+      { at: 'commit', seqscan: 'on', indexscan: 'on' },
+    ]);
+  });
+
+  it('plans by key lookups only when the load is small against the target and an index leads with the key', async () => {
+    const planned = async (rows: number) => {
+      const lines = ['id,name'];
+      for (let id = 1; id <= rows; id++) lines.push(`${id},item ${id}`);
+      const file = writeFile(dir, `plan-${rows}.csv`, `${lines.join('\n')}\n`);
+      const result = await load(db.pool, {
+        file,
+        tenant: 'acme',
+        mapping: 'items',
+        mappingsDir: dir,
+        keepStaging: true,
+      });
+      expect(result.status).toBe('succeeded');
+      const { rows: answer } = await db.pool.query('select ferry.plans_by_key_lookups($1) as by_key', [result.loadId]);
+      await db.pool.query('select ferry.cleanup_load($1)', [result.loadId]);
+      return answer[0].by_key;
+    };
+    expect(await planned(1_000)).toBe(true); // 1,000 rows against 130,000
+    expect(await planned(20_000)).toBe(false); // 20,000 × 16 > 130,000: one scan of the target costs less
+
+    const keyIndex = async (table: string) => {
+      const { rows } = await db.pool.query(`select ferry.has_key_index($1::regclass, '{id}', 'tenant_id') as ok`, [
+        table,
+      ]);
+      return rows[0].ok;
+    };
+    expect(await keyIndex('app.items')).toBe(true); // primary key (tenant_id, id)
+    await db.pool.query(`create table app.loose (tenant_id text not null, id bigint not null, name text)`);
+    expect(await keyIndex('app.loose')).toBe(false);
+    await db.pool.query(`create index on app.loose (name, id)`);
+    expect(await keyIndex('app.loose')).toBe(false); // the key is not its leading column
+    await db.pool.query(`create index on app.loose (id) where name is not null`);
+    expect(await keyIndex('app.loose')).toBe(false); // partial
+    await db.pool.query(`create index on app.loose (id, tenant_id, name)`);
+    expect(await keyIndex('app.loose')).toBe(true);
+  });
+});
