@@ -13,7 +13,7 @@ import { LoadClaim } from './load-claim.js';
 import { checkInterruption, LoadCancelled, LoadsStopping } from './load-interruption.js';
 import { progressReporter } from './load-progress.js';
 import { locateInMapping, type Mapping, readMapping } from './mappings/mapping-file.js';
-import { readDatabaseLayout } from './sources/database-layout.js';
+import { databaseLayout, readDatabaseLayout } from './sources/database-layout.js';
 import { sourceQuery } from './sources/database-query.js';
 import { resolveDatabaseSource } from './sources/database-url.js';
 import { openCsvBytes, openSourceItems } from './sources/source-items.js';
@@ -39,6 +39,8 @@ export interface LoadOptions extends SourceOptions {
   from?: string;
   /** With `from`: the SELECT to read. */
   query?: string;
+  /** With `from`: the query's columns, when the caller described it already (a sync): not described again. */
+  sourceColumns?: string[];
   tenant: string;
   /** Mapping name (looked up in `mappingsDir`) or path to a mapping file. */
   mapping: string;
@@ -251,7 +253,9 @@ async function loadFromDatabase(
   }
   const query = sourceQuery(database, options);
   const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
-  const layout = await readDatabaseLayout(database, query, options);
+  const layout = options.sourceColumns
+    ? databaseLayout(database, query, options, options.sourceColumns)
+    : await readDatabaseLayout(database, query, options);
   // A database is read anew each time: never skipped as "already loaded".
   return registerAndRun(pool, options, {
     mapping,

@@ -26,6 +26,16 @@ export async function readDatabaseLayout(
       connection.destroy();
     }
   }
+  return databaseLayout(source, query, options, columns);
+}
+
+/** The layout of a source query whose columns are known (a sync described it already). */
+export function databaseLayout(
+  source: DatabaseSource,
+  query: string,
+  options: { table?: string },
+  columns: string[],
+): SourceLayout {
   if (columns.length === 0) throw new PgferryError(`the source query returns no columns: ${query}`);
   return { format: source.kind, compression: 'none', from: source.display, table: options.table, query, columns };
 }

@@ -79,6 +79,7 @@ export async function runSync(
     let cursorFrom: string | null = null;
     let query = baseQuery;
     let cursor: { column: string; type: CursorType } | undefined;
+    let sourceColumns: string[] | undefined;
     if (config.cursor !== undefined) {
       const columns = await describeColumns(database, baseQuery.replace(/(?<![:\w]):cursor\b/g, 'null'));
       const at = columns.findIndex((c) => c.name === config.cursor);
@@ -88,7 +89,8 @@ export async function runSync(
           { location: { file: project.path, line: config.line } },
         );
       }
-      cursor = { column: stagedColumnNames(columns.map((c) => c.name))[at], type: columns[at].cursorType };
+      sourceColumns = columns.map((c) => c.name);
+      cursor = { column: stagedColumnNames(sourceColumns)[at], type: columns[at].cursorType };
       // A cursor of another type (the source's column changed) cannot be compared: pull all.
       if (!options.full && stored?.cursor != null && stored.cursor_type === cursor.type) cursorFrom = stored.cursor;
       query = incrementQuery(database.kind, baseQuery, { column: config.cursor, type: cursor.type, value: cursorFrom });
@@ -97,6 +99,8 @@ export async function runSync(
     const result = await load(pool, {
       from: config.from,
       query,
+      // The increment's query has the base query's columns: load() need not describe it again.
+      sourceColumns,
       tenant: config.tenant,
       mapping: mapping.path,
       maxRejects: config.maxRejects,
