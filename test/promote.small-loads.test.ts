@@ -104,6 +104,7 @@ describe('a small load into a large target', () => {
   });
 
   it('runs the batch UPDATE with its own settings, and the rest of the load with the session’s', async () => {
+    // What the triggers on row 1 noted during the load of the test above.
     const { rows } = await db.pool.query('select at, seqscan, indexscan from app.settings_seen order by at desc');
     expect(rows).toEqual([
       { at: 'update', seqscan: 'off', indexscan: 'off' },
