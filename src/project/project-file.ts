@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseCronItem } from 'graphile-worker';
 
 import { PgferryError } from '../errors.js';
+import { usesCursorParameter } from '../syncs/sync-query.js';
 import { parseYamlFile } from './yaml-file.js';
 
 /** A sync as pgferry.yaml declares it. */
@@ -132,7 +133,7 @@ function parseSync(
   const mode = (text('mode') ?? 'upsert') as SyncConfig['mode'];
   if (!['append', 'upsert', 'mirror'].includes(mode)) fail(`mode: append, upsert or mirror, not "${mode}"`, 'mode');
   const cursor = text('cursor');
-  if (query?.match(/(?<![:\w]):cursor\b/) && cursor === undefined)
+  if (query !== undefined && usesCursorParameter(query) && cursor === undefined)
     fail('the query uses :cursor: name the cursor column');
   const softDelete = text('soft_delete');
   if (softDelete !== undefined && mode !== 'mirror') fail('soft_delete: only for mode: mirror', 'soft_delete');

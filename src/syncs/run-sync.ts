@@ -9,7 +9,13 @@ import { type DatabaseSource, resolveDatabaseSource } from '../sources/database-
 import { describeMysqlQuery, openMysqlSource } from '../sources/mysql-source.js';
 import { describePostgresColumns, openPostgresSource } from '../sources/postgres-source.js';
 import { stagedColumnNames } from '../sources/staged-column-names.js';
-import { type CursorType, cursorTypeOfMysql, cursorTypeOfPostgres, incrementQuery } from './sync-query.js';
+import {
+  type CursorType,
+  cursorTypeOfMysql,
+  cursorTypeOfPostgres,
+  incrementQuery,
+  queryToDescribe,
+} from './sync-query.js';
 
 export interface SyncOptions {
   /** Pull everything again (mirror mode then deletes what the source no longer has). */
@@ -81,7 +87,7 @@ export async function runSync(
     let cursor: { column: string; type: CursorType } | undefined;
     let sourceColumns: string[] | undefined;
     if (config.cursor !== undefined) {
-      const columns = await describeColumns(database, baseQuery.replace(/(?<![:\w]):cursor\b/g, 'null'));
+      const columns = await describeColumns(database, queryToDescribe(baseQuery));
       const at = columns.findIndex((c) => c.name === config.cursor);
       if (at < 0) {
         throw new PgferryError(

@@ -60,6 +60,11 @@ export function usesCursorParameter(query: string): boolean {
   return new RegExp(CURSOR_PARAMETER.source).test(query);
 }
 
+/** The query with `:cursor` as NULL: what the source describes (its columns, not its rows). */
+export function queryToDescribe(query: string): string {
+  return query.replace(CURSOR_PARAMETER, 'null');
+}
+
 /**
  * The query of one run of a sync. `cursor` null is a full pull: a query with `:cursor` gets the
  * lowest value of the cursor's type, any other query is read whole. Otherwise the rows at or
