@@ -4,6 +4,7 @@ import { type CronItem, type JobHelpers, parseCronItems, run, type Runner, type 
 import pg from 'pg';
 
 import { PgferryError } from '../errors.js';
+import { ENDED_STATUSES } from '../load.js';
 import { letLoadsRunAgain, stopLoadsAtNextBatch } from '../load-interruption.js';
 import type { PlanStepPayload } from '../plans/plan-run.js';
 import { planStepTask } from '../plans/plan-step-task.js';
@@ -133,9 +134,8 @@ async function loadTask(
     // Input that will not change by trying again (the file gone, the mapping broken): no retry.
     await pool.query(
       `update ferry.loads set status = 'failed', error = $2, finished_at = now()
-       where id = $1 and status in ('queued', 'registered', 'staging', 'transforming', 'promoting')
-         and not ferry.load_is_claimed(id)`,
-      [loadId, error.message],
+       where id = $1 and status <> all ($3::text[]) and not ferry.load_is_claimed(id)`,
+      [loadId, error.message, [...ENDED_STATUSES]],
     );
     log(`load ${loadId} failed: ${error.message}`);
   }

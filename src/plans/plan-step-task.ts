@@ -3,7 +3,7 @@ import type pg from 'pg';
 
 import { withTransaction } from '../db/database.js';
 import { formatLocation, PgferryError } from '../errors.js';
-import { load, loadCounts, type LoadResult } from '../load.js';
+import { ENDED_STATUSES, load, loadCounts, type LoadResult } from '../load.js';
 import { readProject } from '../project/project-file.js';
 import { resume } from '../resume.js';
 import { runSync } from '../syncs/run-sync.js';
@@ -25,9 +25,6 @@ interface StepOutcome {
   counts?: LoadResult['counts'];
   error?: string;
 }
-
-/** Statuses of a load that is registered and has not ended: a retry resumes it. */
-const UNFINISHED = ['queued', 'registered', 'staging', 'transforming', 'promoting'];
 
 /**
  * The worker's task `pgferry_plan_step`: runs one step of a plan's run (a load, or a sync's
@@ -128,7 +125,8 @@ async function runLoadStep(
       [loadId],
     );
     let now = rows[0]?.status;
-    if (now !== undefined && UNFINISHED.includes(now)) {
+    // Registered and not ended: a retry resumes it.
+    if (now !== undefined && !ENDED_STATUSES.has(now)) {
       // A worker taken for dead that was not: try again once it lets go.
       if (rows[0].claimed) throw new Error(`load ${loadId} is running in another process`);
       const resumed = await resume(pool, loadId, { jobs: 2, runner });
