@@ -125,7 +125,7 @@ describe('a small load into a large target', () => {
         keepStaging: true,
       });
       expect(result.status).toBe('succeeded');
-      const { rows: answer } = await db.pool.query('select ferry.plans_by_key_lookups($1) as by_key', [result.loadId]);
+      const { rows: answer } = await db.pool.query('select ferry.prefers_key_lookups($1) as by_key', [result.loadId]);
       await db.pool.query('select ferry.cleanup_load($1)', [result.loadId]);
       return answer[0].by_key;
     };

@@ -43,7 +43,7 @@ as $$
 $$;
 
 -- Whether plan_N() of a load should look its rows up in the target's key index.
-create function ferry.plans_by_key_lookups(p_load bigint) returns boolean
+create function ferry.prefers_key_lookups(p_load bigint) returns boolean
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -107,7 +107,7 @@ begin
   update ferry.loads set status = 'promoting' where id = p_load;
   perform ferry.lock_target(p_load);
   v_plan := ferry.tenant_function(p_load, 'plan', '');
-  if ferry.plans_by_key_lookups(p_load) then
+  if ferry.prefers_key_lookups(p_load) then
     perform ferry.plan_by_key_lookups(v_plan);
   else
     execute format('select %s()', v_plan::oid::regproc);
@@ -614,7 +614,7 @@ begin
     else format(' else %L end', 'update') end;
 
   -- Two ways to the same plan rows. A join, which the planner may make a hash join: one scan
-  -- of the target for a load of any size. Or, when ferry.plan_by_key_lookups() says so (a
+  -- of the target for a load of any size. Or, when ferry.prefers_key_lookups() says so (a
   -- small load into a large target), a LATERAL subquery that cannot be pulled up, so that
   -- each work row looks its row up by key. Disabling hash joins instead was not enough: where
   -- the statistics have not seen the tenant, the planner took its rows for one and scanned
