@@ -38,6 +38,14 @@ export class LoadClaim {
     this.watch();
   }
 
+  /**
+   * Runs a statement on the claim's connection, which is otherwise idle: the load's progress
+   * is written there, so that writing it never waits for, or opens, a connection of the pool.
+   */
+  async query(text: string, values: unknown[]): Promise<void> {
+    await this.client.query(text, values);
+  }
+
   /** Closing the session releases the lock. */
   async release(): Promise<void> {
     await this.client.end().catch(() => {});

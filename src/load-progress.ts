@@ -1,6 +1,5 @@
-import type pg from 'pg';
-
 import type { LoadEvent } from './load.js';
+import type { LoadClaim } from './load-claim.js';
 
 /** How often a running load writes its progress to ferry.load_progress (and notifies). */
 const PROGRESS_INTERVAL_MS = 500;
@@ -9,7 +8,11 @@ const PROGRESS_INTERVAL_MS = 500;
  * Writes a load's progress where `pgferry status LOAD --follow` reads it: at most every
  * half second, one write at a time, never failing the load (progress is only news).
  */
-export function progressReporter(pool: pg.Pool, loadId: number, worker?: string): (event: LoadEvent) => void {
+export function progressReporter(
+  claim: Pick<LoadClaim, 'query'>,
+  loadId: number,
+  worker?: string,
+): (event: LoadEvent) => void {
   let last = 0;
   let writing = false;
   let step = 'registered';
@@ -24,7 +27,7 @@ export function progressReporter(pool: pg.Pool, loadId: number, worker?: string)
     if (!force && now - last < PROGRESS_INTERVAL_MS) return;
     last = now;
     writing = true;
-    pool
+    claim
       .query('select ferry.report_progress($1, $2, $3, $4, $5, $6)', [loadId, step, done, total, rows, worker ?? null])
       .catch(() => {})
       .finally(() => {

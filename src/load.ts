@@ -378,7 +378,7 @@ export interface LoadRun {
 
 /** Every step of a load from `run.from` on, to its result, audit line included. */
 export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult> {
-  const report = progressReporter(pool, given.loadId, given.options.runner);
+  const report = progressReporter(given.claim, given.loadId, given.options.runner);
   // Every batch boundary (a staging chunk, a promotion batch, a step) is where `pgferry
   // cancel`, or a worker's SIGTERM, stops the load.
   const run: LoadRun = {

@@ -519,6 +519,51 @@ ${ABSORB}
     });
     expect(leftovers.flat().filter((r) => r.owner !== superuser)).toEqual([]);
   });
+
+  it('session advisory locks a mapping takes do not outlive its load', async () => {
+    // One left on a pooled connection would block whoever asks for it next, for as long as
+    // the process lives.
+    const a = await attempt(
+      'lock_persist',
+      `${HEADER}select s.sku as sku, s.name || x.v as name, s.price as price
+from staged s
+cross join lateral (select left(pg_advisory_lock(424242)::text, 0) as v) x
+`,
+    );
+    expect(a.result?.status).toBe('succeeded');
+    const leftovers = await everyConnection(async (c) => {
+      const { rows } = await c.query(
+        `select 'prepared ' || name as what from pg_prepared_statements where from_sql
+         union all
+         select 'advisory lock ' || objid from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()`,
+      );
+      return rows.map((r) => r.what as string);
+    });
+    expect(leftovers.flat()).toEqual([]);
+  });
+
+  it("the connection's own prepared statements survive (graphile-worker prepares its own on the pool)", async () => {
+    const single = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const named = { name: 'pgferry_test_named', text: 'select 1 as one' };
+      expect((await single.query(named)).rows).toEqual([{ one: 1 }]);
+      const result = await load(single, {
+        file: writeFile(dir, 'named.csv', CSV),
+        tenant: 'acme',
+        mapping: writeFile(
+          dir,
+          'named.sql',
+          `${HEADER}select s.sku as sku, s.name as name, s.price as price\nfrom staged s\n`,
+        ),
+        force: true,
+      });
+      expect(result.status).toBe('succeeded');
+      // pg sends only the name now: the statement must still be prepared on the server.
+      expect((await single.query(named)).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await single.end();
+    }
+  });
 });
 
 describe('no dynamic SQL reachable from a SELECT', () => {
