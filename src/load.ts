@@ -579,9 +579,10 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
     await timed('cleanup', () => pool.query('select ferry.cleanup_load($1)', [loadId]));
   }
 
-  for (const [step, ms] of Object.entries(timings)) {
-    await pool.query('select ferry.record_timing($1, $2, $3)', [loadId, step, ms]);
-  }
+  await pool.query('select ferry.record_timing($1, t.key, t.value::numeric) from jsonb_each($2::jsonb) as t', [
+    loadId,
+    JSON.stringify(timings),
+  ]);
   const result: LoadResult = {
     ...base,
     status: finalStatus,
