@@ -41,6 +41,11 @@ export interface LoadOptions extends SourceOptions {
   query?: string;
   /** With `from`: the query's columns, when the caller described it already (a sync): not described again. */
   sourceColumns?: string[];
+  /**
+   * A connection outside the pool that the caller keeps open until load() returns (a sync's,
+   * which holds the sync's lock): the load is claimed on it rather than on a new connection.
+   */
+  claimSession?: pg.Client;
   tenant: string;
   /** Mapping name (looked up in `mappingsDir`) or path to a mapping file. */
   mapping: string;
@@ -334,7 +339,7 @@ async function registerAndRun(
       timings: {},
     };
   }
-  const claim = (await LoadClaim.take(pool, loadId))!;
+  const claim = (await LoadClaim.take(pool, loadId, options.claimSession))!;
   try {
     load.emit({ type: 'registered', loadId });
     return await runLoad(pool, {

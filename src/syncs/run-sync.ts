@@ -107,6 +107,7 @@ export async function runSync(
       query,
       // The increment's query has the base query's columns: load() need not describe it again.
       sourceColumns,
+      claimSession: lock,
       tenant: config.tenant,
       mapping: mapping.path,
       maxRejects: config.maxRejects,

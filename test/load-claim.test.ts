@@ -1,0 +1,91 @@
+// A load's claim (ferry.claim_load) on a connection the caller lends: a sync's, which holds
+// the sync's lock. The claim, the cancel LISTEN and a lost connection behave as on a
+// connection of the claim's own; release gives the lent connection back unlocked and open.
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { load } from '../src/load.js';
+import { LoadClaim } from '../src/load-claim.js';
+import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+
+let db: TestDatabase;
+let finished: number;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const dir = tempDir();
+  await productsTable(db.pool, ['acme']);
+  const file = writeFile(dir, 'catalog.csv', 'sku,name,price\nA,a,1\n');
+  const result = await load(db.pool, { file, tenant: 'acme', mapping: productsMapping(dir) });
+  expect(result.status).toBe('succeeded');
+  finished = result.loadId!;
+});
+
+/** A new load of the finished one's tenant and mapping, registered and left as it is. */
+async function registerLoad(): Promise<number> {
+  const { rows } = await db.pool.query<{ id: string }>(
+    `select (ferry.register_load('acme', mapping_id, source, null, file_bytes, format, '{}', 'test')).id
+     from ferry.loads where id = $1`,
+    [finished],
+  );
+  return Number(rows[0].id);
+}
+
+async function session(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: db.url });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+async function claimed(loadId: number): Promise<boolean> {
+  const { rows } = await db.pool.query('select ferry.load_is_claimed($1) as claimed', [loadId]);
+  return rows[0].claimed;
+}
+
+describe('a claim on a lent connection', () => {
+  it('claims on it, hears a cancel on it, and gives it back open, unlocked and not listening', async () => {
+    const loadId = await registerLoad();
+    const lent = await session();
+    try {
+      const { rows: pid } = await lent.query('select pg_backend_pid() as pid');
+      const claim = (await LoadClaim.take(db.pool, loadId, lent))!;
+      expect(claim).toBeDefined();
+      expect(await claimed(loadId)).toBe(true);
+      const { rows: holder } = await db.pool.query(
+        `select pid from pg_locks where locktype = 'advisory' and objid = $1::integer::oid and objsubid = 2`,
+        [loadId],
+      );
+      expect(holder.map((r) => r.pid)).toEqual([pid[0].pid]);
+      // A second claim, on another connection, is refused while the lent one holds it.
+      expect(await LoadClaim.take(db.pool, loadId)).toBeUndefined();
+
+      await db.pool.query('select ferry.request_cancel($1, $2)', [loadId, 'test']);
+      for (let i = 0; i < 100 && !claim.cancelRequested; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(claim.cancelRequested).toBe(true);
+
+      await claim.release();
+      expect(await claimed(loadId)).toBe(false);
+      const { rows: after } = await lent.query('select array(select pg_listening_channels()) as channels');
+      expect(after[0].channels).toEqual([]);
+    } finally {
+      await lent.end();
+    }
+  });
+
+  it('a lent connection lost: ensure() claims the load again on a connection of its own', async () => {
+    const loadId = await registerLoad();
+    const lent = await session();
+    const claim = (await LoadClaim.take(db.pool, loadId, lent))!;
+    const { rows: pid } = await lent.query('select pg_backend_pid() as pid');
+    await db.pool.query('select pg_terminate_backend($1)', [pid[0].pid]);
+    for (let i = 0; i < 100 && (await claimed(loadId)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await claimed(loadId)).toBe(false);
+    await claim.ensure();
+    expect(await claimed(loadId)).toBe(true);
+    await claim.release();
+    expect(await claimed(loadId)).toBe(false);
+    await lent.end().catch(() => {});
+  });
+});
