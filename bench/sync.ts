@@ -624,7 +624,7 @@ function log(message: string): void {
 
 const PART_NOTES: Record<(typeof PARTS)[number], string> = {
   before:
-    'until the load is registered: the sync declared, its lock, the source query described (twice), the mapping read',
+    'until the load is registered: the sync declared, its lock, the source query described, the mapping read, the load registered and claimed',
   compile: 'the mapping compiled, the staging table made',
   stage: "the source's `COPY (query) TO STDOUT` piped into the staging `COPY`: the source query runs here",
   transform: 'types checked, duplicates resolved, into the work table',
