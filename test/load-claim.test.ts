@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { load } from '../src/load.js';
 import { LoadClaim } from '../src/load-claim.js';
-import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -22,15 +22,7 @@ beforeAll(async () => {
   finished = result.loadId!;
 });
 
-/** A new load of the finished one's tenant and mapping, registered and left as it is. */
-async function registerLoad(): Promise<number> {
-  const { rows } = await db.pool.query<{ id: string }>(
-    `select (ferry.register_load('acme', mapping_id, source, null, file_bytes, format, '{}', 'test')).id
-     from ferry.loads where id = $1`,
-    [finished],
-  );
-  return Number(rows[0].id);
-}
+const registerLoad = () => registerLoadLike(db.pool, finished);
 
 async function session(): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: db.url });

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PgferryError } from '../src/errors.js';
 import { load } from '../src/load.js';
 import { followLoad, type LoadSnapshot } from '../src/report/follow-load.js';
-import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
@@ -31,15 +31,7 @@ afterEach(async () => {
   for (const claim of claims.splice(0)) await claim.end().catch(() => {});
 });
 
-/** A new load of the finished one's tenant and mapping, registered and left as it is. */
-async function registerLoad(): Promise<number> {
-  const { rows } = await db.pool.query<{ id: string }>(
-    `select (ferry.register_load('acme', mapping_id, source, null, file_bytes, format, '{}', 'test')).id
-     from ferry.loads where id = $1`,
-    [finished],
-  );
-  return Number(rows[0].id);
-}
+const registerLoad = () => registerLoadLike(db.pool, finished);
 
 /** Claims a load in a session of its own, so that it counts as running (not interrupted). */
 async function claimLoad(loadId: number): Promise<pg.Client> {

@@ -50,3 +50,14 @@ from staged s
 `,
   );
 }
+
+/** A new load of a finished one's tenant and mapping, registered and left as it is (nobody runs it). */
+export async function registerLoadLike(pool: pg.Pool, finished: number): Promise<number> {
+  const { rows } = await pool.query<{ id: string }>(
+    `select (ferry.register_load(t.slug, l.mapping_id, l.source, null, l.file_bytes, l.format, '{}', 'test')).id
+     from ferry.loads l join ferry.tenants t on t.id = l.tenant_id
+     where l.id = $1`,
+    [finished],
+  );
+  return Number(rows[0].id);
+}
