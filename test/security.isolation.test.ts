@@ -509,7 +509,9 @@ ${ESCAPE}create temp table if not exists pgferry_left_behind (x int);
 ${ABSORB}
 `,
     );
-    void a;
+    // Today the text of several statements is refused before any of it runs; should a way
+    // through be found, nothing it creates may be left behind either.
+    expect(a.text).toContain('cannot open multi-query plan as cursor');
     const leftovers = await everyConnection(async (c) => {
       const { rows } = await c.query(
         `select c.relname::text, pg_get_userbyid(c.relowner)::text as owner from pg_class c
