@@ -42,7 +42,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   pool.on('error', () => {});
   // As openDatabase does: a dropped connection fails its query, not the process.
   pool.on('connect', (client) => client.on('error', () => {}));
-  await pool.query(`update ferry.settings set instance_id = $1`, [randomBytes(3).toString('hex')]);
+  const instance = randomBytes(3).toString('hex');
+  await pool.query(`update ferry.settings set instance_id = $1`, [instance]);
 
   toDrop.push(async () => {
     await pool.end();
@@ -50,6 +51,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await drop.connect();
     try {
       await drop.query(`drop database if exists ${name} with (force)`);
+      // Roles belong to the server, not the database: the tenants' (pgf_<instance>_…) would
+      // pile up on a server that CI reuses.
+      const { rows } = await drop.query<{ role: string }>(
+        `select rolname as role from pg_roles where left(rolname, length($1)) = $1`,
+        [`pgf_${instance}_`],
+      );
+      for (const { role } of rows)
+        await drop.query(`drop role if exists ${drop.escapeIdentifier(role)}`).catch(() => {});
     } finally {
       await drop.end();
     }
