@@ -79,7 +79,9 @@ describe('a claim on a lent connection', () => {
     const lent = await session();
     const claim = (await LoadClaim.take(db.pool, loadId, lent))!;
     const { rows: pid } = await lent.query('select pg_backend_pid() as pid');
+    const ended = new Promise((resolve) => lent.once('end', resolve));
     await db.pool.query('select pg_terminate_backend($1)', [pid[0].pid]);
+    await ended;
     await until(async () => !(await claimed(loadId)));
     await claim.ensure();
     expect(await claimed(loadId)).toBe(true);
