@@ -8,6 +8,7 @@ import { load } from '../src/load.js';
 import { LoadClaim } from '../src/load-claim.js';
 import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { until } from './helpers/until.js';
 
 let db: TestDatabase;
 let finished: number;
@@ -29,15 +30,6 @@ async function session(): Promise<pg.Client> {
   client.on('error', () => {});
   await client.connect();
   return client;
-}
-
-/** Waits (up to 5 s) until check() holds. */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('gave up waiting');
 }
 
 async function claimed(loadId: number): Promise<boolean> {
@@ -63,7 +55,7 @@ describe('a claim on a lent connection', () => {
       expect(await LoadClaim.take(db.pool, loadId)).toBeUndefined();
 
       await db.pool.query('select ferry.request_cancel($1, $2)', [loadId, 'test']);
-      await until(async () => claim.cancelRequested);
+      await until(async () => claim.cancelRequested, 5_000);
 
       await claim.release();
       expect(await claimed(loadId)).toBe(false);
@@ -82,12 +74,12 @@ describe('a claim on a lent connection', () => {
     const ended = new Promise((resolve) => lent.once('end', resolve));
     await db.pool.query('select pg_terminate_backend($1)', [pid[0].pid]);
     await ended;
-    await until(async () => !(await claimed(loadId)));
+    await until(async () => !(await claimed(loadId)), 5_000);
     await claim.ensure();
     expect(await claimed(loadId)).toBe(true);
     await claim.release();
     // Its own connection closed: the server lets go of the lock as the backend exits.
-    await until(async () => !(await claimed(loadId)));
+    await until(async () => !(await claimed(loadId)), 5_000);
     await lent.end().catch(() => {});
   });
 });

@@ -10,6 +10,7 @@ import { followLoad, type LoadSnapshot } from '../src/report/follow-load.js';
 import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { until } from './helpers/until.js';
 
 let db: TestDatabase;
 let finished: number;
@@ -42,15 +43,6 @@ async function claimLoad(loadId: number): Promise<pg.Client> {
   const { rows } = await client.query('select ferry.claim_load($1) as claimed', [loadId]);
   expect(rows[0].claimed).toBe(true);
   return client;
-}
-
-/** Waits (up to 10 s) until check() holds. */
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('gave up waiting');
 }
 
 const sql = (text: string, values: unknown[]) => db.pool.query(text, values);
