@@ -28,6 +28,7 @@ describe('the ferry schema', () => {
       '13_plans.sql',
       '14_concurrent_compiles.sql',
       '15_faster_increments.sql',
+      '16_promotion_functions.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -47,6 +48,7 @@ describe('the ferry schema', () => {
       'plans',
       'concurrent_compiles',
       'faster_increments',
+      'promotion_functions',
     ]);
   });
 
