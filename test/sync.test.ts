@@ -13,6 +13,7 @@ import { runSync } from '../src/syncs/run-sync.js';
 import { addTenant } from '../src/tenants.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { until } from './helpers/until.js';
 
 const db: TestDatabase = await createTestDatabase();
 const source: TestDatabase = await createTestDatabase();
@@ -100,6 +101,44 @@ describe('pgferry sync', () => {
     const full = await sync('products', { full: true });
     expect(full.result.counts).toMatchObject({ read: 5, updated: 1, unchanged: 4 });
     expect((await target('acme'))[0]).toMatchObject({ sku: 'A', price: '99.00' });
+  });
+});
+
+describe('a run that cannot start', () => {
+  it('is refused while another process runs the sync, and leaves no connection behind', async () => {
+    const lockName = 'pgferry sync products';
+    const holder = await db.pool.connect();
+    try {
+      await holder.query(`select pg_advisory_lock(hashtextextended($1, 0))`, [lockName]);
+      await expect(sync('products')).rejects.toThrow('sync products is running in another process');
+    } finally {
+      await holder.query(`select pg_advisory_unlock(hashtextextended($1, 0))`, [lockName]);
+      holder.release();
+    }
+    // Neither the sync's own connection (its last statement, the refused lock) nor a source's
+    // is left open.
+    const open = async () =>
+      Number(
+        (
+          await db.pool.query(
+            `select count(*) from pg_stat_activity
+             where pid <> pg_backend_pid()
+               and (application_name = 'pgferry source' or query like '%pg_try_advisory_lock(hashtextextended(''pgferry sync %')`,
+          )
+        ).rows[0].count,
+      );
+    await until(async () => (await open()) === 0, 5_000);
+  });
+
+  it('is refused when mode append meets a mapping that updates', async () => {
+    const appendProject = writeFile(
+      dir,
+      'append.yaml',
+      `mappings: .\nsyncs:\n  appending:\n    from: env:PGFERRY_TEST_SYNC_SOURCE\n    tenant: acme\n    mapping: products\n    table: items\n    mode: append\n`,
+    );
+    await expect(runSync(db.pool, await readProject(appendProject), 'appending')).rejects.toThrow(
+      'mode append adds rows and leaves the rows already there as they are',
+    );
   });
 });
 

@@ -51,20 +51,23 @@ export async function runSync(
   options: SyncOptions = {},
 ): Promise<SyncResult> {
   const config = projectSync(project, name);
-  const mapping = await readMapping(config.mapping, project.mappingsDir);
-  if (config.mode === 'append' && mapping.onConflict !== 'skip') {
-    throw new PgferryError(
-      `sync ${name}: mode append adds rows and leaves the rows already there as they are, but mapping ${mapping.name} says on_conflict: ${mapping.onConflict}`,
-      { location: { file: mapping.path }, hint: 'give the mapping `-- on_conflict: skip`, or use mode: upsert' },
-    );
-  }
-  const database = resolveDatabaseSource(config.from);
-  await declareSync(pool, config, mapping.name);
-
+  // The sync's own connection opens while the mapping is read and the sync declared: a new
+  // connection costs as much as a few statements (its authentication, a new backend).
   const lock = new pg.Client(pool.options);
   lock.on('error', () => {});
-  await lock.connect();
+  const lockConnected = lock.connect();
+  lockConnected.catch(() => {});
   try {
+    const mapping = await readMapping(config.mapping, project.mappingsDir);
+    if (config.mode === 'append' && mapping.onConflict !== 'skip') {
+      throw new PgferryError(
+        `sync ${name}: mode append adds rows and leaves the rows already there as they are, but mapping ${mapping.name} says on_conflict: ${mapping.onConflict}`,
+        { location: { file: mapping.path }, hint: 'give the mapping `-- on_conflict: skip`, or use mode: upsert' },
+      );
+    }
+    const database = resolveDatabaseSource(config.from);
+    await declareSync(pool, config, mapping.name);
+    await lockConnected;
     const { rows: locked } = await lock.query<{ ok: boolean }>(
       `select pg_try_advisory_lock(hashtextextended('pgferry sync ' || $1, 0)) as ok`,
       [name],
@@ -74,6 +77,10 @@ export async function runSync(
         hint: 'pgferry syncs shows its last run; try again when it ends',
       });
     }
+    const baseQuery = sourceQuery(database, { table: config.table, query: config.query });
+    // The source query is described while the catalog is read (below).
+    const described = config.cursor === undefined ? undefined : describeColumns(database, queryToDescribe(baseQuery));
+    described?.catch(() => {});
     await pool.query('update ferry.sync_state set last_started_at = now() where sync_name = $1', [name]);
     const superseded = await supersedeInterruptedRuns(pool, name);
     const { rows: states } = await pool.query<{ cursor: string | null; cursor_type: string | null }>(
@@ -81,13 +88,12 @@ export async function runSync(
       [name],
     );
     const stored = states[0];
-    const baseQuery = sourceQuery(database, { table: config.table, query: config.query });
     let cursorFrom: string | null = null;
     let query = baseQuery;
     let cursor: { column: string; type: CursorType } | undefined;
     let sourceColumns: string[] | undefined;
-    if (config.cursor !== undefined) {
-      const columns = await describeColumns(database, queryToDescribe(baseQuery));
+    if (config.cursor !== undefined && described) {
+      const columns = await described;
       const at = columns.findIndex((c) => c.name === config.cursor);
       if (at < 0) {
         throw new PgferryError(
@@ -135,6 +141,8 @@ export async function runSync(
     }
     return { sync: name, full, cursorFrom, superseded, result };
   } finally {
+    // A connection still being made settles first, then ends.
+    await lockConnected.catch(() => {});
     await lock.end().catch(() => {});
   }
 }
