@@ -70,7 +70,7 @@ async function targetReads(table = 'app.items'): Promise<TargetReads> {
 }
 
 describe('a small load into a large target', () => {
-  it('reads the pulled rows in one scan of the key index, even where the statistics never saw the tenant', async () => {
+  it('reads the pulled rows by key, even where the statistics never saw the tenant', async () => {
     const changed = 5_000;
     const lines = ['id,name'];
     for (let id = 1; id <= changed; id++) lines.push(`${id},renamed ${id}`);
@@ -89,16 +89,18 @@ describe('a small load into a large target', () => {
 
     // Read before this test's own count below, which scans the table.
     let after = await targetReads();
+    // PostgreSQL 17 and later: one scan of the key index for all the keys (a key of one
+    // column); before 17, one lookup a pulled row.
+    const { rows: version } = await db.pool.query(`select current_setting('server_version_num')::int as v`);
+    const scans = version[0].v >= 170000 ? 1 : changed;
     for (let waited = 0; after.indexRowsRead - before.indexRowsRead < changed && waited < 20_000; waited += 100) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       after = await targetReads();
     }
-    // The plan looked the pulled rows up by key: one scan of the key index for all of them
-    // (a key of one column); the five batches' updates found theirs by ctid. A scan of acme's
-    // rows (30,000 a batch: the statistics take acme for a row or two) or of the whole table
-    // would show here.
+    // The batches' updates found their rows by ctid. A scan of acme's rows (the statistics
+    // take acme for a row or two) or of the whole table would show here.
     expect(after.seqScans - before.seqScans).toBe(0);
-    expect(after.indexScans - before.indexScans).toBe(1);
+    expect(after.indexScans - before.indexScans).toBe(scans);
     expect(after.indexRowsRead - before.indexRowsRead).toBeGreaterThanOrEqual(changed);
     expect(after.indexRowsRead - before.indexRowsRead).toBeLessThan(changed * 1.1);
 
@@ -108,7 +110,7 @@ describe('a small load into a large target', () => {
     expect(renamed).toEqual([{ n: changed }]);
   });
 
-  it('looks each pulled row up by a key of two columns, and updates the rows a plan saw', async () => {
+  it('looks each pulled row up by a key of two columns, and keeps the target’s rows as before-images', async () => {
     await db.pool.query(`
       create table app.parts (
         tenant_id text not null,
