@@ -805,8 +805,8 @@ function readingMarkdown(options: Options, byId: Map<CaseId, CaseResult>): strin
       `The source query is not what costs: ${ms(sourceMs)} alone (${share(sourceMs)}; ` +
       `${inc.samples[inc.samples.length - 1].sourcePlan}), and the whole stage step, query and COPY, ` +
       `${ms(median(inc.samples.map((x) => x.parts.stage)))}. Inside promote: \`plan_promotion\` ${ms(plan)} ` +
-      `(${share(plan ?? 0)}; each pulled row looked up by key in the target, to tell insert, update and unchanged ` +
-      `apart, and its page read into shared buffers${planNote}), \`promote_batch\` ${ms(batches)} ` +
+      `(${share(plan ?? 0)}; the pulled rows looked up by key in the target (PostgreSQL 17 and later: one scan of the key ` +
+      `index for all of them), to tell insert, update and unchanged apart, their pages read into shared buffers${planNote}), \`promote_batch\` ${ms(batches)} ` +
       `(${share(batches ?? 0)}; one UPDATE a batch, each row found again by the ctid the plan saw, with their undo ` +
       `rows), \`finish_promotion\` ${ms(finish)} (the undo log into the catalog).` +
       (floor === undefined
