@@ -7,6 +7,7 @@
 //        (it builds dist/ first: the runs use the CLI, bin/pgferry.js). Without a URL it starts an embedded PostgreSQL in a temporary
 //        folder and removes it at the end. Exits 1 unless every run matches.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +78,8 @@ export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[
     adminUrl = server.url;
   }
   const dbName = `pgferry_crash_${process.pid}`;
+  // The tenant roles of this run are named after it (pgf_<instance>_<tenant>), and dropped at the end.
+  const instance = randomBytes(3).toString('hex');
   await ensureDatabase(adminUrl, dbName);
   const url = new URL(adminUrl);
   url.pathname = `/${dbName}`;
@@ -90,7 +93,7 @@ export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[
     client.release();
     await pool.query(readFileSync(path.join(ROOT, 'bench', 'schema.sql'), 'utf8'));
     // The instance id makes tenant role names unique to this database.
-    await pool.query(`update ferry.settings set instance_id = $1`, [Math.random().toString(36).slice(2, 8)]);
+    await pool.query(`update ferry.settings set instance_id = $1`, [instance]);
     await addTenant(pool, 'reference');
     for (let i = 1; i <= options.runs; i++) await addTenant(pool, `run${i}`);
     await protectTable(pool, 'bench.products');
@@ -150,6 +153,14 @@ export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[
     const admin = new pg.Client({ connectionString: adminUrl });
     await admin.connect();
     await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => {});
+    // Roles belong to the server: the tenants' would pile up on one that is reused (CI's).
+    const { rows: roles } = await admin
+      .query<{ role: string }>(`select rolname as role from pg_roles where left(rolname, length($1)) = $1`, [
+        `pgf_${instance}_`,
+      ])
+      .catch(() => ({ rows: [] as { role: string }[] }));
+    for (const { role } of roles)
+      await admin.query(`drop role if exists ${admin.escapeIdentifier(role)}`).catch(() => {});
     await admin.end();
     await server?.stop();
     if (home) rmSync(home, { recursive: true, force: true });
