@@ -41,16 +41,22 @@ as $$
 $$;
 
 -- The SQL of a load's plan_N() and promote_N(), quoted with p_tag: compile_load creates them
--- once the load's work and plan tables exist (their columns are the mapping's outputs).
-create function ferry.promotion_functions_sql(p_load bigint, p_tag text, out plan_sql text, out promote_sql text)
+-- once the load's work and plan tables exist. It passes what it read and found already: the
+-- load's tenant, mapping, protected target, and the mapping's output columns in their order.
+create function ferry.promotion_functions_sql(
+  p_load    bigint,
+  p_tag     text,
+  p_tenant  ferry.tenants,
+  p_map     ferry.mappings,
+  p_pt      ferry.protected_tables,
+  p_outputs text[],
+  out plan_sql    text,
+  out promote_sql text
+)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_load     ferry.loads;
-  v_tenant   ferry.tenants;
-  v_map      ferry.mappings;
-  v_pt       ferry.protected_tables;
   v_s        name;
   v_work     text;
   v_plan     text;
@@ -59,7 +65,6 @@ declare
   v_target   text;
   v_tenant_value text;
   v_keys     text[];
-  v_outputs  text[];
   v_nonkeys  text[];
   v_newer    text;
   v_key_join text;
@@ -70,27 +75,18 @@ declare
   v_by_ctid_settings text[] := '{enable_seqscan,enable_indexscan,enable_bitmapscan,enable_tidscan,jit}';
   v_by_ctid_values   text[] := '{off,off,off,on,off}';
 begin
-  select * into strict v_load from ferry.loads where id = p_load;
-  select * into strict v_tenant from ferry.tenants where id = v_load.tenant_id;
-  select * into strict v_map from ferry.mappings where id = v_load.mapping_id;
-  select * into strict v_pt from ferry.protected_tables
-  where schema_name = v_map.target_schema and table_name = v_map.target_table;
-  v_s := v_tenant.schema_name;
+  v_s := p_tenant.schema_name;
   v_work := ferry.quoted_object(v_s, 'work', p_load);
   v_plan := ferry.quoted_object(v_s, 'plan', p_load);
   v_rejects := ferry.quoted_object(v_s, 'rejects', p_load);
   v_undo := ferry.quoted_object(v_s, 'undo', p_load);
-  v_target := format('%I.%I', v_map.target_schema, v_map.target_table);
-  v_tenant_value := format('%L::%s', v_tenant.tenant_key, v_pt.tenant_type);
-  v_keys := v_map.key_columns;
-  if v_map.on_conflict like 'newer:%' then
-    v_newer := substr(v_map.on_conflict, 7);
+  v_target := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_tenant_value := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
+  v_keys := p_map.key_columns;
+  if p_map.on_conflict like 'newer:%' then
+    v_newer := substr(p_map.on_conflict, 7);
   end if;
-  -- The mapping's outputs: the work table's columns (compile_load made it of them).
-  select array_agg(a.attname::text order by a.attnum) into strict v_outputs
-  from pg_attribute a
-  where a.attrelid = v_work::regclass and a.attnum > 0 and not a.attisdropped and a.attname <> '_line';
-  v_nonkeys := array(select o from unnest(v_outputs) with ordinality as x(o, n) where not o = any (v_keys) order by n);
+  v_nonkeys := array(select o from unnest(p_outputs) with ordinality as x(o, n) where not o = any (v_keys) order by n);
   v_key_join := (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k);
 
   -- Two ways to the same plan rows. A join, which the planner may make a hash join: one scan
@@ -113,13 +109,13 @@ begin
       '      where t.%I = %s and t.%I = any (array(select w.%I from %s as w))\n'
       '      offset 0  -- kept a subquery: one scan of the key index\n'
       '    ) as t on (t._row).%I = w.%I\n',
-      v_target, v_pt.tenant_column, v_tenant_value, v_keys[1], v_keys[1], v_work, v_keys[1], v_keys[1])
+      v_target, p_pt.tenant_column, v_tenant_value, v_keys[1], v_keys[1], v_work, v_keys[1], v_keys[1])
     else format(
       E'    left join lateral (\n'
       '      select t as _row, t.ctid as _tid from %s as t where t.%I = %s and %s\n'
       '      offset 0  -- kept a subquery: looked up once per work row\n'
       '    ) as t on true\n',
-      v_target, v_pt.tenant_column, v_tenant_value, v_key_join) end;
+      v_target, p_pt.tenant_column, v_tenant_value, v_key_join) end;
   plan_sql := format(
     E'create function %I.%I() returns bigint\n'
     'language plpgsql security definer set search_path = public, pg_temp\n'
@@ -153,9 +149,9 @@ begin
     'pgferry.plan_by_key', '', 'on',
     v_plan, 'update', v_work,
     v_lookup,
-    ferry.plan_action_sql(v_nonkeys, v_map.on_conflict, v_newer, '(t._row)', 't._tid'),
-    v_plan, 'update', v_work, v_target, v_pt.tenant_column, v_tenant_value, v_key_join,
-    ferry.plan_action_sql(v_nonkeys, v_map.on_conflict, v_newer, 't', 't.ctid'),
+    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, '(t._row)', 't._tid'),
+    v_plan, 'update', v_work, v_target, p_pt.tenant_column, v_tenant_value, v_key_join,
+    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, 't', 't.ctid'),
     p_tag);
 
   -- The written rows' keys, as the target stores them (a trigger may have changed them).
@@ -193,7 +189,7 @@ begin
       v_by_ctid_settings, v_by_ctid_values,
       v_target,
       (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c),
-      v_pt.tenant_column, v_tenant_value, v_key_join,
+      p_pt.tenant_column, v_tenant_value, v_key_join,
       v_written_key,
       v_undo, 'update',
       v_by_ctid_settings)
@@ -261,8 +257,8 @@ begin
     (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
     'conflict', 'the key already exists for this tenant (on_conflict: reject)',
     v_plan, 'conflict',
-    v_target, v_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(v_outputs) o),
-    v_tenant_value, (select string_agg(format('w.%I', o), ', ') from unnest(v_outputs) o),
+    v_target, p_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),
+    v_tenant_value, (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o),
     v_plan, 'insert',
     v_written_key,
     v_undo, 'inserts',
@@ -711,7 +707,7 @@ begin
     v_tag);
 
   select f.plan_sql, f.promote_sql into v_plan_fn, v_promote
-  from ferry.promotion_functions_sql(p_load, v_tag) as f;
+  from ferry.promotion_functions_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_outputs) as f;
 
   -- Created by the loader (nothing of them runs now), then given to the tenant: as SECURITY
   -- DEFINER functions they run as the tenant, where PostgreSQL refuses any change of role.
