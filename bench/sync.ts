@@ -628,7 +628,7 @@ const PART_NOTES: Record<(typeof PARTS)[number], string> = {
   compile: 'the mapping compiled, the staging table made',
   stage: "the source's `COPY (query) TO STDOUT` piped into the staging `COPY`: the source query runs here",
   transform: 'types checked, duplicates resolved, into the work table',
-  promote: 'plan, `INSERT`/`UPDATE` under RLS, undo log (finish_promotion)',
+  promote: 'plan, `INSERT`/`UPDATE` under RLS and their undo log, rejects to the catalog (finish_promotion)',
   verify: 'the counts reconciled',
   cleanup: 'staging and work tables dropped',
   rest: 'the rest of runSync: rejects counted, the promotion’s lock, finish_sync (the new cursor), commit, timings, audit',
@@ -807,8 +807,8 @@ function readingMarkdown(options: Options, byId: Map<CaseId, CaseResult>): strin
       `${ms(median(inc.samples.map((x) => x.parts.stage)))}. Inside promote: \`plan_promotion\` ${ms(plan)} ` +
       `(${share(plan ?? 0)}; the pulled rows looked up by key in the target (PostgreSQL 17 and later: one scan of the key ` +
       `index for all of them), to tell insert, update and unchanged apart, their pages read into shared buffers${planNote}), \`promote_batch\` ${ms(batches)} ` +
-      `(${share(batches ?? 0)}; one UPDATE a batch, each row found again by the ctid the plan saw, with their undo ` +
-      `rows), \`finish_promotion\` ${ms(finish)} (the undo log into the catalog).` +
+      `(${share(batches ?? 0)}; one UPDATE a batch, each row found again by the ctid the plan saw; the batch's undo ` +
+      `rows into the catalog in the same statement), \`finish_promotion\` ${ms(finish)} (rejects and counts into the catalog).` +
       (floor === undefined
         ? ''
         : ` A bare \`UPDATE\` of as many random rows (U) takes ${ms(floor)}, and writes ${floorWal} MB of WAL: ` +

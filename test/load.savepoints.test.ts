@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { load } from '../src/load.js';
+import { rollback } from '../src/rollback.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -68,6 +69,17 @@ describe('promotion under savepoints', () => {
     expect(rows[0].message).toMatch(/duplicate key/);
     const count = await db.pool.query(`select count(*)::int as n from app.parts`);
     expect(count.rows[0].n).toBe(99);
+    // The undo log keeps each inserted key once: the failed attempts' went with their savepoints.
+    const { rows: undo } = await db.pool.query(
+      `select k ->> 'sku' as sku
+       from ferry.undo u cross join jsonb_array_elements(u.key) as k
+       where u.load_id = $1 and u.action = 'inserts'`,
+      [result.loadId],
+    );
+    const skus = undo.map((r) => r.sku as string);
+    expect(skus).toHaveLength(99);
+    expect(new Set(skus).size).toBe(99);
+    expect(skus).not.toContain('P60');
   });
 
   it('isolates foreign key violations and trigger errors, several in one batch', async () => {
@@ -125,5 +137,19 @@ describe('promotion under savepoints', () => {
     expect(rows).toEqual([{ line: 13, rule: 'changed_during_load', message: expect.stringMatching(/app\.parts/) }]);
     const { rows: parts } = await db.pool.query(`select supplier from app.parts where sku = 'P12'`);
     expect(parts).toEqual([{ supplier: 'S1' }]);
+    // The undo log keeps each updated row's before-image once, and none of P12: the failed
+    // attempts' undo rows went with their savepoints. Rollback puts every supplier back.
+    const { rows: undo } = await db.pool.query(
+      `select key ->> 'sku' as sku, before ->> 'supplier' as supplier
+       from ferry.undo where load_id = $1 and action = 'update'`,
+      [result.loadId],
+    );
+    expect(undo).toHaveLength(29);
+    expect(new Set(undo.map((r) => r.sku)).size).toBe(29);
+    expect(undo.map((r) => r.sku)).not.toContain('P12');
+    expect(undo.every((r) => r.supplier === 'S1')).toBe(true);
+    expect(await rollback(db.pool, result.loadId!)).toMatchObject({ outcome: 'rolled_back', restored: 29 });
+    const { rows: suppliers } = await db.pool.query(`select distinct supplier from app.parts`);
+    expect(suppliers).toEqual([{ supplier: 'S1' }]);
   });
 });

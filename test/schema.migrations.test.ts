@@ -29,6 +29,7 @@ describe('the ferry schema', () => {
       '14_concurrent_compiles.sql',
       '15_faster_increments.sql',
       '16_promotion_functions.sql',
+      '17_undo_from_promote_batch.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -49,6 +50,7 @@ describe('the ferry schema', () => {
       'concurrent_compiles',
       'faster_increments',
       'promotion_functions',
+      'undo_from_promote_batch',
     ]);
   });
 
