@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 
 import { CATALOG_COLUMNS, ensureCatalog } from '../bench/generate-catalog.js';
+import { dropDatabase } from '../src/db/database.js';
 import { addTenant, ensureDatabase, migrate, protectTable, startEmbeddedServer } from '../src/index.js';
 import { loadCounts } from '../src/load.js';
 import { rowsDifferingFrom } from '../test/helpers/tenant-rows.js';
@@ -150,18 +151,7 @@ export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[
     return outcomes;
   } finally {
     await pool.end();
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => {});
-    // Roles belong to the server: the tenants' would pile up on one that is reused (CI's).
-    const { rows: roles } = await admin
-      .query<{ role: string }>(`select rolname as role from pg_roles where left(rolname, length($1)) = $1`, [
-        `pgf_${instance}_`,
-      ])
-      .catch(() => ({ rows: [] as { role: string }[] }));
-    for (const { role } of roles)
-      await admin.query(`drop role if exists ${admin.escapeIdentifier(role)}`).catch(() => {});
-    await admin.end();
+    await dropDatabase(adminUrl, dbName, instance).catch(() => {});
     await server?.stop();
     if (home) rmSync(home, { recursive: true, force: true });
   }

@@ -104,6 +104,27 @@ export async function ensureDatabase(serverUrl: string, name: string): Promise<v
 }
 
 /**
+ * Drops database `name` of the server of `serverUrl` (its sessions closed), then the tenant
+ * roles its pgferry instance made (pgf_<instance>_…): roles belong to the server, not the
+ * database, and would pile up on one that is reused (CI's). For databases made for one run.
+ */
+export async function dropDatabase(serverUrl: string, name: string, instance: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
+    const { rows } = await client.query<{ role: string }>(
+      `select rolname as role from pg_roles where left(rolname, length($1)) = $1`,
+      [`pgf_${instance}_`],
+    );
+    for (const { role } of rows)
+      await client.query(`drop role if exists ${client.escapeIdentifier(role)}`).catch(() => {});
+  } finally {
+    await client.end();
+  }
+}
+
+/**
  * What SQL run in a session may leave behind, reset: `discard all` (settings, role, cursors,
  * LISTENs, advisory locks, temporary objects, sequence state) but for the prepared statements
  * of the wire protocol, which belong to the client (graphile-worker prepares its own on the

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 
+import { dropDatabase } from '../../src/db/database.js';
 import { databaseUrl, TEMPLATE_DATABASE } from '../global-setup.js';
 
 export interface TestDatabase {
@@ -47,21 +48,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
   toDrop.push(async () => {
     await pool.end();
-    const drop = new pg.Client({ connectionString: adminUrl });
-    await drop.connect();
-    try {
-      await drop.query(`drop database if exists ${name} with (force)`);
-      // Roles belong to the server, not the database: the tenants' (pgf_<instance>_…) would
-      // pile up on a server that CI reuses.
-      const { rows } = await drop.query<{ role: string }>(
-        `select rolname as role from pg_roles where left(rolname, length($1)) = $1`,
-        [`pgf_${instance}_`],
-      );
-      for (const { role } of rows)
-        await drop.query(`drop role if exists ${drop.escapeIdentifier(role)}`).catch(() => {});
-    } finally {
-      await drop.end();
-    }
+    await dropDatabase(adminUrl, name, instance);
   });
 
   return {
