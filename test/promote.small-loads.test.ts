@@ -5,6 +5,7 @@ import { load, type LoadOptions, type LoadResult } from '../src/load.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { until } from './helpers/until.js';
 
 // A small load into a large target (a sync's increment): its rows are looked up in the
 // target by key, and its updates find each row again by ctid (sql/migrations/15_faster_increments.sql).
@@ -69,6 +70,16 @@ async function targetReads(table = 'app.items'): Promise<TargetReads> {
   };
 }
 
+/**
+ * The table's counters once `reported` holds for them: an exited backend's counters reach
+ * them a moment later. After 20 s they are returned as they are, for the assertions to judge.
+ */
+async function readsOnceReported(table: string, reported: (reads: TargetReads) => boolean): Promise<TargetReads> {
+  let reads!: TargetReads; // until() asks at least once
+  await until(async () => reported((reads = await targetReads(table))), 20_000).catch(() => {});
+  return reads;
+}
+
 /** A load on connections of its own, closed after it: a backend that exits reports its counters. */
 async function loadOnOwnPool(options: LoadOptions): Promise<LoadResult> {
   const pool = new pg.Pool({ connectionString: db.url });
@@ -91,15 +102,11 @@ describe('a small load into a large target', () => {
     expect(result.counts).toMatchObject({ staged: changed, updated: changed, inserted: 0, unchanged: 0 });
 
     // Read before this test's own count below, which scans the table.
-    let after = await targetReads();
+    const after = await readsOnceReported('app.items', (r) => r.indexRowsRead - before.indexRowsRead >= changed);
     // PostgreSQL 17 and later: one scan of the key index for all the keys (a key of one
     // column); before 17, one lookup a pulled row.
     const { rows: version } = await db.pool.query(`select current_setting('server_version_num')::int as v`);
     const scans = version[0].v >= 170000 ? 1 : changed;
-    for (let waited = 0; after.indexRowsRead - before.indexRowsRead < changed && waited < 20_000; waited += 100) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      after = await targetReads();
-    }
     // The batches' updates found their rows by ctid. A scan of acme's rows (the statistics
     // take acme for a row or two) or of the whole table would show here.
     expect(after.seqScans - before.seqScans).toBe(0);
@@ -152,11 +159,7 @@ describe('a small load into a large target', () => {
     expect(result.status).toBe('succeeded');
     expect(result.counts).toMatchObject({ updated: changed / 2, unchanged: changed / 2, inserted: 1 });
 
-    let after = await targetReads('app.parts');
-    for (let waited = 0; after.indexScans - before.indexScans < changed + 1 && waited < 20_000; waited += 100) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      after = await targetReads('app.parts');
-    }
+    const after = await readsOnceReported('app.parts', (r) => r.indexScans - before.indexScans >= changed + 1);
     expect(after.seqScans - before.seqScans).toBe(0);
     expect(after.indexScans - before.indexScans).toBe(changed + 1); // one a pulled row
 
