@@ -18,6 +18,7 @@ import { sourceQuery } from './sources/database-query.js';
 import { resolveDatabaseSource } from './sources/database-url.js';
 import { openCsvBytes, openSourceItems } from './sources/source-items.js';
 import { asSourceError, readSourceLayout, type SourceLayout, type SourceOptions } from './sources/source-layout.js';
+import { SourceSession } from './sources/source-session.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 import { promote } from './steps/promote.js';
 import { stageCsv } from './steps/stage.js';
@@ -41,6 +42,11 @@ export interface LoadOptions extends SourceOptions {
   query?: string;
   /** With `from`: the query's columns, when the caller described it already (a sync): not described again. */
   sourceColumns?: string[];
+  /**
+   * With `from`: the caller's connection to the source (a sync's, which described the query).
+   * The stage reads through it; the caller ends it if the load never took it.
+   */
+  sourceSession?: SourceSession;
   /**
    * A connection outside the pool that the caller keeps open until load() returns (a sync's,
    * which holds the sync's lock): the load is claimed on it rather than on a new connection.
@@ -257,23 +263,30 @@ async function loadFromDatabase(
     });
   }
   const query = sourceQuery(database, options);
-  const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
-  const layout = options.sourceColumns
-    ? databaseLayout(database, query, options, options.sourceColumns)
-    : await readDatabaseLayout(database, query, options);
-  // A database is read anew each time: never skipped as "already loaded".
-  return registerAndRun(pool, options, {
-    mapping,
-    mappingRow,
-    jobs,
-    emit,
-    source: database.display,
-    file: database.display,
-    sha256: null,
-    bytes: null,
-    layout,
-    sourceUrl: database.url,
-  });
+  // The source connection opens while the tenant and mapping are checked.
+  const session = options.sourceSession ?? new SourceSession(database);
+  try {
+    const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
+    const layout = options.sourceColumns
+      ? databaseLayout(database, query, options, options.sourceColumns)
+      : await readDatabaseLayout(database, query, options, await session.connection());
+    // A database is read anew each time: never skipped as "already loaded".
+    return await registerAndRun(pool, options, {
+      mapping,
+      mappingRow,
+      jobs,
+      emit,
+      source: database.display,
+      file: database.display,
+      sha256: null,
+      bytes: null,
+      layout,
+      sourceUrl: database.url,
+      sourceSession: options.queue ? undefined : session,
+    });
+  } finally {
+    if (session !== options.sourceSession) await session.end();
+  }
 }
 
 /** Registers a load whose source is read and described, claims it, and runs it. */
@@ -292,6 +305,7 @@ async function registerAndRun(
     bytes: number | null;
     layout: SourceLayout;
     sourceUrl?: string;
+    sourceSession?: SourceSession;
     extra?: Record<string, unknown>;
   },
 ): Promise<LoadResult> {
@@ -349,6 +363,7 @@ async function registerAndRun(
       file: load.file,
       source: layout,
       sourceUrl: load.sourceUrl,
+      sourceSession: load.sourceSession,
       columns,
       jobs: load.jobs,
       options,
@@ -371,6 +386,8 @@ export interface LoadRun {
   source: SourceLayout;
   /** A source database's URL (only ever in memory: it may hold a password). */
   sourceUrl?: string;
+  /** A connection to that source, open already: the stage's first attempt reads through it. */
+  sourceSession?: SourceSession;
   columns: string[];
   jobs: number;
   options: LoadOptions;
@@ -686,6 +703,7 @@ async function stageFromDatabase(
       url: run.sourceUrl!,
       display: source.from ?? source.format,
       query: source.query!,
+      connection: run.sourceSession?.take(),
       columns: source.columns,
       onProgress: (p) => run.emit({ type: 'stage-progress', bytesRead: 0, totalBytes: 0, rowsRead: p.rowsRead }),
     }),

@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { readProject } from '../src/project/project-file.js';
 import { rollback } from '../src/rollback.js';
@@ -101,6 +102,22 @@ describe('pgferry sync', () => {
     const full = await sync('products', { full: true });
     expect(full.result.counts).toMatchObject({ read: 5, updated: 1, unchanged: 4 });
     expect((await target('acme'))[0]).toMatchObject({ sku: 'A', price: '99.00' });
+  });
+});
+
+describe('the source connection', () => {
+  it('is one per run: the connection that described the query stages the rows', async () => {
+    const database = new URL(source.url).pathname.slice(1);
+    const connect = vi.spyOn(pg.Client.prototype, 'connect');
+    try {
+      const run = await sync('wrapped');
+      expect(run.result.status).toBe('succeeded');
+      expect(run.result.counts.read).toBeGreaterThan(0);
+      const toSource = connect.mock.contexts.filter((client) => (client as pg.Client).database === database);
+      expect(toSource).toHaveLength(1);
+    } finally {
+      connect.mockRestore();
+    }
   });
 });
 

@@ -1,31 +1,21 @@
 import { PgferryError } from '../errors.js';
 import type { DatabaseSource } from './database-url.js';
-import { describeMysqlQuery, openMysqlSource } from './mysql-source.js';
-import { describePostgresQuery, openPostgresSource } from './postgres-source.js';
+import { describeMysqlQuery } from './mysql-source.js';
+import { describePostgresQuery } from './postgres-source.js';
 import type { SourceLayout } from './source-layout.js';
+import type { SourceConnection } from './source-session.js';
 
-/** How a source database's query is staged: its columns, named by the source. */
+/** How a source database's query is staged: its columns, named by the source (described on `connection`). */
 export async function readDatabaseLayout(
   source: DatabaseSource,
   query: string,
   options: { table?: string },
+  connection: SourceConnection,
 ): Promise<SourceLayout> {
-  let columns: string[];
-  if (source.kind === 'postgres') {
-    const client = await openPostgresSource(source.url, source.display);
-    try {
-      columns = await describePostgresQuery(client, query, source.display);
-    } finally {
-      await client.end().catch(() => {});
-    }
-  } else {
-    const connection = await openMysqlSource(source.url, source.display);
-    try {
-      columns = (await describeMysqlQuery(connection, query, source.display)).map((c) => c.name);
-    } finally {
-      connection.destroy();
-    }
-  }
+  const columns =
+    connection.kind === 'postgres'
+      ? await describePostgresQuery(connection.client, query, source.display)
+      : (await describeMysqlQuery(connection.connection, query, source.display)).map((c) => c.name);
   return databaseLayout(source, query, options, columns);
 }
 

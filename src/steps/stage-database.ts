@@ -1,10 +1,11 @@
 import { pipeline } from 'node:stream/promises';
 
+import type mysql from 'mysql2';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 
-import { describeMysqlQuery, openMysqlSource, readMysqlRecords } from '../sources/mysql-source.js';
-import { openPostgresSource } from '../sources/postgres-source.js';
+import { describeMysqlQuery, readMysqlRecords } from '../sources/mysql-source.js';
+import { endSourceConnection, openSourceConnection, type SourceConnection } from '../sources/source-session.js';
 import type { StageProgress, StageResult } from './stage.js';
 import { stageRecords } from './stage-records.js';
 
@@ -16,6 +17,8 @@ export interface StageDatabaseOptions {
   /** What to call the source in messages. */
   display: string;
   query: string;
+  /** A connection to the source opened already (it described the query): read through it. */
+  connection?: Promise<SourceConnection>;
   columns: string[];
   stagingTable: string;
   onProgress?: (progress: StageProgress) => void;
@@ -33,25 +36,41 @@ export async function stageFromDatabaseQuery(
   client: pg.ClientBase,
   options: StageDatabaseOptions,
 ): Promise<StageResult> {
-  if (options.kind === 'mysql') {
-    const connection = await openMysqlSource(options.url, options.display);
-    try {
-      const columns = await describeMysqlQuery(connection, options.query, options.display);
-      return await stageRecords(client, {
-        loadId: options.loadId,
-        items: readMysqlRecords(connection, options.query, columns),
-        columns: options.columns,
-        bytesRead: () => 0,
-        stagingTable: options.stagingTable,
-        chunkRows: Number.MAX_SAFE_INTEGER,
-        onProgress: options.onProgress,
-      });
-    } finally {
-      connection.destroy();
-    }
+  const opening =
+    options.connection ?? openSourceConnection({ kind: options.kind, url: options.url, display: options.display });
+  try {
+    const source = await opening;
+    return source.kind === 'mysql'
+      ? await stageFromMysql(client, source.connection, options)
+      : await stageFromPostgres(client, source.client, options);
+  } finally {
+    // Ended whatever happens, a connection handed over included: the stage owns it now.
+    await opening.then(endSourceConnection, () => {});
   }
+}
 
-  const source = await openPostgresSource(options.url, options.display);
+async function stageFromMysql(
+  client: pg.ClientBase,
+  connection: mysql.Connection,
+  options: StageDatabaseOptions,
+): Promise<StageResult> {
+  const columns = await describeMysqlQuery(connection, options.query, options.display);
+  return stageRecords(client, {
+    loadId: options.loadId,
+    items: readMysqlRecords(connection, options.query, columns),
+    columns: options.columns,
+    bytesRead: () => 0,
+    stagingTable: options.stagingTable,
+    chunkRows: Number.MAX_SAFE_INTEGER,
+    onProgress: options.onProgress,
+  });
+}
+
+async function stageFromPostgres(
+  client: pg.ClientBase,
+  source: pg.Client,
+  options: StageDatabaseOptions,
+): Promise<StageResult> {
   try {
     await client.query('begin');
     const copyIn = client.query(copyFrom(`copy ${options.stagingTable} from stdin with (format csv, null '')`));
@@ -69,7 +88,5 @@ export async function stageFromDatabaseQuery(
   } catch (error) {
     await client.query('rollback').catch(() => {});
     throw error;
-  } finally {
-    await source.end().catch(() => {});
   }
 }

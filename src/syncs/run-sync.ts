@@ -5,9 +5,10 @@ import { load, type LoadEvent, type LoadResult } from '../load.js';
 import { readMapping } from '../mappings/mapping-file.js';
 import { type Project, projectSync, type SyncConfig } from '../project/project-file.js';
 import { sourceQuery } from '../sources/database-query.js';
-import { type DatabaseSource, resolveDatabaseSource } from '../sources/database-url.js';
-import { describeMysqlQuery, openMysqlSource } from '../sources/mysql-source.js';
-import { describePostgresColumns, openPostgresSource } from '../sources/postgres-source.js';
+import { resolveDatabaseSource } from '../sources/database-url.js';
+import { describeMysqlQuery } from '../sources/mysql-source.js';
+import { describePostgresColumns } from '../sources/postgres-source.js';
+import { SourceSession } from '../sources/source-session.js';
 import { stagedColumnNames } from '../sources/staged-column-names.js';
 import {
   type CursorType,
@@ -57,7 +58,15 @@ export async function runSync(
   lock.on('error', () => {});
   const lockConnected = lock.connect();
   lockConnected.catch(() => {});
+  // So does the connection to the source, which describes the query, then stages it.
+  let session: SourceSession | undefined;
   try {
+    const database = resolveDatabaseSource(config.from);
+    session = new SourceSession(database);
+    const baseQuery = sourceQuery(database, { table: config.table, query: config.query });
+    const described =
+      config.cursor === undefined ? undefined : describeColumns(session, queryToDescribe(baseQuery), database.display);
+    described?.catch(() => {});
     const mapping = await readMapping(config.mapping, project.mappingsDir);
     if (config.mode === 'append' && mapping.onConflict !== 'skip') {
       throw new PgferryError(
@@ -65,7 +74,6 @@ export async function runSync(
         { location: { file: mapping.path }, hint: 'give the mapping `-- on_conflict: skip`, or use mode: upsert' },
       );
     }
-    const database = resolveDatabaseSource(config.from);
     await declareSync(pool, config, mapping.name);
     await lockConnected;
     const { rows: locked } = await lock.query<{ ok: boolean }>(
@@ -77,10 +85,6 @@ export async function runSync(
         hint: 'pgferry syncs shows its last run; try again when it ends',
       });
     }
-    const baseQuery = sourceQuery(database, { table: config.table, query: config.query });
-    // The source query is described while the catalog is read (below).
-    const described = config.cursor === undefined ? undefined : describeColumns(database, queryToDescribe(baseQuery));
-    described?.catch(() => {});
     await pool.query('update ferry.sync_state set last_started_at = now() where sync_name = $1', [name]);
     const superseded = await supersedeInterruptedRuns(pool, name);
     const { rows: states } = await pool.query<{ cursor: string | null; cursor_type: string | null }>(
@@ -113,6 +117,7 @@ export async function runSync(
       query,
       // The increment's query has the base query's columns: load() need not describe it again.
       sourceColumns,
+      sourceSession: session,
       claimSession: lock,
       tenant: config.tenant,
       mapping: mapping.path,
@@ -142,6 +147,7 @@ export async function runSync(
     return { sync: name, full, cursorFrom, superseded, result };
   } finally {
     // A connection still being made settles first, then ends.
+    await session?.end();
     await lockConnected.catch(() => {});
     await lock.end().catch(() => {});
   }
@@ -186,23 +192,15 @@ async function supersedeInterruptedRuns(pool: pg.Pool, name: string): Promise<nu
 
 /** The columns of the source query, and how each compares as a cursor. */
 async function describeColumns(
-  database: DatabaseSource,
+  session: SourceSession,
   query: string,
+  display: string,
 ): Promise<{ name: string; cursorType: CursorType }[]> {
-  if (database.kind === 'postgres') {
-    const client = await openPostgresSource(database.url, database.display);
-    try {
-      const columns = await describePostgresColumns(client, query, database.display);
-      return columns.map((c) => ({ name: c.name, cursorType: cursorTypeOfPostgres(c.typeId) }));
-    } finally {
-      await client.end().catch(() => {});
-    }
+  const source = await session.connection();
+  if (source.kind === 'postgres') {
+    const columns = await describePostgresColumns(source.client, query, display);
+    return columns.map((c) => ({ name: c.name, cursorType: cursorTypeOfPostgres(c.typeId) }));
   }
-  const connection = await openMysqlSource(database.url, database.display);
-  try {
-    const columns = await describeMysqlQuery(connection, query, database.display);
-    return columns.map((c) => ({ name: c.name, cursorType: cursorTypeOfMysql(c.type) }));
-  } finally {
-    connection.destroy();
-  }
+  const columns = await describeMysqlQuery(source.connection, query, display);
+  return columns.map((c) => ({ name: c.name, cursorType: cursorTypeOfMysql(c.type) }));
 }
