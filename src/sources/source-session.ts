@@ -23,7 +23,7 @@ export async function endSourceConnection(source: SourceConnection): Promise<voi
 /**
  * One connection to the source for a load: opened at once (beside pgferry's own work), used
  * to describe the query, then handed to the stage, which reads through it. A new connection
- * costs about as much as the increment's source query, and the stage reads in the snapshot
+ * costs 10 to 15 ms (its authentication, a new backend), and the stage reads in the snapshot
  * its columns were described in.
  *
  * Whoever made the session ends it; the stage, once it took the connection, ends it itself.
