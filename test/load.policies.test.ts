@@ -153,12 +153,50 @@ describe('undo log', () => {
     );
     expect(batches.map((b) => b.key)).toEqual([[{ code: 'D' }, { code: 'E' }], [{ code: 'F' }]]);
     const { rows: undo } = await db.pool.query(
-      `select action, key, before->>'label' as before_label from ferry.undo where load_id = $1 order by action, key->>'code'`,
+      `select action, key, before->>'label' as before_label from ferry.undo_log($1) order by action, key->>'code'`,
       [second.loadId],
     );
     expect(undo).toEqual([
       { action: 'inserts', key: [{ code: 'C' }], before_label: null },
       { action: 'update', key: { code: 'B' }, before_label: 'banana' },
+    ]);
+  });
+
+  it('keeps a batch of updates as one undo row on PostgreSQL 18, a row each before', async () => {
+    await run(FIRST);
+    const second = await run('code,label,qty,changed_at\nA,a2,1,\nB,b2,2,\nC,c2,3,\n', {}, { batchSize: 2 });
+    expect(second.counts).toMatchObject({ updated: 2, inserted: 1 });
+    const { rows: version } = await db.pool.query(`select current_setting('server_version_num')::int as v`);
+    const { rows: stored } = await db.pool.query(
+      `select action, key, before, before_rows is not null as has_rows, row_type
+       from ferry.undo where load_id = $1 and action like 'update%' order by key::text`,
+      [second.loadId],
+    );
+    if (version[0].v >= 180000) {
+      // A batch of two rows (A and B), as the rows were: keys as an array, rows as text.
+      expect(stored).toEqual([
+        {
+          action: 'updates',
+          key: [{ code: 'A' }, { code: 'B' }],
+          before: null,
+          has_rows: true,
+          row_type: expect.stringMatching(/^tenant_id text, code text, label text, qty integer/),
+        },
+      ]);
+    } else {
+      expect(stored.map((r) => [r.action, r.key, r.has_rows])).toEqual([
+        ['update', { code: 'A' }, false],
+        ['update', { code: 'B' }, false],
+      ]);
+    }
+    // Either way the undo log reads as a row per updated row, with its before-image.
+    const { rows: log } = await db.pool.query(
+      `select key, before->>'label' as label from ferry.undo_log($1) where action = 'update' order by key->>'code'`,
+      [second.loadId],
+    );
+    expect(log).toEqual([
+      { key: { code: 'A' }, label: 'apple' },
+      { key: { code: 'B' }, label: 'banana' },
     ]);
   });
 });

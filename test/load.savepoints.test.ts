@@ -141,7 +141,7 @@ describe('promotion under savepoints', () => {
     // attempts' undo rows went with their savepoints. Rollback puts every supplier back.
     const { rows: undo } = await db.pool.query(
       `select key ->> 'sku' as sku, before ->> 'supplier' as supplier
-       from ferry.undo where load_id = $1 and action = 'update'`,
+       from ferry.undo_log($1) where action = 'update'`,
       [result.loadId],
     );
     expect(undo).toHaveLength(29);

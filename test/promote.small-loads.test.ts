@@ -170,7 +170,7 @@ describe('a small load into a large target', () => {
     expect(rows).toEqual([{ region: 'us', n: changed / 2 + 1 }]);
     // Rollback puts back what the plan saw: the before-images are the target's rows.
     const { rows: undo } = await db.pool.query(
-      `select before from ferry.undo where load_id = $1 and action = 'update' and before ->> 'id' = '1'`,
+      `select before from ferry.undo_log($1) where action = 'update' and before ->> 'id' = '1'`,
       [result.loadId],
     );
     expect(undo).toEqual([{ before: { tenant_id: 'acme', region: 'us', id: 1, name: 'part 1' } }]);

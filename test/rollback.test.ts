@@ -129,6 +129,24 @@ describe('pgferry rollback', () => {
     expect(await products('globex')).toEqual(['A globex apple 7.00', 'B globex banana 8.00']);
   });
 
+  it('restores updated rows after the table gained and lost a column since the load', async () => {
+    await reset();
+    await db.pool.query('alter table app.products add column note text');
+    try {
+      await run('A,apple,1\nB,banana,2\nC,cherry,3\n');
+      const before = await products();
+      // Two batches of updates: each kept with the columns the table had then.
+      const second = await run('A,avocado,10\nB,blueberry,20\nC,cherry,3\n', 'acme', { batchSize: 1 });
+      expect(second.counts).toMatchObject({ updated: 2, unchanged: 1 });
+      await db.pool.query('alter table app.products drop column note, add column origin text');
+      const result = await rollback(db.pool, second.loadId);
+      expect(result).toMatchObject({ outcome: 'rolled_back', deleted: 0, restored: 2, conflicts: [] });
+      expect(await products()).toEqual(before);
+    } finally {
+      await db.pool.query('alter table app.products drop column if exists note, drop column if exists origin');
+    }
+  });
+
   it('a load that changed nothing rolls back to nothing', async () => {
     await reset();
     await run('A,apple,1\n');

@@ -30,6 +30,7 @@ describe('the ferry schema', () => {
       '15_faster_increments.sql',
       '16_promotion_functions.sql',
       '17_undo_from_promote_batch.sql',
+      '18_undo_a_row_a_batch.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -51,6 +52,7 @@ describe('the ferry schema', () => {
       'faster_increments',
       'promotion_functions',
       'undo_from_promote_batch',
+      'undo_a_row_a_batch',
     ]);
   });
 
