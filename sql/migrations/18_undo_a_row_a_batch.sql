@@ -83,6 +83,9 @@ declare
   -- before-image, and the batch's go to the undo log as one text array.
   v_old_in_returning boolean := current_setting('server_version_num')::integer >= 180000;
   v_old      text := 'pgferry_before';
+  v_undo_returning text;
+  v_undo_collect   text;
+  v_undo_append    text;
 begin
   v_s := p_tenant.schema_name;
   v_work := ferry.quoted_object(v_s, 'work', p_load);
@@ -185,40 +188,37 @@ begin
   -- failed batch's savepoint restores them. A row another writer changed or deleted since the
   -- plan is not at its ctid any more: not updated, and rejected as changed_during_load. None
   -- are planned when the mapping outputs only keys.
-  v_update_sql := case
-    when cardinality(v_nonkeys) > 0 and v_old_in_returning then format(
-      E'  if cardinality(v_updates) > 0 then\n'
-      '    v_settings := array(select current_setting(s) from unnest(%L::text[]) as s);\n'
-      '    perform set_config(s, v, true) from unnest(%L::text[], %L::text[]) as x(s, v);\n'
-      '    with written as (\n'
-      '      update %s as t\n'
-      '      set %s\n'
-      '      from unnest(v_updates) as w\n'
-      '      where t.ctid = w._tid and t.%I = %s and %s\n'
-      '      returning with (old as %I) %s as key, %I as before, t.xmin::text::bigint as xid\n'
-      '    )\n'
-      '    -- one undo row for the batch: the keys as a JSON array, the rows before as text\n'
-      '    select count(*), jsonb_agg(key), array_agg(before)::text, max(xid)\n'
-      '    into v_updated, v_key, v_rows, v_xid\n'
-      '    from written;\n'
-      '    perform set_config(s, v, true) from unnest(%L::text[], v_settings) as x(s, v);\n'
-      '    if v_updated > 0 then\n'
-      '      undo_action := undo_action || %L::text;\n'
+  -- How the batch's undo rows are kept: on PostgreSQL 18, one row for the batch (the keys as a
+  -- JSON array, the rows before as the text of an array, from RETURNING OLD); before it, a row
+  -- per updated row, its before-image the plan's.
+  if v_old_in_returning then
+    v_undo_returning := format('with (old as %I) %s as key, %I as before, t.xmin::text::bigint as xid',
+                               v_old, v_written_key, v_old);
+    v_undo_collect :=
+      E'    select count(*), jsonb_agg(key), array_agg(before)::text, max(xid)\n'
+      '    into v_updated, v_key, v_rows, v_xid\n';
+    v_undo_append := format(
+      E'      undo_action := undo_action || %L::text;\n'
       '      undo_key := undo_key || v_key;\n'
       '      undo_before := undo_before || null::jsonb;\n'
       '      undo_xid := undo_xid || v_xid;\n'
-      '      undo_rows := undo_rows || v_rows;\n'
-      '    end if;\n'
-      '  end if;\n',
-      v_by_ctid_settings,
-      v_by_ctid_settings, v_by_ctid_values,
-      v_target,
-      (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c),
-      p_pt.tenant_column, v_tenant_value, v_key_join,
-      v_old, v_written_key, v_old,
-      v_by_ctid_settings,
-      'updates')
-    when cardinality(v_nonkeys) > 0 then format(
+      '      undo_rows := undo_rows || v_rows;\n',
+      'updates');
+  else
+    v_undo_returning := format('%s as key, w._before as before, t.xmin::text::bigint as xid', v_written_key);
+    v_undo_collect :=
+      E'    select count(*), array_agg(key), array_agg(before), array_agg(xid)\n'
+      '    into v_updated, v_keys, v_befores, v_xids\n';
+    v_undo_append := format(
+      E'      undo_action := undo_action || array_fill(%L::text, array[v_updated]::integer[]);\n'
+      '      undo_key := undo_key || v_keys;\n'
+      '      undo_before := undo_before || v_befores;\n'
+      '      undo_xid := undo_xid || v_xids;\n'
+      '      undo_rows := undo_rows || array_fill(null::text, array[v_updated]::integer[]);\n',
+      'update');
+  end if;
+  v_update_sql := case when cardinality(v_nonkeys) > 0
+    then format(
       E'  if cardinality(v_updates) > 0 then\n'
       '    v_settings := array(select current_setting(s) from unnest(%L::text[]) as s);\n'
       '    perform set_config(s, v, true) from unnest(%L::text[], %L::text[]) as x(s, v);\n'
@@ -227,18 +227,13 @@ begin
       '      set %s\n'
       '      from unnest(v_updates) as w\n'
       '      where t.ctid = w._tid and t.%I = %s and %s\n'
-      '      returning %s as key, w._before as before, t.xmin::text::bigint as xid\n'
+      '      returning %s\n'
       '    )\n'
-      '    select count(*), array_agg(key), array_agg(before), array_agg(xid)\n'
-      '    into v_updated, v_keys, v_befores, v_xids\n'
+      '%s'
       '    from written;\n'
       '    perform set_config(s, v, true) from unnest(%L::text[], v_settings) as x(s, v);\n'
       '    if v_updated > 0 then\n'
-      '      undo_action := undo_action || array_fill(%L::text, array[v_updated]::integer[]);\n'
-      '      undo_key := undo_key || v_keys;\n'
-      '      undo_before := undo_before || v_befores;\n'
-      '      undo_xid := undo_xid || v_xids;\n'
-      '      undo_rows := undo_rows || array_fill(null::text, array[v_updated]::integer[]);\n'
+      '%s'
       '    end if;\n'
       '  end if;\n',
       v_by_ctid_settings,
@@ -246,9 +241,10 @@ begin
       v_target,
       (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c),
       p_pt.tenant_column, v_tenant_value, v_key_join,
-      v_written_key,
+      v_undo_returning,
+      v_undo_collect,
       v_by_ctid_settings,
-      'update')
+      v_undo_append)
     else '' end;
   -- The batch's plan rows are read once, for its counts and its updates; the rejects and the
   -- inserts read them again only when the batch has some.
