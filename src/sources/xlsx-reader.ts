@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import type { Duplex, Readable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
 import ExcelJS from 'exceljs';
@@ -211,7 +211,7 @@ class WorkbookStream {
   private zipEnded = false;
   private spoolDir: string | undefined;
   private spoolCount = 0;
-  private readonly open = new Set<{ destroy(): unknown }>();
+  private readonly open = new Set<Readable | Writable>();
   private dateStyles = new Map<number, boolean>();
 
   constructor(input: NodeJS.ReadableStream | string) {
@@ -302,11 +302,9 @@ class WorkbookStream {
     const out = createWriteStream(file);
     this.open.add(out);
     entry.pipe(out);
-    try {
-      await this.guard(finished(out));
-    } finally {
-      this.open.delete(out);
-    }
+    // On failure the stream stays in `open`: close() waits for it before removing the folder.
+    await this.guard(finished(out));
+    this.open.delete(out);
     return file;
   }
 
@@ -352,8 +350,14 @@ class WorkbookStream {
     this.source.unpipe(this.zip);
     (this.source as Partial<Readable>).destroy?.();
     this.zip.destroy();
-    for (const stream of this.open) stream.destroy();
+    // A spool file's stream may still be opening its file: removing the folder under it would
+    // fail the removal (ENOTEMPTY) or the stream (ENOENT).
+    const closing = [...this.open].map((stream) => {
+      stream.destroy();
+      return finished(stream).catch(() => undefined);
+    });
     this.open.clear();
+    await Promise.all(closing);
     if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
 
@@ -363,7 +367,10 @@ class WorkbookStream {
    * the value it settled with, every chunk read.)
    */
   private guard<T>(promise: Promise<T>): Promise<T> {
-    if (this.error) return Promise.reject(this.error);
+    if (this.error) {
+      promise.catch(() => undefined); // its own later error is not news
+      return Promise.reject(this.error);
+    }
     return new Promise<T>((resolve, reject) => {
       this.waiting.add(reject);
       promise.then(
