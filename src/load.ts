@@ -456,25 +456,37 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
   let failure: string | undefined;
   let syncOutcome: SyncOutcome | undefined;
   try {
-    // Resuming after staging: the counts of the staging that was done.
-    const staged =
-      run.from.step === 'transform'
-        ? { rowsRead: (await loadCounts(pool, loadId)).read }
-        : await timed('stage', () =>
-            retrying('stage', async (attempt) => {
-              // A retry goes on from the last checkpoint, as `pgferry resume` does.
-              const from = attempt === 1 ? run.from : await stagingCheckpoint(pool, loadId);
-              return stageFile(pool, run, stagingTable, from);
-            }),
-          );
+    const stage = (from: LoadRun['from']) =>
+      timed('stage', () =>
+        retrying('stage', async (attempt) =>
+          // A retry goes on from the last checkpoint, as `pgferry resume` does.
+          stageFile(pool, run, stagingTable, attempt === 1 ? from : await stagingCheckpoint(pool, loadId)),
+        ),
+      );
+    const transform = async (attempt: number) => {
+      if (attempt > 1) await restageIfLost();
+      return withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId]), {
+        tenantCode: true,
+      });
+    };
+    const transformStep = () =>
+      timed('transform', () => retrying('transform', transform)).catch((error) => {
+        throw mappingRuntimeError(error, mapping);
+      });
+    // A server crash empties the UNLOGGED staging and work tables: a step tried again, or a
+    // resume, after one stages the source again from its first line (the checkpoint is reset).
+    const restageIfLost = async (): Promise<boolean> => {
+      if (!(await stagingLost(pool, loadId))) return false;
+      staged = await stage(await stagingCheckpoint(pool, loadId));
+      return true;
+    };
 
-    await timed('transform', () =>
-      retrying('transform', () =>
-        withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId]), { tenantCode: true }),
-      ),
-    ).catch((error) => {
-      throw mappingRuntimeError(error, mapping);
-    });
+    // Resuming after staging: the counts of the staging that was done.
+    let staged: { rowsRead: number } =
+      run.from.step === 'transform' ? { rowsRead: (await loadCounts(pool, loadId)).read } : await stage(run.from);
+    if (run.from.step === 'transform') await restageIfLost();
+
+    await transformStep();
 
     await pool.query('select ferry.count_rejects($1)', [loadId]);
     const before = await loadCounts(pool, loadId);
@@ -482,8 +494,9 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
     if (limitBefore) {
       failure = limitBefore;
     } else {
-      const outcome = await retrying('promote', () =>
-        withTransaction(
+      const outcome = await retrying('promote', async (attempt) => {
+        if (attempt > 1 && (await restageIfLost())) await transformStep();
+        return withTransaction(
           pool,
           async (client) => {
             await client.query('savepoint pgferry_promotion');
@@ -559,8 +572,8 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
             return 'succeeded';
           },
           { tenantCode: true },
-        ),
-      );
+        );
+      });
       if (outcome === 'succeeded' || outcome === 'dry_run') finalStatus = outcome;
       else failure = outcome;
     }
@@ -900,6 +913,12 @@ export async function stagingCheckpoint(
     [loadId],
   );
   return { step: 'stage', afterLine: Number(rows[0].checkpoint_line), rowsStaged: Number(rows[0].rows_staged) };
+}
+
+/** Whether a server crash emptied the load's staging table since its checkpoint. */
+export async function stagingLost(pool: pg.Pool, loadId: number): Promise<boolean> {
+  const { rows } = await pool.query<{ lost: boolean }>('select ferry.staging_lost($1) as lost', [loadId]);
+  return rows[0].lost;
 }
 
 export function stagingJobs(jobs: number | undefined): number {

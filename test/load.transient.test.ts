@@ -1,6 +1,6 @@
-// Passing faults: connections dropped in the middle of a step, and the server restarted during
-// a load. The step is tried again and the load ends exactly as an uninterrupted one.
-import { chmodSync, mkdtempSync } from 'node:fs';
+// Passing faults: connections dropped in the middle of a step, the server restarted or crashed
+// during a load. The step is tried again and the load ends exactly as an uninterrupted one.
+import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -134,4 +134,66 @@ describe('passing faults', () => {
       await server.stop();
     }
   }, 120_000);
+
+  it.each(['stage', 'promote'] as const)(
+    'the server crashed during %s (its UNLOGGED tables emptied): the load stages again and finishes',
+    async (step) => {
+      const home = mkdtempSync(path.join(os.tmpdir(), 'pgferry-crash-'));
+      chmodSync(home, 0o755);
+      // Not ephemeral: commits are durable, as on a server of one's own.
+      let server = await startEmbeddedServer({ dir: home });
+      const port = Number(new URL(server.url).port);
+      const url = new URL(server.url);
+      url.pathname = '/crash';
+      await ensureDatabase(server.url, 'crash');
+      const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
+      pool.on('error', () => {});
+      pool.on('connect', (client) => client.on('error', () => {}));
+      try {
+        const client = await pool.connect();
+        await migrate(client);
+        client.release();
+        await productsTable(pool, ['acme', 'reference']);
+        const baseline = await load(pool, { file, tenant: 'reference', mapping });
+        expect(baseline.status).toBe('succeeded');
+
+        const events: LoadEvent[] = [];
+        let crashing: Promise<void> | undefined;
+        let progress = 0;
+        const result = await load(pool, {
+          file,
+          tenant: 'acme',
+          mapping,
+          chunkRows: 10_000,
+          onEvent: (e) => {
+            events.push(e);
+            const now =
+              (step === 'stage' && e.type === 'stage-progress' && ++progress === 3) ||
+              (step === 'promote' && e.type === 'step' && e.step === 'promote');
+            if (now && !crashing) {
+              crashing = (async () => {
+                // SIGQUIT: PostgreSQL's immediate shutdown, recovered from as after a crash.
+                const pidFile = path.join(home, 'data', 'postmaster.pid');
+                process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGQUIT');
+                for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+                server = await startEmbeddedServer({ dir: home, port });
+              })();
+            }
+          },
+        });
+        await crashing;
+        expect(result.error).toBeUndefined();
+        expect(result.status).toBe('succeeded');
+        expect(events.some((e) => e.type === 'retry' && e.step === step)).toBe(true);
+        // During staging the retry itself starts again from line 1; later, staging runs again.
+        expect(events.filter((e) => e.type === 'step' && e.step === 'stage').length).toBe(step === 'stage' ? 1 : 2);
+        expect(result.counts).toEqual(baseline.counts);
+        expect(await sameRows(pool, 'acme')).toBe(0);
+      } finally {
+        await pool.end().catch(() => {});
+        await server.stop();
+      }
+    },
+    120_000,
+  );
 });

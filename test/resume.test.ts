@@ -104,6 +104,50 @@ describe('resume after a crash', () => {
     expect(await resume(db.pool, loadId!)).toEqual({ outcome: 'finished', loadId, status: 'succeeded' });
   });
 
+  it.each([
+    ['stage-chunk', 'stage'],
+    ['promote', 'transform'],
+  ])(
+    'killed at %s in a server crash (its UNLOGGED tables emptied): resumes at %s, stages again, as an uninterrupted load',
+    async (killAt, expectedFrom) => {
+      const tenant = `crash_${killAt.replace('-', '_')}`;
+      await addTenant(db.pool, tenant);
+      const loadId = await loadUntil(tenant, killAt);
+      expect(loadId).toBeDefined();
+      expect(await statusOnceSettled(db.pool, loadId!, 'interrupted')).toBe('interrupted');
+      // What PostgreSQL's crash recovery does: every UNLOGGED table of the tenant's schema emptied.
+      const { rows: unlogged } = await db.pool.query<{ name: string }>(
+        `select format('%I.%I', n.nspname, c.relname) as name
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         join ferry.tenants t on t.schema_name = n.nspname
+         where t.tenant_key = $1 and c.relkind = 'r' and c.relpersistence = 'u'`,
+        [tenant],
+      );
+      expect(unlogged.map((r) => r.name).join(' ')).toContain(`stage_${loadId}`);
+      await db.pool.query(`truncate ${unlogged.map((r) => r.name).join(', ')}`);
+      expect((await db.pool.query('select ferry.staging_lost($1) as lost', [loadId])).rows[0].lost).toBe(true);
+
+      const resumed = await resume(db.pool, loadId!);
+      expect(resumed.outcome).toBe('resumed');
+      if (resumed.outcome !== 'resumed') return;
+      expect(resumed.from).toBe(expectedFrom);
+      expect(resumed.result.status).toBe('succeeded');
+      expect(resumed.result.counts).toEqual(reference.counts);
+      expect(await differences(tenant)).toBe(0);
+      const rejects = await db.pool.query(
+        `(select step, line, rule from ferry.rejects where load_id = $1
+          except all
+          select step, line, rule from ferry.rejects where load_id = $2)
+         union all
+         (select step, line, rule from ferry.rejects where load_id = $2
+          except all
+          select step, line, rule from ferry.rejects where load_id = $1)`,
+        [loadId, reference.loadId],
+      );
+      expect(rejects.rows).toEqual([]);
+    },
+  );
+
   it('a gzipped NDJSON file killed mid-staging resumes after its checkpoint, exactly as an uninterrupted load', async () => {
     const lines: string[] = [];
     for (let i = 0; i < 100_000; i++) {

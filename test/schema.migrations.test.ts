@@ -31,6 +31,7 @@ describe('the ferry schema', () => {
       '16_promotion_functions.sql',
       '17_undo_from_promote_batch.sql',
       '18_undo_a_row_a_batch.sql',
+      '19_staging_lost_in_a_crash.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -53,6 +54,7 @@ describe('the ferry schema', () => {
       'promotion_functions',
       'undo_from_promote_batch',
       'undo_a_row_a_batch',
+      'staging_lost_in_a_crash',
     ]);
   });
 
