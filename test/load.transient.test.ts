@@ -87,80 +87,42 @@ describe('passing faults', () => {
   );
 
   it('the embedded server restarted during staging: the load waits for it and finishes', async () => {
-    const home = mkdtempSync(path.join(os.tmpdir(), 'pgferry-restart-'));
-    chmodSync(home, 0o755);
-    let server = await startEmbeddedServer({ dir: home, ephemeral: true });
-    const port = Number(new URL(server.url).port);
-    const url = new URL(server.url);
-    url.pathname = '/restart';
-    await ensureDatabase(server.url, 'restart');
-    const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
-    pool.on('error', () => {});
-    pool.on('connect', (client) => client.on('error', () => {}));
+    const own = await serverOfItsOwn('restart', { ephemeral: true });
     try {
-      const client = await pool.connect();
-      await migrate(client);
-      client.release();
-      await productsTable(pool, ['acme', 'reference']);
-      const baseline = await load(pool, { file, tenant: 'reference', mapping });
-      expect(baseline.status).toBe('succeeded');
-
       const events: LoadEvent[] = [];
       let restarting: Promise<void> | undefined;
       let progress = 0;
-      const result = await load(pool, {
+      const result = await load(own.pool, {
         file,
         tenant: 'acme',
         mapping,
         chunkRows: 10_000,
         onEvent: (e) => {
           events.push(e);
-          if (e.type === 'stage-progress' && ++progress === 3 && !restarting) {
-            restarting = (async () => {
-              await server.stop();
-              server = await startEmbeddedServer({ dir: home, ephemeral: true, port });
-            })();
-          }
+          if (e.type === 'stage-progress' && ++progress === 3 && !restarting) restarting = own.restart('stop');
         },
       });
       await restarting;
       expect(result.error).toBeUndefined();
       expect(result.status).toBe('succeeded');
       expect(events.some((e) => e.type === 'retry')).toBe(true);
-      expect(result.counts).toEqual(baseline.counts);
-      expect(await sameRows(pool, 'acme')).toBe(0);
+      expect(result.counts).toEqual(own.baseline.counts);
+      expect(await sameRows(own.pool, 'acme')).toBe(0);
     } finally {
-      await pool.end().catch(() => {});
-      await server.stop();
+      await own.stop();
     }
   }, 120_000);
 
   it.each(['stage', 'promote'] as const)(
     'the server crashed during %s (its UNLOGGED tables emptied): the load stages again and finishes',
     async (step) => {
-      const home = mkdtempSync(path.join(os.tmpdir(), 'pgferry-crash-'));
-      chmodSync(home, 0o755);
       // Not ephemeral: commits are durable, as on a server of one's own.
-      let server = await startEmbeddedServer({ dir: home });
-      const port = Number(new URL(server.url).port);
-      const url = new URL(server.url);
-      url.pathname = '/crash';
-      await ensureDatabase(server.url, 'crash');
-      const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
-      pool.on('error', () => {});
-      pool.on('connect', (client) => client.on('error', () => {}));
+      const own = await serverOfItsOwn('crash', { ephemeral: false });
       try {
-        const client = await pool.connect();
-        await migrate(client);
-        client.release();
-        await productsTable(pool, ['acme', 'reference']);
-        const baseline = await load(pool, { file, tenant: 'reference', mapping });
-        expect(baseline.status).toBe('succeeded');
-
         const events: LoadEvent[] = [];
         let crashing: Promise<void> | undefined;
         let progress = 0;
-        const result = await load(pool, {
+        const result = await load(own.pool, {
           file,
           tenant: 'acme',
           mapping,
@@ -170,15 +132,7 @@ describe('passing faults', () => {
             const now =
               (step === 'stage' && e.type === 'stage-progress' && ++progress === 3) ||
               (step === 'promote' && e.type === 'step' && e.step === 'promote');
-            if (now && !crashing) {
-              crashing = (async () => {
-                // SIGQUIT: PostgreSQL's immediate shutdown, recovered from as after a crash.
-                const pidFile = path.join(home, 'data', 'postmaster.pid');
-                process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGQUIT');
-                for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
-                server = await startEmbeddedServer({ dir: home, port });
-              })();
-            }
+            if (now && !crashing) crashing = own.restart('crash');
           },
         });
         await crashing;
@@ -187,13 +141,56 @@ describe('passing faults', () => {
         expect(events.some((e) => e.type === 'retry' && e.step === step)).toBe(true);
         // During staging the retry itself starts again from line 1; later, staging runs again.
         expect(events.filter((e) => e.type === 'step' && e.step === 'stage').length).toBe(step === 'stage' ? 1 : 2);
-        expect(result.counts).toEqual(baseline.counts);
-        expect(await sameRows(pool, 'acme')).toBe(0);
+        expect(result.counts).toEqual(own.baseline.counts);
+        expect(await sameRows(own.pool, 'acme')).toBe(0);
       } finally {
-        await pool.end().catch(() => {});
-        await server.stop();
+        await own.stop();
       }
     },
     120_000,
   );
 });
+
+/**
+ * An embedded server of the test's own, to stop or crash: its database `name` migrated, the
+ * products table for tenants acme and reference, and reference loaded with `file`.
+ */
+async function serverOfItsOwn(name: string, options: { ephemeral: boolean }) {
+  const home = mkdtempSync(path.join(os.tmpdir(), `pgferry-${name}-`));
+  chmodSync(home, 0o755);
+  let server = await startEmbeddedServer({ dir: home, ...options });
+  const port = Number(new URL(server.url).port);
+  const url = new URL(server.url);
+  url.pathname = `/${name}`;
+  await ensureDatabase(server.url, name);
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const stop = async () => {
+    await pool.end().catch(() => {});
+    await server.stop();
+  };
+  try {
+    const client = await pool.connect();
+    await migrate(client);
+    client.release();
+    await productsTable(pool, ['acme', 'reference']);
+    const baseline = await load(pool, { file, tenant: 'reference', mapping });
+    expect(baseline.status).toBe('succeeded');
+    /** Stops the server cleanly, or as in a crash (SIGQUIT: an immediate shutdown, then recovery), and starts it again. */
+    const restart = async (how: 'stop' | 'crash') => {
+      if (how === 'stop') {
+        await server.stop();
+      } else {
+        const pidFile = path.join(home, 'data', 'postmaster.pid');
+        process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGQUIT');
+        for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+      }
+      server = await startEmbeddedServer({ dir: home, port, ...options });
+    };
+    return { pool, baseline, restart, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
