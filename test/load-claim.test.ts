@@ -37,6 +37,40 @@ async function claimed(loadId: number): Promise<boolean> {
   return rows[0].claimed;
 }
 
+describe('a cancel and a claim at the same moment', () => {
+  it('a cancel under way holds the claim until it commits: the load cannot be taken in between', async () => {
+    const loadId = await registerLoad();
+    const cancelling = await session();
+    try {
+      await cancelling.query('begin');
+      const { rows } = await cancelling.query('select ferry.request_cancel($1, $2) as done', [loadId, 'test']);
+      expect(rows[0].done).toBe('cancelled');
+      expect(await LoadClaim.take(db.pool, loadId)).toBeUndefined();
+      await cancelling.query('commit');
+      const claim = (await LoadClaim.take(db.pool, loadId))!;
+      expect(claim).toBeDefined();
+      const { rows: status } = await db.pool.query('select status from ferry.loads where id = $1', [loadId]);
+      expect(status[0].status).toBe('cancelled');
+      await claim.release();
+    } finally {
+      await cancelling.end();
+    }
+  });
+
+  it('a load claimed first gets a cancel request, not a cancelled status under its runner', async () => {
+    const loadId = await registerLoad();
+    const claim = (await LoadClaim.take(db.pool, loadId))!;
+    try {
+      const { rows } = await db.pool.query('select ferry.request_cancel($1, $2) as done', [loadId, 'test']);
+      expect(rows[0].done).toBe('requested');
+      const { rows: status } = await db.pool.query('select status from ferry.loads where id = $1', [loadId]);
+      expect(status[0].status).not.toBe('cancelled');
+    } finally {
+      await claim.release();
+    }
+  });
+});
+
 describe('a claim on a lent connection', () => {
   it('claims on it, hears a cancel on it, and gives it back open, unlocked and not listening', async () => {
     const loadId = await registerLoad();

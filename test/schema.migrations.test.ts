@@ -32,6 +32,7 @@ describe('the ferry schema', () => {
       '17_undo_from_promote_batch.sql',
       '18_undo_a_row_a_batch.sql',
       '19_staging_lost_in_a_crash.sql',
+      '20_cancel_takes_the_claim.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.migrations order by id');
     expect(rows.map((r) => r.name)).toEqual([
@@ -55,6 +56,7 @@ describe('the ferry schema', () => {
       'undo_from_promote_batch',
       'undo_a_row_a_batch',
       'staging_lost_in_a_crash',
+      'cancel_takes_the_claim',
     ]);
   });
 

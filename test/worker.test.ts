@@ -129,11 +129,13 @@ describe('load --queue and the worker', () => {
   });
 
   it('cancel: a queued load at once; a running one at its next batch, rolled back', async () => {
+    // No worker running: nobody takes the queued load before it is cancelled.
+    for (const w of workers.splice(0)) await w.stop();
     const queued = await queue(small, 'queued_x');
     const { rows } = await db.pool.query('select ferry.request_cancel($1, $2) as done', [queued.loadId, 'test']);
     expect(rows[0].done).toBe('cancelled');
 
-    if (workers.length === 0) await worker([]);
+    await worker([]);
     // Another promotion of the same tenant and table holds the load at its first batch.
     const holder = await db.pool.connect();
     await holder.query('begin');
