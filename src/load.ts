@@ -464,7 +464,7 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
         ),
       );
     const transform = async (attempt: number) => {
-      if (attempt > 1) await restageIfLost();
+      if (attempt > 1) staged = (await restagedIfLost()) ?? staged;
       return withTransaction(pool, (client) => client.query('select ferry.transform($1)', [loadId]), {
         tenantCode: true,
       });
@@ -475,16 +475,15 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
       });
     // A server crash empties the UNLOGGED staging and work tables: a step tried again, or a
     // resume, after one stages the source again from its first line (the checkpoint is reset).
-    const restageIfLost = async (): Promise<boolean> => {
-      if (!(await stagingLost(pool, loadId))) return false;
-      staged = await stage(await stagingCheckpoint(pool, loadId));
-      return true;
-    };
+    // The new staging's counts; undefined when nothing was lost.
+    const restagedIfLost = async () =>
+      (await stagingLost(pool, loadId)) ? await stage(await stagingCheckpoint(pool, loadId)) : undefined;
 
     // Resuming after staging: the counts of the staging that was done.
     let staged: { rowsRead: number } =
-      run.from.step === 'transform' ? { rowsRead: (await loadCounts(pool, loadId)).read } : await stage(run.from);
-    if (run.from.step === 'transform') await restageIfLost();
+      run.from.step === 'transform'
+        ? ((await restagedIfLost()) ?? { rowsRead: (await loadCounts(pool, loadId)).read })
+        : await stage(run.from);
 
     await transformStep();
 
@@ -495,7 +494,11 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
       failure = limitBefore;
     } else {
       const outcome = await retrying('promote', async (attempt) => {
-        if (attempt > 1 && (await restageIfLost())) await transformStep();
+        const restaged = attempt > 1 ? await restagedIfLost() : undefined;
+        if (restaged) {
+          staged = restaged;
+          await transformStep();
+        }
         return withTransaction(
           pool,
           async (client) => {
