@@ -32,12 +32,19 @@ const STEADY_SYNC = 'steady';
 const SOURCE_ENV = 'PGFERRY_BENCH_SYNC_SOURCE';
 const HEADING = '## Incremental sync (issue 6)';
 
+/** Each fillfactor's results have a section of their own, so both can stand in RESULTS.md. */
+function headingOf(options: Pick<Options, 'fillfactor'>): string {
+  return options.fillfactor === 100 ? HEADING : `${HEADING}, target at fillfactor ${options.fillfactor}`;
+}
+
 const USAGE = `usage: npx tsx bench/sync.ts [options]     (or: npm run bench:sync -- [options])
 
   --rows <n>             rows of the source table (default: 1000000)
   --runs <n>             runs of each case, interleaved (default: 3)
   --changed <fraction>   rows the increment finds changed (default: 0.01)
   --seed <n>             seed of the source's values and of the changed ids (default: 1)
+  --fillfactor <n>       the target table's fillfactor, 10 to 100 (default: 100, PostgreSQL's):
+                         below 100, pages keep room for the increment's updates (HOT updates)
   --database-url <url>   server to use, as its superuser (default: $DATABASE_URL, else an
                          embedded PostgreSQL 18 in a temporary folder, removed at the end);
                          the source is the database <name>_sync_source on the same server
@@ -49,6 +56,7 @@ interface Options {
   runs: number;
   changed: number;
   seed: number;
+  fillfactor: number;
   databaseUrl?: string;
   out: string;
   argv: string[];
@@ -66,6 +74,7 @@ function parseOptions(argv: string[]): Options | undefined {
         runs: { type: 'string', default: '3' },
         changed: { type: 'string', default: '0.01' },
         seed: { type: 'string', default: '1' },
+        fillfactor: { type: 'string', default: '100' },
         'database-url': { type: 'string' },
         out: { type: 'string', default: path.join(ROOT, 'bench', 'RESULTS.md') },
         help: { type: 'boolean', short: 'h', default: false },
@@ -80,6 +89,11 @@ function parseOptions(argv: string[]): Options | undefined {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}, not ${text}`);
     return n;
   };
+  const fillfactor = (text: string) => {
+    const n = whole('fillfactor', text, 10);
+    if (n > 100) throw new UsageError(`--fillfactor must be at most 100, not ${text}`);
+    return n;
+  };
   const changed = Number(values.changed);
   if (!(changed > 0 && changed <= 1))
     throw new UsageError(`--changed must be a fraction in (0, 1], not ${values.changed}`);
@@ -88,6 +102,7 @@ function parseOptions(argv: string[]): Options | undefined {
     runs: whole('runs', values.runs, 1),
     changed,
     seed: whole('seed', values.seed, 0),
+    fillfactor: fillfactor(values.fillfactor),
     databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
     out: path.resolve(values.out),
     argv,
@@ -257,7 +272,7 @@ async function createSource(url: string, rows: number, seed: number): Promise<vo
 }
 
 /** The target's schema and table, protected; pgferry's schema; the steady tenant. */
-async function createTarget(pool: pg.Pool): Promise<void> {
+async function createTarget(pool: pg.Pool, fillfactor: number): Promise<void> {
   const client = await pool.connect();
   try {
     await migrate(client);
@@ -273,6 +288,8 @@ async function createTarget(pool: pg.Pool): Promise<void> {
     price      numeric(12,2),
     updated_at timestamptz,
     primary key (tenant_id, id))`);
+  // Set on a table an earlier invocation made too: the truncate below rewrites it empty.
+  await pool.query(`alter table ${TARGET} set (fillfactor = ${fillfactor})`);
   const { rows } = await pool.query('select 1 from ferry.tenants where slug = $1', [STEADY_TENANT]);
   if (rows.length === 0) await addTenant(pool, STEADY_TENANT);
   await protectTable(pool, TARGET);
@@ -541,7 +558,7 @@ async function main(): Promise<void> {
       const loadStart = loadAverage();
       log(`source: ${options.rows.toLocaleString('en-US')} rows in ${sourceName}.${SOURCE_TABLE}`);
       await createSource(sourceUrl, options.rows, options.seed);
-      await createTarget(pool);
+      await createTarget(pool, options.fillfactor);
       const stamp = Date.now().toString(36);
       const firstTenants = Array.from({ length: options.runs }, (_, i) => `sync_first_${stamp}_${i + 1}`);
       const project = await writeProject(path.join(tmp, 'project'), firstTenants);
@@ -602,8 +619,8 @@ async function main(): Promise<void> {
         load: `${loadStart} at the start, ${loadAverage()} at the end`,
       });
       console.log(`\n${section}`);
-      await writeSection(options.out, section);
-      log(`section "${HEADING.slice(3)}" written to ${path.relative(process.cwd(), options.out)}`);
+      await writeSection(options.out, headingOf(options), section);
+      log(`section "${headingOf(options).slice(3)}" written to ${path.relative(process.cwd(), options.out)}`);
     } finally {
       await pool.end();
       await source.end();
@@ -646,14 +663,14 @@ function sectionMarkdown(
   const byId = new Map(results.map((r) => [r.id, r]));
   const ok = (id: CaseId) => (byId.get(id)?.samples.length ?? 0) > 0;
   const lines = [
-    HEADING,
+    headingOf(options),
     '',
     `Measured on ${date} on this ${os.availableParallelism()}-core machine, ${run.server} ` +
       `(\`npm run bench:sync -- ${options.argv.join(' ')}\`, ${run.minutes.toFixed(1)} min in all, load average ${run.load}; see bench/sync.ts). ` +
       `The source: \`${SOURCE_TABLE}\` (id bigint primary key, sku, name, price numeric(12,2), updated_at timestamptz ` +
       `with an index) of ${fmt(options.rows)} rows in a second database on the same server. The sync ` +
       `(pgferry.yaml: \`table: ${SOURCE_TABLE}\`, \`cursor: updated_at\`, \`mode: upsert\`) writes the protected ` +
-      `\`${TARGET}\` (primary key (tenant_id, id)). Each run is one \`runSync\` in a child process of its own, ` +
+      `\`${TARGET}\` (primary key (tenant_id, id)${options.fillfactor === 100 ? '' : `, fillfactor ${options.fillfactor}`}). Each run is one \`runSync\` in a child process of its own, ` +
       `timed from its call to its return; the cases interleave, their order rotating from run to run; a ` +
       'checkpoint and `vacuum analyze` of the target come before each, untimed.',
     '',
@@ -823,14 +840,14 @@ function readingMarkdown(options: Options, byId: Map<CaseId, CaseResult>): strin
   return lines;
 }
 
-/** Replaces the section under HEADING in `file` (up to the next `## ` heading), or appends it. */
-async function writeSection(file: string, section: string): Promise<void> {
+/** Replaces the section under `heading` in `file` (up to the next `## ` heading), or appends it. */
+async function writeSection(file: string, heading: string, section: string): Promise<void> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  const at = text.indexOf(`${HEADING}\n`);
+  const at = text.indexOf(`${heading}\n`);
   let next: string;
   if (at < 0) next = `${text.replace(/\n*$/, '')}${text ? '\n\n' : ''}${section}`;
   else {
-    const end = text.indexOf('\n## ', at + HEADING.length);
+    const end = text.indexOf('\n## ', at + heading.length);
     next = `${text.slice(0, at)}${section}${end < 0 ? '' : `\n${text.slice(end + 1)}`}`;
   }
   await writeFile(file, `${next.replace(/\n*$/, '')}\n`);
