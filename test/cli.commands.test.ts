@@ -81,6 +81,27 @@ describe('pgferry CLI', () => {
     expect(JSON.parse(run.stdout).counts).toMatchObject({ inserted: 1, rejected: 0 });
   });
 
+  it('rejects -o keeps an empty value apart from a missing one, and so does the reload', async () => {
+    // "" is an empty name, nothing is NULL: both rows rejected for their price.
+    const file = writeFile(dir, 'empties.csv', 'sku,name,price\nE,"",bad\nF,,bad\n');
+    const run = await runCli(['load', file, '-t', 'acme', '-m', 'products', '--mappings-dir', dir, '--json'], { env });
+    const { loadId } = JSON.parse(run.stdout);
+    const out = path.join(dir, 'empties-rejects.csv');
+    await runCli(['rejects', String(loadId), '-o', out], { env });
+    const lines = readFileSync(out, 'utf8').trim().split('\n');
+    expect(lines[1]).toMatch(/^E,"",bad,2,/);
+    expect(lines[2]).toMatch(/^F,,bad,3,/);
+
+    const fixed = writeFile(dir, 'empties-fixed.csv', readFileSync(out, 'utf8').replaceAll(',bad,', ',1,'));
+    const reload = await runCli(['load', fixed, '-t', 'acme', '-m', 'products', '--mappings-dir', dir, '--json'], {
+      env,
+    });
+    // name is NOT NULL: the empty name is a name, the missing one is rejected again.
+    expect(JSON.parse(reload.stdout).counts).toMatchObject({ inserted: 1, rejected: 1 });
+    const { rows } = await db.pool.query("select sku, name from app.products where sku in ('E', 'F')");
+    expect(rows).toEqual([{ sku: 'E', name: '' }]);
+  });
+
   it('exit codes: 2 for usage and input errors, 1 for a failed load', async () => {
     const missing = await runCli(
       ['load', path.join(dir, 'nope.csv'), '-t', 'acme', '-m', 'products', '--mappings-dir', dir],
