@@ -122,7 +122,9 @@ export type LoadEvent =
   /** A step failed for a passing reason (a lost connection, a deadlock) and is tried again. */
   | { type: 'retry'; step: Step; attempt: number; delayMs: number; error: string }
   /** Another load (or a rollback: 0) of the same tenant and table holds the promotion lock. */
-  | { type: 'waiting'; forLoad: number };
+  | { type: 'waiting'; forLoad: number }
+  /** A server crash emptied the load's UNLOGGED staging: the source is staged again from its first line. */
+  | { type: 'restage' };
 
 export type Step = 'stage' | 'transform' | 'promote' | 'verify' | 'cleanup';
 
@@ -459,8 +461,9 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
     const stage = (from: LoadRun['from']) =>
       timed('stage', () =>
         retrying('stage', async (attempt) =>
-          // A retry goes on from the last checkpoint, as `pgferry resume` does.
-          stageFile(pool, run, stagingTable, attempt === 1 ? from : await stagingCheckpoint(pool, loadId)),
+          // A retry goes on from the last checkpoint, as `pgferry resume` does (from line 1 if
+          // the staging was lost: resume_staging, behind stagingCheckpoint, resets it then).
+          stageFile(pool, run, stagingTable, attempt === 1 ? from : await checkpointToRetryFrom()),
         ),
       );
     const transform = async (attempt: number) => {
@@ -475,9 +478,17 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
       });
     // A server crash empties the UNLOGGED staging and work tables: a step tried again, or a
     // resume, after one stages the source again from its first line (the checkpoint is reset).
-    // The new staging's counts; undefined when nothing was lost.
-    const restagedIfLost = async () =>
-      (await stagingLost(pool, loadId)) ? await stage(await stagingCheckpoint(pool, loadId)) : undefined;
+    // Where a stage step's retry goes on from:
+    const checkpointToRetryFrom = async () => {
+      if (await stagingLost(pool, loadId)) emit({ type: 'restage' });
+      return await stagingCheckpoint(pool, loadId);
+    };
+    // Before a later step: the new staging's counts; undefined when nothing was lost.
+    const restagedIfLost = async () => {
+      if (!(await stagingLost(pool, loadId))) return undefined;
+      emit({ type: 'restage' });
+      return await stage(await stagingCheckpoint(pool, loadId));
+    };
 
     // Resuming after staging: the counts of the staging that was done.
     let staged: { rowsRead: number } =

@@ -15,6 +15,7 @@ import {
   type SourcePart,
   stagingCheckpoint,
   stagingJobs,
+  stagingLost,
   type SyncOfLoad,
 } from './load.js';
 import { LoadClaim } from './load-claim.js';
@@ -43,6 +44,8 @@ export type ResumeResult =
       from: LoadRun['from']['step'];
       /** The line staging resumed after. */
       checkpointLine: number;
+      /** A server crash had emptied the load's UNLOGGED staging: it was staged again from line 1. */
+      restaged: boolean;
       result: LoadResult;
     }
   /** It had finished (succeeded or was rolled back): nothing to do. */
@@ -176,6 +179,8 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
     };
     let from: LoadRun['from'] = { step: 'compile' };
     let checkpointLine = 0;
+    // Asked before resume_staging (below) resets a lost staging; runLoad stages it again.
+    const restaged = row.status !== 'registered' && row.status !== 'queued' && (await stagingLost(pool, loadId));
     if (row.status === 'staging') {
       from = await stagingCheckpoint(pool, loadId);
       checkpointLine = from.afterLine ?? 0;
@@ -199,7 +204,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       claim,
       from,
     });
-    return { outcome: 'resumed', from: from.step, checkpointLine, result };
+    return { outcome: 'resumed', from: from.step, checkpointLine, restaged, result };
   } finally {
     await claim.release();
   }

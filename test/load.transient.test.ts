@@ -81,6 +81,8 @@ describe('passing faults', () => {
       expect(result.error).toBeUndefined();
       expect(result.status).toBe('succeeded');
       expect(events).toContainEqual(expect.objectContaining({ type: 'retry', step, attempt: 1 }));
+      // The server kept its tables: nothing is staged again.
+      expect(events.map((e) => e.type)).not.toContain('restage');
       expect(result.counts).toEqual(reference.counts);
       expect(await sameRows(db.pool, tenant)).toBe(0);
     },
@@ -141,6 +143,7 @@ describe('passing faults', () => {
         expect(events.some((e) => e.type === 'retry' && e.step === step)).toBe(true);
         // During staging the retry itself starts again from line 1; later, staging runs again.
         expect(events.filter((e) => e.type === 'step' && e.step === 'stage').length).toBe(step === 'stage' ? 1 : 2);
+        expect(events.filter((e) => e.type === 'restage')).toHaveLength(1);
         expect(result.counts).toEqual(own.baseline.counts);
         expect(await sameRows(own.pool, 'acme')).toBe(0);
       } finally {

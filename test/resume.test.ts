@@ -104,6 +104,7 @@ describe('resume after a crash', () => {
     expect(resumed.outcome).toBe('resumed');
     if (resumed.outcome !== 'resumed') return;
     expect(resumed.from).toBe(expectedFrom);
+    expect(resumed.restaged).toBe(false);
     expect(resumed.result.status).toBe('succeeded');
     expect(resumed.result.counts).toEqual(reference.counts);
     expect(await differences(tenant)).toBe(0);
@@ -140,6 +141,7 @@ describe('resume after a crash', () => {
       expect(resumed.outcome).toBe('resumed');
       if (resumed.outcome !== 'resumed') return;
       expect(resumed.from).toBe(expectedFrom);
+      expect(resumed.restaged).toBe(true);
       expect(resumed.result.status).toBe('succeeded');
       expect(resumed.result.counts).toEqual(reference.counts);
       expect(await differences(tenant)).toBe(0);

@@ -29,6 +29,10 @@ export function showLoadEvents(progress: ProgressBar, options: { json?: boolean 
             : 'waiting for another load or rollback of the same tenant and table to finish…',
         );
         break;
+      case 'restage':
+        progress.done();
+        stdio.err('a server crash emptied the staging table (UNLOGGED): staging again from line 1');
+        break;
       case 'retry':
         progress.done();
         stdio.err(`${event.step}: ${event.error} — trying again in ${event.delayMs / 1000} s (retry ${event.attempt})`);

@@ -53,8 +53,12 @@ Examples:
       } else if (outcome.outcome === 'finished') {
         stdio.out(`load ${id} had already finished (${outcome.status}): nothing to do`);
       } else {
-        const where =
-          outcome.from === 'stage'
+        const lost = 'a server crash had emptied its staging table';
+        const where = outcome.restaged
+          ? outcome.from === 'stage'
+            ? `staging from line 1: ${lost}`
+            : `the transform, after staging again from line 1: ${lost}`
+          : outcome.from === 'stage'
             ? `staging after line ${formatNumber(outcome.checkpointLine)}`
             : outcome.from === 'transform'
               ? 'the transform (staging was complete)'
