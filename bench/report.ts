@@ -135,6 +135,11 @@ function escapeCell(text: string): string {
   return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 }
 
+/** The sections `bench/run.ts` owns in RESULTS.md: one a size, "## 1,000,000 rows (…)". */
+export function isSizeHeading(heading: string): boolean {
+  return /^## [\d,]+ rows \(/.test(heading);
+}
+
 export function sizeSection(size: SizeResult): string {
   const problems = size.cases.flatMap((c) => c.problems.map((p) => `- ⚠ (${c.id}) ${p}`));
   return [

@@ -22,6 +22,7 @@ import { findExecutable, runCommand, tail } from './commands.js';
 import { CATALOG_COLUMNS, type CatalogKey, type CatalogStats, ensureCatalog } from './generate-catalog.js';
 import {
   type CaseResult,
+  isSizeHeading,
   type Machine,
   median,
   resultsMarkdown,
@@ -29,6 +30,7 @@ import {
   type SizeResult,
   sizeSection,
 } from './report.js';
+import { writeOwnedSections } from './results-file.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FLOOR_TABLE = 'bench.stage';
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
       const results: SizeResult[] = [];
       for (const rows of options.sizes) {
         results.push(await benchSize(bench, rows));
-        await writeFile(options.out, resultsMarkdown(machine, results));
+        await writeOwnedSections(options.out, resultsMarkdown(machine, results), isSizeHeading);
         console.log(`\n${sizeSection(results[results.length - 1])}\n`);
       }
       log(`results written to ${options.out}`);

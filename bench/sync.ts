@@ -11,7 +11,7 @@
 // usage: npx tsx bench/sync.ts [--rows 1000000] [--runs 3] [--changed 0.01] [--seed 1]
 //                              [--database-url URL] [--out bench/RESULTS.md]
 // (the same file runs as the child process: bench/sync.ts --child JSON)
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import { prng } from '../test/helpers/prng.js';
 import { createDatabase, openBenchServer, ROOT } from './bench-setup.js';
 import { runCommand, tail } from './commands.js';
 import { median } from './report.js';
+import { writeSection } from './results-file.js';
 
 const SCHEMA = 'bench_sync';
 const TARGET = `${SCHEMA}.products`;
@@ -838,19 +839,6 @@ function readingMarkdown(options: Options, byId: Map<CaseId, CaseResult>): strin
     '',
   ];
   return lines;
-}
-
-/** Replaces the section under `heading` in `file` (up to the next `## ` heading), or appends it. */
-async function writeSection(file: string, heading: string, section: string): Promise<void> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  const at = text.indexOf(`${heading}\n`);
-  let next: string;
-  if (at < 0) next = `${text.replace(/\n*$/, '')}${text ? '\n\n' : ''}${section}`;
-  else {
-    const end = text.indexOf('\n## ', at + heading.length);
-    next = `${text.slice(0, at)}${section}${end < 0 ? '' : `\n${text.slice(end + 1)}`}`;
-  }
-  await writeFile(file, `${next.replace(/\n*$/, '')}\n`);
 }
 
 if (process.argv[2] === '--child') {
