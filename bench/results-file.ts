@@ -23,13 +23,17 @@ function joined(preamble: string, sections: Section[]): string {
   return `${blocks.join('\n\n')}\n`;
 }
 
-/** Replaces the section under `heading` in `file` (up to the next `## ` heading), or appends it. */
-export async function writeSection(file: string, heading: string, section: string): Promise<void> {
+/**
+ * Writes each of `markdown`'s sections over the one of the same heading in `file`, where it
+ * stands, or after the last; the file's other sections are kept.
+ */
+export async function writeSections(file: string, markdown: string): Promise<void> {
   const { preamble, sections } = splitSections(await readFile(file, 'utf8').catch(() => ''));
-  const at = sections.findIndex((s) => s.heading === heading);
-  const replacement = { heading, text: section };
-  if (at < 0) sections.push(replacement);
-  else sections[at] = replacement;
+  for (const section of splitSections(markdown).sections) {
+    const at = sections.findIndex((s) => s.heading === section.heading);
+    if (at < 0) sections.push(section);
+    else sections[at] = section;
+  }
   await writeFile(file, joined(preamble, sections));
 }
 

@@ -23,7 +23,7 @@ import { prng } from '../test/helpers/prng.js';
 import { createDatabase, openBenchServer, ROOT } from './bench-setup.js';
 import { runCommand, tail } from './commands.js';
 import { median } from './report.js';
-import { writeSection } from './results-file.js';
+import { writeSections } from './results-file.js';
 
 const SCHEMA = 'bench_sync';
 const TARGET = `${SCHEMA}.products`;
@@ -620,7 +620,7 @@ async function main(): Promise<void> {
         load: `${loadStart} at the start, ${loadAverage()} at the end`,
       });
       console.log(`\n${section}`);
-      await writeSection(options.out, headingOf(options), section);
+      await writeSections(options.out, section);
       log(`section "${headingOf(options).slice(3)}" written to ${path.relative(process.cwd(), options.out)}`);
     } finally {
       await pool.end();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isSizeHeading } from '../bench/report.js';
-import { writeOwnedSections, writeSection } from '../bench/results-file.js';
+import { writeOwnedSections, writeSections } from '../bench/results-file.js';
 
 // RESULTS.md is shared by `npm run bench` and `npm run bench:sync`: neither may wipe the other's.
 const RESULTS = [
@@ -42,30 +42,22 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 describe('bench results file', () => {
   it('replaces one section in place, leaving the others byte for byte', async () => {
     await writeFile(file, RESULTS);
-    await writeSection(file, '## Incremental sync (issue 6)', '## Incremental sync (issue 6)\n\nnew figures\n');
+    await writeSections(file, '## Incremental sync (issue 6)\n\nnew figures\n');
     expect(await readFile(file, 'utf8')).toBe(RESULTS.replace('sync figures, packed', 'new figures'));
 
-    await writeSection(
-      file,
-      '## Incremental sync (issue 6)',
-      '## Incremental sync (issue 6)\n\nsync figures, packed\n',
-    );
+    await writeSections(file, '## Incremental sync (issue 6)\n\nsync figures, packed\n');
     expect(await readFile(file, 'utf8')).toBe(RESULTS);
   });
 
   it('appends a section it does not find, and starts a missing file', async () => {
     await writeFile(file, RESULTS);
-    await writeSection(
-      file,
-      '## Incremental sync (issue 6), target at fillfactor 80',
-      '## Incremental sync (issue 6), target at fillfactor 80\n\nff80\n',
-    );
+    await writeSections(file, '## Incremental sync (issue 6), target at fillfactor 80\n\nff80\n');
     expect(await readFile(file, 'utf8')).toBe(
       `${RESULTS}\n## Incremental sync (issue 6), target at fillfactor 80\n\nff80\n`,
     );
 
     const fresh = path.join(dir, 'fresh.md');
-    await writeSection(fresh, '## Incremental sync (issue 6)', '## Incremental sync (issue 6)\n\nfirst\n');
+    await writeSections(fresh, '## Incremental sync (issue 6)\n\nfirst\n');
     expect(await readFile(fresh, 'utf8')).toBe('## Incremental sync (issue 6)\n\nfirst\n');
   });
 
