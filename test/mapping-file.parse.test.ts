@@ -400,7 +400,7 @@ describe('locateInMapping', () => {
     db = await createTestDatabase();
   });
 
-  /** The statement compile_load builds around a mapping's SELECT (sql/migrations/4_compile.sql). */
+  /** The statement compile_load builds around a mapping's SELECT (sql/functions/compile.sql). */
   const wrap = (selectSql: string, stage = 'pg_temp.stage') =>
     `select st._line, m.*\nfrom ${stage} as st\ncross join lateral (\n  with staged as (select st.*)\n  select * from (\n${selectSql}\n  ) as mapping\n) as m`;
 

@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/test-database.j
 import { until } from './helpers/until.js';
 
 // A small load into a large target (a sync's increment): its rows are looked up in the
-// target by key, and its updates find each row again by ctid (sql/migrations/15_faster_increments.sql).
+// target by key, and its updates find each row again by ctid (sql/functions/promotion.sql).
 
 let db: TestDatabase;
 let dir: string;

@@ -14,10 +14,12 @@ export function migrateCommand(global: () => GlobalOptions): Command {
       try {
         const client = await db.pool.connect();
         try {
-          const applied = await migrate(client);
-          if (applied.length)
-            await recordAudit(client, { command: 'migrate', outcome: 'applied', details: { applied } });
-          stdio.out(applied.length ? `applied: ${applied.join(', ')}` : 'the ferry schema is up to date');
+          const { migrations, functions } = await migrate(client);
+          if (migrations.length || functions.length)
+            await recordAudit(client, { command: 'migrate', outcome: 'applied', details: { migrations, functions } });
+          if (migrations.length) stdio.out(`migrations applied: ${migrations.join(', ')}`);
+          if (functions.length) stdio.out(`functions (re)applied: ${functions.join(', ')}`);
+          if (!migrations.length && !functions.length) stdio.out('the ferry schema is up to date');
         } finally {
           client.release();
         }

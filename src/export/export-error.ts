@@ -7,7 +7,7 @@ const USER_SQLSTATE = /^(0A|21|22|23|25|2F|34|38|39|3F|42|44|54|55)/;
 const FEATURE_NOT_SUPPORTED = '0A000';
 const READ_ONLY_SQL_TRANSACTION = '25006';
 
-/** Where prepare_export() and the export function run the user's SQL (see 10_export.sql). */
+/** Where prepare_export() and the export function run the user's SQL (see sql/functions/export.sql). */
 const FROM_TENANT_SQL = /export_describe_|pgferry_export_describe|SQL function "export_/;
 
 /**

@@ -6,7 +6,7 @@ const QUERY_STARTS = new Set(['select', 'values', 'table', 'with']);
  * Refuses, with a clear message, an export query that does not start as a query should:
  * SELECT, VALUES, TABLE or WITH (after comments and opening parentheses). This is for the
  * message only; what keeps an export to reading the tenant's rows is PostgreSQL (see
- * sql/migrations/10_export.sql), which refuses any other statement and a WITH that changes
+ * sql/functions/export.sql), which refuses any other statement and a WITH that changes
  * data.
  *
  * @example

@@ -68,7 +68,7 @@ interface TableExport {
  * tsv, xlsx, json, ndjson, xml or sql, streaming (a million rows are never in memory at once).
  *
  * The query runs as the tenant's role, inside a SECURITY DEFINER function the tenant owns, in
- * a read-only transaction (see sql/migrations/10_export.sql): under row-level security it
+ * a read-only transaction (see sql/functions/export.sql): under row-level security it
  * sees only the tenant's rows, whatever `where` or `query` say, and cannot change anything.
  * Each export is recorded in the audit log.
  *

@@ -1,44 +1,141 @@
--- An increment's undo log written in one row a batch, on PostgreSQL 18 (issue 6).
+-- Faster increments: a small load into a large target (issue 6, a sync's 1% increment).
 --
--- In a sync's increment (10,000 changed rows of a 1,000,000-row target, bench/sync.ts) the undo
--- log cost more than any other part of the promotion but the UPDATE itself: each updated row's
--- before-image was made JSON in the plan (to_jsonb), carried through the plan table, an array
--- and the UPDATE's RETURNING, and written as an undo row of its own (one heap and one index
--- entry each). On PostgreSQL 18 the UPDATE returns the rows as they were (RETURNING OLD), so
--- the plan keeps no before-image, and a batch's before-images go into ferry.undo as one row
--- (action 'updates'): the keys as a JSON array (as 'inserts' has them), the rows as the text of
--- an array of the target's type (before_rows), and that type's columns as they were
--- (row_type), so that a column added or dropped since does not stop a rollback. Measured on
--- the bench's data after a checkpoint, the plan and the UPDATE of 10,000 rows with their undo
--- rows alone (medians of 6 interleaved runs): 440 ms as before, 403 ms with the before-images
--- taken from RETURNING OLD but still JSON an undo row each, 351 ms kept as one row. In whole
--- increments (6 interleaved, on a busier machine) plan and batches went from 590 to 540 ms.
---
--- ferry.undo_log(load) reads a load's undo log as it always looked, a row per updated row, and
--- is what rollback reads. Before PostgreSQL 18, and for loads compiled before this migration,
--- the undo rows are written as before.
+-- What such a load cost followed the size of the target instead of its own; three changes:
+--   * plan: plan_N() (6_faster_checks_and_promotion.sql) left-joins the work rows to the
+--     tenant's rows of the target, to tell insert, update and unchanged apart. The planner
+--     prices index lookups as reads from disk (random_page_cost), so for 10,000 pulled rows
+--     against a target of 1,000,000 it chose a hash join, which reads the whole target: 370 ms,
+--     where a nested loop of index lookups took 83 ms (PostgreSQL 15, bench/sync.ts). So when
+--     the work table holds under 1/16 of the target's rows (statistics scaled to the current size) and a
+--     btree index of the target leads with the mapping's key columns (the tenant column among
+--     them or not), plan_N() looks each work row up by key instead (a LATERAL subquery, see
+--     compile_load below). At 1/16 the lookups still cost less than the scan (about 8 µs a
+--     lookup against 0.3 µs a scanned row, measured).
+--   * promote: a batch's updates are one UPDATE that finds each row at the ctid its plan saw
+--     it at, instead of one UPDATE a row by key (compile_load, below). The plan table keeps
+--     that ctid (_tid), which reject_promotion_row leaves out of a reject's value.
+--   * statistics: the work and plan tables are analyzed only for the columns later queries
+--     join or filter on. Statistics of every column, the before-images' JSON among them, took
+--     a third of an increment's plan step.
 
-alter table ferry.undo
-  add column before_rows text,
-  add column row_type text,
-  drop constraint undo_action_check,
-  add constraint undo_action_check check (action in ('insert', 'update', 'inserts', 'delete', 'updates')),
-  add constraint undo_updates_rows check (action <> 'updates' or (before_rows is not null and row_type is not null));
-comment on table ferry.undo is
-  'what undoes a load: before-images of the rows it updated (action update, one row each; or '
-  'action updates, one row a batch: keys a JSON array, the rows in before_rows), the keys of the '
-  'rows it inserted (action inserts: key is a JSON array of keys, one undo row a batch) and the '
-  'rows a mirror sync deleted (action delete); xid is the xmin the rows were written with. '
-  'ferry.undo_log(load) reads it a row per row.';
--- Written once, read only by a rollback: not worth compressing on the way in.
-alter table ferry.undo alter column before_rows set storage external;
-comment on column ferry.undo.before_rows is
-  'action updates: the before-images of a batch''s updated rows, the text of an array of row_type, in the order of key';
-comment on column ferry.undo.row_type is
-  'action updates: the target''s columns when the load wrote them ("name type, ..."), what before_rows reads as';
+-- Whether the target has a btree index whose leading columns are the keys, or the keys and
+-- the tenant column, in any order: the index a nested loop looks each work row up in.
+create or replace function ferry.has_key_index(p_target regclass, p_keys text[], p_tenant_column name) returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select exists (
+    select
+    from pg_index i
+    join pg_class ic on ic.oid = i.indexrelid
+    join pg_am am on am.oid = ic.relam and am.amname = 'btree'
+    cross join lateral (values (p_keys), (p_keys || p_tenant_column::text)) as wanted(cols)
+    where i.indrelid = p_target
+      and i.indisvalid
+      and i.indpred is null
+      and (
+        select array_agg(a.attname::text order by a.attname::text)
+        from unnest(i.indkey::int2[]) with ordinality as k(attnum, n)
+        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+        where k.n <= cardinality(wanted.cols)
+      ) = (select array_agg(c order by c) from unnest(wanted.cols) as c)
+  )
+$$;
+
+-- Whether plan_N() of a load should look its rows up in the target's key index.
+create or replace function ferry.prefers_key_lookups(p_load bigint) returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant      ferry.tenants := ferry.load_tenant(p_load);
+  v_map         ferry.mappings;
+  v_pt          ferry.protected_tables;
+  v_target      regclass;
+  v_work_rows   float8;
+  v_target_rows float8;
+begin
+  select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
+  select * into strict v_pt from ferry.protected_tables
+  where schema_name = v_map.target_schema and table_name = v_map.target_table;
+  v_target := format('%I.%I', v_map.target_schema, v_map.target_table)::regclass;
+  if not ferry.has_key_index(v_target, v_map.key_columns, v_pt.tenant_column) then
+    return false;
+  end if;
+  -- The work table was analyzed at the end of the transform.
+  select reltuples into v_work_rows from pg_class
+  where oid = ferry.quoted_object(v_tenant.schema_name, 'work', p_load)::regclass;
+  -- The target's rows as the planner estimates them: its statistics' rows a page, times the
+  -- pages it has now (a target filled since it was last analyzed is not taken for empty),
+  -- summed over its partitions. Read from the catalog, not by EXPLAIN: row-level security
+  -- would estimate what the loader itself may see. Never analyzed: 0, the plan as before.
+  select coalesce(sum(c.reltuples / c.relpages
+                      * (pg_relation_size(c.oid) / current_setting('block_size')::float8)), 0)
+  into v_target_rows
+  from pg_class c
+  where c.oid in (select v_target union all select p.relid from pg_partition_tree(v_target) as p where p.isleaf)
+    and c.relpages > 0 and c.reltuples >= 0;
+  return v_work_rows >= 0 and v_work_rows * 16 < v_target_rows;
+end
+$$;
+
+-- Runs a load's plan_N() asking it to look each work row up by key (see compile_load below;
+-- plan_N() of a load compiled before this migration ignores the setting). SET on the
+-- function restores it when it returns or fails.
+create or replace function ferry.plan_by_key_lookups(p_plan regprocedure) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+set pgferry.plan_by_key = 'on'
+as $$
+begin
+  execute format('select %s()', p_plan::oid::regproc);
+end
+$$;
+
+-- Promotion's functions compiled by a function of their own, and two ways they got faster (issue 6).
+--
+-- compile_load (15_faster_increments.sql) wrote a load's plan_N() and promote_N() itself, so
+-- every change to them took a whole new copy of compile_load. Their SQL now comes from
+-- ferry.promotion_functions_sql(); compile_load below is 15's, less that part, and a later
+-- change to promotion redefines that function alone. What changed in the functions themselves,
+-- for a sync's increment (10,000 changed rows of a 1,000,000-row target, bench/sync.ts):
+--   * plan_N(), by key lookups: on PostgreSQL 17 and later, a key of one column is looked up
+--     in one scan of the key index (= ANY of the work rows' keys) instead of once per work row
+--     (PostgreSQL 15 and 16 keep the lookups: see below); and the before-image is to_jsonb()
+--     of the target's row itself, not of a record built around it.
+--   * promote_N() reads a batch's plan rows once for its counts and its updates (it read them
+--     four times), and again for rejects or inserts only when the batch has some.
+
+-- What promotion will do with a work row w, given its target row (p_row: the row's alias, or
+-- an expression of the target's row type; p_found: null when the row is absent).
+create or replace function ferry.plan_action_sql(
+  p_nonkeys     text[],
+  p_on_conflict text,
+  p_newer       text,
+  p_row         text,
+  p_found       text
+) returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select format('case when %s is null then %L', p_found, 'insert')
+    || case when cardinality(p_nonkeys) > 0
+         then format(' when (%s) is not distinct from (%s) then %L',
+                     (select string_agg(format('w.%I', c), ', ') from unnest(p_nonkeys) c),
+                     (select string_agg(format('%s.%I', p_row, c), ', ') from unnest(p_nonkeys) c),
+                     'unchanged')
+         else format(' when true then %L', 'unchanged') end
+    || case
+         when p_on_conflict = 'skip' then format(' else %L end', 'skip')
+         when p_on_conflict = 'reject' then format(' else %L end', 'conflict')
+         when p_newer is not null then format(
+           ' when w.%1$I > %2$s.%1$I or (%2$s.%1$I is null and w.%1$I is not null) then %3$L else %4$L end',
+           p_newer, p_row, 'update', 'skip')
+         else format(' else %L end', 'update') end
+$$;
 
 -- A table's columns as a composite type's definition: "name type, ...", in the order of its rows.
-create function ferry.row_type_of(p_table regclass) returns text
+create or replace function ferry.row_type_of(p_table regclass) returns text
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
@@ -343,6 +440,61 @@ begin
 end
 $$;
 
+-- plan: as in 5_steps.sql, choosing key lookups for a small load into a large target. The plan
+-- table is analyzed for the columns promote_N() selects its batches by, not its before-images
+-- too (a third of the time of an increment's plan went to statistics on that JSON).
+create or replace function ferry.plan_promotion(p_load bigint, p_batch_size integer)
+returns table (lo bigint, hi bigint, rows bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_plan   regprocedure;
+begin
+  update ferry.loads set status = 'promoting' where id = p_load;
+  perform ferry.lock_target(p_load);
+  v_plan := ferry.tenant_function(p_load, 'plan', '');
+  if ferry.prefers_key_lookups(p_load) then
+    perform ferry.plan_by_key_lookups(v_plan);
+  else
+    execute format('select %s()', v_plan::oid::regproc);
+  end if;
+  execute format('analyze %s (_line, _action)', ferry.quoted_object(v_tenant.schema_name, 'plan', p_load));
+  return query execute format(
+    'select min(_line), max(_line), count(*)
+     from (select _line, (row_number() over (order by _line) - 1) / $1 as batch from %s) as b
+     group by batch
+     order by 1',
+    ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+  using p_batch_size;
+end
+$$;
+
+-- Splits a failed batch in two halves of (nearly) equal row counts.
+create or replace function ferry.split_batch(p_load bigint, p_lo bigint, p_hi bigint)
+returns table (lo bigint, hi bigint, rows bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+begin
+  return query execute format(
+    'with r as (
+       select _line, row_number() over (order by _line) as n, count(*) over () as total
+       from %s
+       where _line between $1 and $2
+     )
+     select min(_line), max(_line), count(*)
+     from r
+     group by n > total / 2
+     order by 1',
+    ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+  using p_lo, p_hi;
+end
+$$;
+
 -- One batch: {inserted, updated, unchanged, conflicts}; its undo rows into ferry.undo.
 create or replace function ferry.promote_batch(p_load bigint, p_lo bigint, p_hi bigint) returns bigint[]
 language plpgsql
@@ -401,9 +553,37 @@ begin
 end
 $$;
 
+-- As in 5_steps.sql; the plan's _tid is not part of the rejected row's value either.
+create or replace function ferry.reject_promotion_row(
+  p_load    bigint,
+  p_line    bigint,
+  p_rule    text,
+  p_column  text,
+  p_message text
+) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_value  text;
+  v_raw    text;
+begin
+  execute format('select (to_jsonb(p) - %L - %L - %L - %L)::text from %s as p where _line = $1',
+                 '_line', '_action', '_before', '_tid', ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+  into v_value
+  using p_line;
+  execute format('select (to_jsonb(st) - %L)::text from %s as st where _line = $1',
+                 '_line', ferry.quoted_object(v_tenant.schema_name, 'stage', p_load))
+  into v_raw
+  using p_line;
+  perform ferry.add_reject(p_load, 'promote', p_line, p_column, v_value, p_rule, p_message, v_raw);
+end
+$$;
+
 -- A load's undo log, a row per updated row as before this migration: each 'updates' row read
 -- back through a temporary type of the columns it was written with.
-create function ferry.undo_log(p_load bigint)
+create or replace function ferry.undo_log(p_load bigint)
 returns table (action text, key jsonb, before jsonb, xid bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -437,187 +617,25 @@ begin
 end
 $$;
 
--- As in 12_syncs.sql, with the key columns read from a batch of updates as from a batch of
--- inserts (the first key of its array).
-create or replace function ferry.rollback_function_sql(
-  p_load   bigint,
-  p_schema name,
-  p_table  name,
-  p_tenant ferry.tenants,
-  p_undo   text,
-  p_tag    text
-) returns text
+-- As in 5_steps.sql, with the xid column.
+create or replace function ferry.finish_promotion(p_load bigint, p_inserted bigint, p_updated bigint, p_unchanged bigint)
+returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_pt       ferry.protected_tables;
-  v_target   text := format('%I.%I', p_schema, p_table);
-  v_keys     text[];
-  v_cols     text[];
-  v_match    text;
-  v_written  text;
-  v_tenant_value text;
-begin
-  select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
-  v_tenant_value := format('%L::%s', p_tenant.tenant_key, v_pt.tenant_type);
-  select array_agg(distinct k order by k) into v_keys
-  from ferry.undo u
-  cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
-  where u.load_id = p_load;
-  select array_agg(a.attname::text order by a.attnum) into v_cols
-  from pg_attribute a
-  where a.attrelid = v_target::regclass and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
-  -- Keys are matched through jsonb_populate_record: each value read back as its column's type.
-  v_match := format('t.%I = %s', v_pt.tenant_column, v_tenant_value)
-    || (select string_agg(format(' and t.%I = k.%I', c, c), '') from unnest(v_keys) c);
-  -- Every row the load wrote: inserted keys out of their arrays, updated rows one each.
-  v_written := format(
-    E'(select u.action, k.key, u.before, u.xid\n'
-    '   from %1$s as u\n'
-    '   cross join lateral jsonb_array_elements(case when u.action = %2$L then u.key else jsonb_build_array(u.key) end) as k (key))',
-    p_undo, 'inserts');
-
-  return format(
-    E'create function %1$I.%2$I(p_force boolean) returns jsonb\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %3$s\n'
-    'declare\n'
-    '  v_conflicts jsonb;\n'
-    '  v_deleted   bigint;\n'
-    '  v_restored  bigint;\n'
-    '  v_reinserted bigint;\n'
-    '  v_undeleted bigint;\n'
-    'begin\n'
-    '  -- Rows changed or deleted since the load wrote them: another xmin, or gone.\n'
-    '  select jsonb_agg(jsonb_build_object(%4$L, w.key, %5$L, case when w.action = %21$L then %22$L when t.ctid is null then %6$L else %7$L end)\n'
-    '                   order by w.key::text)\n'
-    '  into v_conflicts\n'
-    '  from %8$s as w\n'
-    '  cross join lateral jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  left join %9$s as t on %10$s\n'
-    '  where case when w.action = %21$L then t.ctid is not null\n'
-    '              else t.ctid is null or w.xid is null or t.xmin::text::bigint <> w.xid end;\n'
-    '  if v_conflicts is not null and not p_force then\n'
-    '    return jsonb_build_object(%11$L, v_conflicts);\n'
-    '  end if;\n\n'
-    '  -- Inserted rows are deleted.\n'
-    '  delete from %9$s as t\n'
-    '  using %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  where w.action in (%12$L, %13$L) and %10$s;\n'
-    '  get diagnostics v_deleted = row_count;\n\n'
-    '  -- Updated rows get their before-image back.\n'
-    '  update %9$s as t\n'
-    '  set %14$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L and %10$s;\n'
-    '  get diagnostics v_restored = row_count;\n\n'
-    '  -- Forced: updated rows deleted since come back as they were before the load.\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_reinserted = row_count;\n\n'
-    '  -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %21$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_undeleted = row_count;\n'
-    '  return jsonb_build_object(%18$L, v_deleted, %19$L, v_restored + v_reinserted + v_undeleted, %11$L, coalesce(v_conflicts, %20$L));\n'
-    'end\n'
-    '%3$s',
-    p_tenant.schema_name, 'rollback_' || p_load, p_tag,
-    'key', 'problem', 'deleted since the load', 'changed since the load',
-    v_written, v_target, v_match,
-    'conflicts',
-    'inserts', 'insert',
-    coalesce((select string_agg(format('%I = b.%I', c, c), ', ') from unnest(v_cols) c
-              where c <> v_pt.tenant_column and not c = any (v_keys)),
-             format('%I = t.%I', v_pt.tenant_column, v_pt.tenant_column)),
-    'update',
-    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),
-    (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c),
-    'deleted', 'restored', '[]',
-    'delete', 'created again since the load');
-end
-$$;
-
--- As in 7_rollback.sql, reading the undo log through ferry.undo_log().
--- Rolls back a succeeded load: in one transaction, holding the tenant+target lock that loads
--- take, as the tenant. Returns the outcome: rolled_back, conflicts (nothing changed; p_force
--- restores anyway), or already_rolled_back.
-create or replace function ferry.rollback_load(p_load bigint, p_force boolean, p_os_user text)
-returns table (outcome text, deleted bigint, restored bigint, conflicts jsonb)
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_load   ferry.loads;
-  v_tenant ferry.tenants;
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_map    ferry.mappings;
-  v_undo   text;
-  v_tag    text := '$pgferry_' || replace(gen_random_uuid()::text, '-', '') || '$';
-  v_result jsonb;
 begin
-  select * into v_load from ferry.loads where id = p_load for update;
-  if not found then
-    raise exception 'no load %', p_load using errcode = '42704', hint = 'pgferry loads lists them';
-  end if;
-  if v_load.status = 'rolled_back' then
-    return query select 'already_rolled_back'::text, 0::bigint, 0::bigint, '[]'::jsonb;
-    return;
-  end if;
-  if v_load.status <> 'succeeded' then
-    raise exception 'load % is %: only a succeeded load can be rolled back', p_load, v_load.status
-      using errcode = '55000',
-            hint = case when v_load.status in ('failed', 'dry_run') then 'it promoted nothing: there is nothing to roll back' end;
-  end if;
-  if v_load.undo_pruned_at is not null then
-    raise exception 'the undo log of load % was pruned on %: it can no longer be rolled back',
-      p_load, v_load.undo_pruned_at using errcode = '55000';
-  end if;
-  v_tenant := ferry.load_tenant(p_load);
-  select * into strict v_map from ferry.mappings where id = v_load.mapping_id;
-  perform ferry.lock_target(p_load);
-
-  if not exists (select from ferry.undo where load_id = p_load) then
-    -- It wrote nothing (every row unchanged, say): nothing to undo.
-    v_result := jsonb_build_object('deleted', 0, 'restored', 0, 'conflicts', '[]'::jsonb);
-  else
-    -- The undo rows, where the tenant's function can read them (owned by the loader).
-    v_undo := ferry.quoted_object(v_tenant.schema_name, 'rollback', p_load);
-    execute format('drop table if exists %s', v_undo);
-    execute format('create unlogged table %s as select action, key, before, xid from ferry.undo with no data', v_undo);
-    execute format('insert into %s select * from ferry.undo_log($1)', v_undo) using p_load;
-    execute format('grant select on %s to %I', v_undo, v_tenant.role_name);
-
-    execute format('drop function if exists %I.%I(boolean)', v_tenant.schema_name, 'rollback_' || p_load);
-    execute ferry.rollback_function_sql(p_load, v_map.target_schema, v_map.target_table, v_tenant, v_undo, v_tag);
-    execute format('alter function %I.%I(boolean) owner to %I', v_tenant.schema_name, 'rollback_' || p_load, v_tenant.role_name);
-    perform ferry.restrict_to_loader(format('%I.%I(boolean)', v_tenant.schema_name, 'rollback_' || p_load), v_tenant);
-    execute format('select %s($1)', ferry.tenant_function(p_load, 'rollback', 'boolean')::oid::regproc)
-    into v_result
-    using p_force;
-    execute format('drop function %I.%I(boolean)', v_tenant.schema_name, 'rollback_' || p_load);
-    execute format('drop table %s', v_undo);
-  end if;
-
-  if v_result ? 'deleted' then
-    update ferry.loads set status = 'rolled_back', rolled_back_at = now() where id = p_load;
-    insert into ferry.audit (os_user, command, tenant, load_id, outcome, details)
-    values (p_os_user, 'rollback', v_tenant.slug, p_load, 'rolled_back',
-            jsonb_build_object('deleted', v_result->'deleted', 'restored', v_result->'restored',
-                               'forced', p_force, 'conflicts', jsonb_array_length(v_result->'conflicts')));
-    return query select 'rolled_back'::text, (v_result->>'deleted')::bigint, (v_result->>'restored')::bigint,
-                        v_result->'conflicts';
-  else
-    insert into ferry.audit (os_user, command, tenant, load_id, outcome, details)
-    values (p_os_user, 'rollback', v_tenant.slug, p_load, 'refused',
-            jsonb_build_object('conflicts', jsonb_array_length(v_result->'conflicts')));
-    return query select 'conflicts'::text, 0::bigint, 0::bigint, v_result->'conflicts';
-  end if;
+  select m.* into v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
+  execute format(
+    'insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
+     select $1, $2, $3, action, key, before, xid from %s',
+    ferry.quoted_object(v_tenant.schema_name, 'undo', p_load))
+  using p_load, v_map.target_schema, v_map.target_table;
+  perform ferry.collect_rejects(p_load, 'promote');
+  update ferry.loads
+  set inserted = p_inserted, updated = p_updated, unchanged = p_unchanged
+  where id = p_load;
 end
 $$;

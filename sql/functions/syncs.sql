@@ -1,51 +1,5 @@
--- Incremental syncs from source databases (issue 6).
---
--- A sync is declared in the project's pgferry.yaml; ferry.syncs keeps what was last declared
--- (never a password: `from` is `env:NAME` or a URL without its password) and whether its
--- schedule is paused. ferry.sync_state keeps its cursor: the largest value of the cursor
--- column among the rows pulled so far. Each run of a sync is a load whose options carry
--- {"sync": {...}}; ferry.finish_sync() advances the cursor inside the transaction that
--- promotes the load, so a crash either keeps both or neither: an increment is never skipped
--- nor doubled. In mirror mode a full pull also deletes (or soft-deletes) the tenant's rows
--- that the source no longer has, with their before-images in the undo log.
-
-create table ferry.syncs (
-  name       text primary key check (name ~ '^[A-Za-z_][A-Za-z0-9_-]{0,62}$'),
-  tenant_id  bigint not null references ferry.tenants,
-  mapping    text not null,
-  mode       text not null check (mode in ('append', 'upsert', 'mirror')),
-  schedule   text,
-  config     jsonb not null,
-  paused_at  timestamptz,
-  paused_by  text,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
-);
-comment on table ferry.syncs is 'syncs as pgferry.yaml last declared them, and whether their schedule is paused';
-
-create table ferry.sync_state (
-  sync_name        text primary key references ferry.syncs on delete cascade,
-  cursor           text,
-  cursor_type      text check (cursor_type in ('timestamptz', 'timestamp', 'date', 'numeric', 'text')),
-  last_load_id     bigint references ferry.loads on delete set null,
-  last_started_at  timestamptz,
-  last_finished_at timestamptz,
-  last_outcome     text,
-  last_error       text,
-  last_full_at     timestamptz
-);
-comment on column ferry.sync_state.cursor is
-  'the largest cursor value pulled so far, as the source wrote it; the next increment pulls rows at or after it';
-
-alter table ferry.loads add column deleted bigint not null default 0;
-comment on column ferry.loads.deleted is 'rows of the tenant that a mirror sync deleted or soft-deleted, absent from its full pull';
-
-alter table ferry.undo
-  drop constraint undo_action_check,
-  add constraint undo_action_check check (action in ('insert', 'update', 'inserts', 'delete'));
-
 -- Records what pgferry.yaml declares for a sync (before each run, and by `pgferry syncs`).
-create function ferry.declare_sync(p_name text, p_tenant text, p_mapping text, p_mode text, p_schedule text,
+create or replace function ferry.declare_sync(p_name text, p_tenant text, p_mapping text, p_mode text, p_schedule text,
                                    p_config jsonb)
 returns ferry.syncs
 language plpgsql
@@ -73,7 +27,7 @@ $$;
 -- 'update' for a soft delete), so a rollback of the load brings the rows back.
 -- A pull with rejected rows deletes nothing: the keys of those rows cannot be told, and a
 -- row the source still has must not be lost because one of its values was bad.
-create function ferry.mirror_absent(p_load bigint, p_soft text) returns jsonb
+create or replace function ferry.mirror_absent(p_load bigint, p_soft text) returns jsonb
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -190,7 +144,7 @@ $$;
 -- Called by the loader inside the transaction that promotes a sync's load, after verify:
 -- moves the sync's cursor to the largest cursor value the load pulled (never backwards),
 -- runs mirror's deletes on a full pull, and records the run. Returns {cursor, deleted, kept}.
-create function ferry.finish_sync(p_load bigint) returns jsonb
+create or replace function ferry.finish_sync(p_load bigint) returns jsonb
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -243,113 +197,5 @@ begin
       last_full_at = case when coalesce((v_sync ->> 'full')::boolean, false) then now() else last_full_at end
   where sync_name = v_sync ->> 'name';
   return v_result || jsonb_build_object('cursor', coalesce(v_max, v_state.cursor));
-end
-$$;
-
--- As in 7_rollback.sql, and rows that a mirror sync deleted (action 'delete') are inserted
--- again; a row with the same key created since is a conflict.
-create or replace function ferry.rollback_function_sql(
-  p_load   bigint,
-  p_schema name,
-  p_table  name,
-  p_tenant ferry.tenants,
-  p_undo   text,
-  p_tag    text
-) returns text
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_pt       ferry.protected_tables;
-  v_target   text := format('%I.%I', p_schema, p_table);
-  v_keys     text[];
-  v_cols     text[];
-  v_match    text;
-  v_written  text;
-  v_tenant_value text;
-begin
-  select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
-  v_tenant_value := format('%L::%s', p_tenant.tenant_key, v_pt.tenant_type);
-  select array_agg(distinct k order by k) into v_keys
-  from ferry.undo u
-  cross join lateral jsonb_object_keys(case when u.action = 'inserts' then u.key -> 0 else u.key end) as k
-  where u.load_id = p_load;
-  select array_agg(a.attname::text order by a.attnum) into v_cols
-  from pg_attribute a
-  where a.attrelid = v_target::regclass and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
-  -- Keys are matched through jsonb_populate_record: each value read back as its column's type.
-  v_match := format('t.%I = %s', v_pt.tenant_column, v_tenant_value)
-    || (select string_agg(format(' and t.%I = k.%I', c, c), '') from unnest(v_keys) c);
-  -- Every row the load wrote: inserted keys out of their arrays, updated rows one each.
-  v_written := format(
-    E'(select u.action, k.key, u.before, u.xid\n'
-    '   from %1$s as u\n'
-    '   cross join lateral jsonb_array_elements(case when u.action = %2$L then u.key else jsonb_build_array(u.key) end) as k (key))',
-    p_undo, 'inserts');
-
-  return format(
-    E'create function %1$I.%2$I(p_force boolean) returns jsonb\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %3$s\n'
-    'declare\n'
-    '  v_conflicts jsonb;\n'
-    '  v_deleted   bigint;\n'
-    '  v_restored  bigint;\n'
-    '  v_reinserted bigint;\n'
-    '  v_undeleted bigint;\n'
-    'begin\n'
-    '  -- Rows changed or deleted since the load wrote them: another xmin, or gone.\n'
-    '  select jsonb_agg(jsonb_build_object(%4$L, w.key, %5$L, case when w.action = %21$L then %22$L when t.ctid is null then %6$L else %7$L end)\n'
-    '                   order by w.key::text)\n'
-    '  into v_conflicts\n'
-    '  from %8$s as w\n'
-    '  cross join lateral jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  left join %9$s as t on %10$s\n'
-    '  where case when w.action = %21$L then t.ctid is not null\n'
-    '              else t.ctid is null or w.xid is null or t.xmin::text::bigint <> w.xid end;\n'
-    '  if v_conflicts is not null and not p_force then\n'
-    '    return jsonb_build_object(%11$L, v_conflicts);\n'
-    '  end if;\n\n'
-    '  -- Inserted rows are deleted.\n'
-    '  delete from %9$s as t\n'
-    '  using %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  where w.action in (%12$L, %13$L) and %10$s;\n'
-    '  get diagnostics v_deleted = row_count;\n\n'
-    '  -- Updated rows get their before-image back.\n'
-    '  update %9$s as t\n'
-    '  set %14$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L and %10$s;\n'
-    '  get diagnostics v_restored = row_count;\n\n'
-    '  -- Forced: updated rows deleted since come back as they were before the load.\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_reinserted = row_count;\n\n'
-    '  -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %21$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_undeleted = row_count;\n'
-    '  return jsonb_build_object(%18$L, v_deleted, %19$L, v_restored + v_reinserted + v_undeleted, %11$L, coalesce(v_conflicts, %20$L));\n'
-    'end\n'
-    '%3$s',
-    p_tenant.schema_name, 'rollback_' || p_load, p_tag,
-    'key', 'problem', 'deleted since the load', 'changed since the load',
-    v_written, v_target, v_match,
-    'conflicts',
-    'inserts', 'insert',
-    coalesce((select string_agg(format('%I = b.%I', c, c), ', ') from unnest(v_cols) c
-              where c <> v_pt.tenant_column and not c = any (v_keys)),
-             format('%I = t.%I', v_pt.tenant_column, v_pt.tenant_column)),
-    'update',
-    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),
-    (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c),
-    'deleted', 'restored', '[]',
-    'delete', 'created again since the load');
 end
 $$;

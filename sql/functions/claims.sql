@@ -2,19 +2,20 @@
 -- holds a session advisory lock on (ferry.load_lock_class(), load id) on a connection of its
 -- own. A load whose status says it is in progress but whose lock nobody holds was interrupted
 -- (its process killed, the server restarted): `pgferry loads` shows it as `interrupted`.
-
-create function ferry.load_lock_class() returns integer
+create or replace function ferry.load_lock_class() returns integer
 language sql immutable
 set search_path = pg_catalog, pg_temp
-as $$ select 1885956911 $$; -- 'pgfo' in ASCII: a key space of pgferry's own
+as $$ select 1885956911 $$;
+
+-- 'pgfo' in ASCII: a key space of pgferry's own
 
 -- Taken by the loader right after registering the load; false if another session holds it.
-create function ferry.claim_load(p_load bigint) returns boolean
+create or replace function ferry.claim_load(p_load bigint) returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
 as $$ select pg_try_advisory_lock(ferry.load_lock_class(), p_load::integer) $$;
 
-create function ferry.load_is_claimed(p_load bigint) returns boolean
+create or replace function ferry.load_is_claimed(p_load bigint) returns boolean
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
@@ -29,24 +30,25 @@ as $$
   )
 $$;
 
--- The status to show: `interrupted` for a load in progress that no process holds.
-create function ferry.load_status(p_load ferry.loads) returns text
-language sql stable
+-- Loads into the same tenant and target take turns: the lock is held until the promotion's
+-- transaction ends.
+create or replace function ferry.lock_target(p_load bigint) returns void
+language sql
 set search_path = pg_catalog, pg_temp
 as $$
-  select case
-    when p_load.status in ('registered', 'staging', 'transforming', 'promoting')
-         and not ferry.load_is_claimed(p_load.id)
-    then 'interrupted'
-    else p_load.status
-  end
+  select pg_advisory_xact_lock(
+    hashtextextended(format('pgferry:%s:%s.%s', t.slug, m.target_schema, m.target_table), 0))
+  from ferry.loads l
+  join ferry.tenants t on t.id = l.tenant_id
+  join ferry.mappings m on m.id = l.mapping_id
+  where l.id = p_load
 $$;
 
 -- Promotion takes the tenant+target lock (ferry.lock_target). Tried first without waiting:
 -- NULL when this load now holds it, else the id of the load whose session holds it (its
 -- promotion sets application_name to 'pgferry load <id>'), or 0 when the holder is something
 -- else (a rollback, say), so that the loader can say whom it waits for.
-create function ferry.try_lock_target(p_load bigint) returns bigint
+create or replace function ferry.try_lock_target(p_load bigint) returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$

@@ -1,52 +1,6 @@
--- Rolling back a committed load from its undo log, and pruning old undo logs (issue 5).
---
--- The undo log of a load (ferry.undo) holds the keys of the rows it inserted, one JSON array a
--- batch (action 'inserts'), and the before-image of each row it updated (action 'update').
--- Each undo row also keeps `xid`, the xmin its rows were written with: a row that a later load
--- or any other write changed, or deleted, no longer has that xmin, and rollback refuses to
--- touch it unless forced.
-
-alter table ferry.undo
-  drop constraint undo_action_check,
-  add constraint undo_action_check check (action in ('insert', 'update', 'inserts')),
-  add column xid bigint;
-comment on table ferry.undo is
-  'what undoes a load: before-images of the rows it updated (action update, one row each) and '
-  'the keys of the rows it inserted (action inserts: key is a JSON array of keys, one undo row '
-  'a batch); xid is the xmin the rows were written with';
-
-alter table ferry.loads
-  add column rolled_back_at timestamptz,
-  add column undo_pruned_at timestamptz;
-comment on column ferry.loads.undo_pruned_at is 'when pgferry prune removed the undo log: the load can no longer be rolled back';
-
--- As in 5_steps.sql, with the xid column.
-create or replace function ferry.finish_promotion(p_load bigint, p_inserted bigint, p_updated bigint, p_unchanged bigint)
-returns void
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_tenant ferry.tenants := ferry.load_tenant(p_load);
-  v_map    ferry.mappings;
-begin
-  select m.* into v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  execute format(
-    'insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-     select $1, $2, $3, action, key, before, xid from %s',
-    ferry.quoted_object(v_tenant.schema_name, 'undo', p_load))
-  using p_load, v_map.target_schema, v_map.target_table;
-  perform ferry.collect_rejects(p_load, 'promote');
-  update ferry.loads
-  set inserted = p_inserted, updated = p_updated, unchanged = p_unchanged
-  where id = p_load;
-end
-$$;
-
--- The body of rollback_<load>(p_force) in the tenant's schema: run as the tenant, under its
--- row-level security, on the load's undo rows copied into the loader-owned table p_undo.
--- Returns {"conflicts": [...]} without changing anything, or {"deleted": n, "restored": n}.
-create function ferry.rollback_function_sql(
+-- As in 12_syncs.sql, with the key columns read from a batch of updates as from a batch of
+-- inserts (the first key of its array).
+create or replace function ferry.rollback_function_sql(
   p_load   bigint,
   p_schema name,
   p_table  name,
@@ -70,7 +24,7 @@ begin
   v_tenant_value := format('%L::%s', p_tenant.tenant_key, v_pt.tenant_type);
   select array_agg(distinct k order by k) into v_keys
   from ferry.undo u
-  cross join lateral jsonb_object_keys(case when u.action = 'inserts' then u.key -> 0 else u.key end) as k
+  cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
   where u.load_id = p_load;
   select array_agg(a.attname::text order by a.attnum) into v_cols
   from pg_attribute a
@@ -94,15 +48,17 @@ begin
     '  v_deleted   bigint;\n'
     '  v_restored  bigint;\n'
     '  v_reinserted bigint;\n'
+    '  v_undeleted bigint;\n'
     'begin\n'
     '  -- Rows changed or deleted since the load wrote them: another xmin, or gone.\n'
-    '  select jsonb_agg(jsonb_build_object(%4$L, w.key, %5$L, case when t.ctid is null then %6$L else %7$L end)\n'
+    '  select jsonb_agg(jsonb_build_object(%4$L, w.key, %5$L, case when w.action = %21$L then %22$L when t.ctid is null then %6$L else %7$L end)\n'
     '                   order by w.key::text)\n'
     '  into v_conflicts\n'
     '  from %8$s as w\n'
     '  cross join lateral jsonb_populate_record(null::%9$s, w.key) as k\n'
     '  left join %9$s as t on %10$s\n'
-    '  where t.ctid is null or w.xid is null or t.xmin::text::bigint <> w.xid;\n'
+    '  where case when w.action = %21$L then t.ctid is not null\n'
+    '              else t.ctid is null or w.xid is null or t.xmin::text::bigint <> w.xid end;\n'
     '  if v_conflicts is not null and not p_force then\n'
     '    return jsonb_build_object(%11$L, v_conflicts);\n'
     '  end if;\n\n'
@@ -123,8 +79,15 @@ begin
     '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
     '  where w.action = %15$L\n'
     '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_reinserted = row_count;\n'
-    '  return jsonb_build_object(%18$L, v_deleted, %19$L, v_restored + v_reinserted, %11$L, coalesce(v_conflicts, %20$L));\n'
+    '  get diagnostics v_reinserted = row_count;\n\n'
+    '  -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).\n'
+    '  insert into %9$s (%16$s) overriding system value\n'
+    '  select %17$s\n'
+    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
+    '  where w.action = %21$L\n'
+    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
+    '  get diagnostics v_undeleted = row_count;\n'
+    '  return jsonb_build_object(%18$L, v_deleted, %19$L, v_restored + v_reinserted + v_undeleted, %11$L, coalesce(v_conflicts, %20$L));\n'
     'end\n'
     '%3$s',
     p_tenant.schema_name, 'rollback_' || p_load, p_tag,
@@ -138,14 +101,16 @@ begin
     'update',
     (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),
     (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c),
-    'deleted', 'restored', '[]');
+    'deleted', 'restored', '[]',
+    'delete', 'created again since the load');
 end
 $$;
 
+-- As in 7_rollback.sql, reading the undo log through ferry.undo_log().
 -- Rolls back a succeeded load: in one transaction, holding the tenant+target lock that loads
 -- take, as the tenant. Returns the outcome: rolled_back, conflicts (nothing changed; p_force
 -- restores anyway), or already_rolled_back.
-create function ferry.rollback_load(p_load bigint, p_force boolean, p_os_user text)
+create or replace function ferry.rollback_load(p_load bigint, p_force boolean, p_os_user text)
 returns table (outcome text, deleted bigint, restored bigint, conflicts jsonb)
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -187,7 +152,7 @@ begin
     v_undo := ferry.quoted_object(v_tenant.schema_name, 'rollback', p_load);
     execute format('drop table if exists %s', v_undo);
     execute format('create unlogged table %s as select action, key, before, xid from ferry.undo with no data', v_undo);
-    execute format('insert into %s select action, key, before, xid from ferry.undo where load_id = $1', v_undo) using p_load;
+    execute format('insert into %s select * from ferry.undo_log($1)', v_undo) using p_load;
     execute format('grant select on %s to %I', v_undo, v_tenant.role_name);
 
     execute format('drop function if exists %I.%I(boolean)', v_tenant.schema_name, 'rollback_' || p_load);
@@ -220,7 +185,7 @@ $$;
 
 -- Removes the undo logs of loads finished before p_before. Those loads can no longer be rolled
 -- back; their other records (counts, rejects) stay.
-create function ferry.prune_undo(p_before timestamptz, p_os_user text)
+create or replace function ferry.prune_undo(p_before timestamptz, p_os_user text)
 returns table (loads bigint, undo_rows bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp

@@ -1,48 +1,3 @@
--- Plans (issue 6): an ordered set of loads and syncs with dependencies, run by the worker.
---
--- `pgferry plan run PLAN.yaml` records a run and its steps, then queues the steps that wait
--- for nothing. Each step is a job of its own (graphile-worker task pgferry_plan_step); when
--- it ends, ferry.finish_plan_step() records its outcome and says which steps are now ready,
--- in the transaction that also queues their jobs. Independent branches run side by side;
--- the dependents of a failed step are skipped, transitively. The plan file is read and
--- checked whole before anything runs: what a step is to do is kept in its spec, so a run
--- does what was validated even if the file changes meanwhile.
-
-create table ferry.plan_runs (
-  id          bigint generated always as identity primary key,
-  plan_path   text not null,
-  name        text not null,
-  dry_run     boolean not null default false,
-  status      text not null default 'running' check (status in ('running', 'succeeded', 'failed')),
-  created_at  timestamptz not null default now(),
-  finished_at timestamptz,
-  os_user     text
-);
-comment on table ferry.plan_runs is 'runs of plans (pgferry plan run): failed when any step failed';
-
-create table ferry.plan_steps (
-  run_id      bigint not null references ferry.plan_runs on delete cascade,
-  name        text not null,
-  -- The plan's steps in an order where each comes after its prerequisites (for display).
-  position    integer not null,
-  kind        text not null check (kind in ('load', 'sync')),
-  spec        jsonb not null,
-  after       text[] not null default '{}',
-  status      text not null default 'pending'
-              check (status in ('pending', 'queued', 'running', 'succeeded', 'failed', 'skipped')),
-  -- Not a reference: a dry run's load leaves no row, and old loads are pruned; the id stays.
-  load_id     bigint,
-  -- The load's counts as the step ended (a dry run's would-be counts live only here).
-  counts      jsonb,
-  error       text,
-  started_at  timestamptz,
-  finished_at timestamptz,
-  primary key (run_id, name)
-);
-comment on table ferry.plan_steps is
-  'steps of a plan run: pending (waits for its prerequisites), queued (a job is waiting for a worker), running, then succeeded, failed or skipped (a prerequisite failed)';
-comment on column ferry.plan_steps.after is 'names of the steps of the same run that must succeed first';
-
 -- A step ended: records its outcome (succeeded or failed), skips the dependents of a failed
 -- step (transitively), marks `queued` and returns the steps now ready (every prerequisite
 -- succeeded), and ends the run when no step is left to run. The run's row is locked first:
@@ -50,7 +5,7 @@ comment on column ferry.plan_steps.after is 'names of the steps of the same run 
 -- found ready exactly once, by the second. The caller queues the returned steps' jobs in
 -- the same transaction. A step already recorded (its job tried again after a crash) changes
 -- nothing and returns no step.
-create function ferry.finish_plan_step(p_run bigint, p_step text, p_status text, p_load bigint,
+create or replace function ferry.finish_plan_step(p_run bigint, p_step text, p_status text, p_load bigint,
                                        p_counts jsonb, p_error text)
 returns setof text
 language plpgsql

@@ -1,3 +1,13 @@
+-- Members of this group are the tenant roles: NOLOGIN, no BYPASSRLS. It holds no privilege on
+-- any table (those are granted to each tenant role); a slug cannot start with _, so no tenant
+-- role can have its name.
+create or replace function ferry.tenant_group() returns name
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select ('pgf_' || instance_id || '__tenants')::name from ferry.settings
+$$;
+
 -- Tenants and row-level security.
 --
 -- Each tenant gets a NOLOGIN role without BYPASSRLS and a staging schema it owns. Mapping and
@@ -5,15 +15,14 @@
 -- PostgreSQL refuses any change of `role` or `session_authorization`; the policies below are
 -- keyed on the role itself (no setting a mapping could change), so a mapping cannot see or
 -- write another tenant's rows.
-
-create function ferry.tenant_role_name(p_slug text) returns name
+create or replace function ferry.tenant_role_name(p_slug text) returns name
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
   select ('pgf_' || instance_id || '_' || p_slug)::name from ferry.settings
 $$;
 
-create function ferry.ensure_tenant_group() returns name
+create or replace function ferry.ensure_tenant_group() returns name
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -26,12 +35,13 @@ begin
                    format('pgferry tenant roles of database %s', current_database()));
   end if;
   execute format('grant usage on schema ferry_util to %I', v_group);
-  execute format('grant execute on function ferry_util.input_error(text, text) to %I', v_group);
+  execute format('grant execute on function ferry_util.input_error(text, text), ferry_util.soft_input_error(text, text) to %I',
+                 v_group);
   return v_group;
 end
 $$;
 
-create function ferry.check_slug(p_slug text) returns void
+create or replace function ferry.check_slug(p_slug text) returns void
 language plpgsql immutable
 set search_path = pg_catalog, pg_temp
 as $$
@@ -48,7 +58,7 @@ $$;
 -- the group, which has no restrictive policy), and the two policies that confine it to its
 -- rows. The permissive one grants access; the restrictive one makes sure no other permissive
 -- policy (say an application's `TO public USING (true)`) widens it.
-create function ferry.admit_tenant(p_table ferry.protected_tables, p_tenant ferry.tenants)
+create or replace function ferry.admit_tenant(p_table ferry.protected_tables, p_tenant ferry.tenants)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -83,7 +93,7 @@ begin
 end
 $$;
 
-create function ferry.add_tenant(p_slug text, p_key text default null)
+create or replace function ferry.add_tenant(p_slug text, p_key text default null)
 returns ferry.tenants
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -136,9 +146,34 @@ begin
 end
 $$;
 
+create or replace function ferry.tenant(p_slug text) returns ferry.tenants
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants;
+begin
+  select * into v_tenant from ferry.tenants where slug = p_slug;
+  if not found then
+    raise exception 'unknown tenant %', quote_literal(p_slug)
+      using errcode = '42704', hint = 'add it with: pgferry tenant add ' || coalesce(p_slug, '');
+  end if;
+  return v_tenant;
+end
+$$;
+
+-- The steps after staging, as the loader calls them. Each takes the load's id. Those that
+-- call tenant code pin their search_path: what a tenant's code sets must not steer them.
+create or replace function ferry.load_tenant(p_load bigint) returns ferry.tenants
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select t.* from ferry.tenants t join ferry.loads l on l.tenant_id = t.id where l.id = p_load
+$$;
+
 -- Roles that can use the table today and would lose that use once RLS is enabled:
 -- every grantee except the owner, superusers, BYPASSRLS roles and pgferry's own roles.
-create function ferry.roles_losing_access(p_table regclass)
+create or replace function ferry.roles_losing_access(p_table regclass)
 returns table (role_name text, privileges text)
 language sql stable
 set search_path = pg_catalog, pg_temp
@@ -169,7 +204,7 @@ $$;
 
 -- Refuses a tenant key that equals another tenant's once cast to a protected table's tenant
 -- column ('042' and '42' are one integer): both tenants would see the same rows.
-create function ferry.check_key_distinct(p_table ferry.protected_tables) returns void
+create or replace function ferry.check_key_distinct(p_table ferry.protected_tables) returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -204,7 +239,7 @@ $$;
 -- Enables RLS on an application table and gives every tenant (present and future) its
 -- policies. Refuses, naming them, when roles of the application would lose access, unless
 -- each is kept (a pass-through policy for it) or the loss is accepted.
-create function ferry.protect_table(
+create or replace function ferry.protect_table(
   p_table         regclass,
   p_tenant_column name default 'tenant_id',
   p_keep_roles    name[] default '{}',

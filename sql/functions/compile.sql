@@ -1,101 +1,82 @@
--- Faster transform and promotion (issue 3). compile_load() is redefined whole (migrations are
--- forward-only); what changed from 4_compile.sql:
---   * transform: each typed column is first cast whole, set-based, inside a subtransaction;
---     only a column where some value fails is checked value by value (input_error). Clean
---     columns, the common case, cost one fast scan instead of a function call per value.
---   * transform: every output column is checked in one pass over the mapped rows (the checks
---     are columns of one subquery, unpivoted by a LATERAL VALUES) instead of one pass per
---     column.
---   * promote: rows planned as inserts are INSERTed without joining the target, and rows
---     planned as updates are UPDATEd by key. MERGE joined every batch against the target,
---     whose statistics are stale while a load fills it, so the planner hash-joined each batch
---     against all of the tenant's rows: quadratic in the load's size. The plan is made under
---     the tenant+target lock; a row that another writer inserts or deletes between plan and
---     promote fails its batch (a unique violation; or P0002, "not updated", which a BEFORE
---     UPDATE trigger returning NULL also raises) and is isolated as a reject.
---   * undo: the keys of a batch's inserted rows are one undo row (action 'inserts', key a JSON
---     array of keys) instead of one row each: copying a million undo rows into the logged
---     ferry.undo took 2.5-5 s. Each undo row also keeps the xmin its rows were written with
---     (see 7_rollback.sql).
-
--- PostgreSQL 15 has no pg_input_is_valid(): there input_error() ran EXECUTE for every value, a
--- query planned anew each time (some 15 µs a value). Common types now cast into a variable of
--- the type, planned once (about 1.5 µs); numeric(p,s) and character(n) take a quick check of
--- PostgreSQL's own rule first; anything else still goes through EXECUTE. The transform only
--- calls it for columns whose set-based cast failed. It runs subtransactions, so it is
--- parallel unsafe (3_loads.sql marked it safe: a parallel plan would have failed).
-do $do$
+-- Loads of one tenant compiling or registering a mapping at the same moment (found with plans).
+--
+-- Plans run loads of one tenant side by side (independent branches), and so may a worker
+-- (loads of one tenant into different tables are different queues). Two loads of a tenant
+-- compiling at once both dropped and created the tenant's as_tenant() (4_compile.sql): the
+-- second create failed on pg_proc's unique index. Compiles of one tenant now take turns at
+-- that point (a lock held until the compiling transaction ends, a moment later).
+create or replace function ferry.install_as_tenant(p_tenant ferry.tenants) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
 begin
-  if current_setting('server_version_num')::int < 160000 then
-    execute $fn$
-      create or replace function ferry_util.input_error(p_value text, p_type text) returns text
-      language plpgsql stable parallel unsafe
-      as $$
-      declare
-        v_cast   text;
-        v_bigint bigint;
-        v_num    numeric;
-        v_float  double precision;
-        v_bool   boolean;
-        v_date   date;
-        v_ts     timestamp;
-        v_tstz   timestamptz;
-        v_uuid   uuid;
-        v_precision integer;
-        v_scale     integer;
-      begin
-        case p_type
-          when 'smallint' then v_bigint := p_value::smallint;
-          when 'integer' then v_bigint := p_value::integer;
-          when 'bigint' then v_bigint := p_value::bigint;
-          when 'numeric' then v_num := p_value::numeric;
-          when 'real' then v_float := p_value::real;
-          when 'double precision' then v_float := p_value::double precision;
-          when 'boolean' then v_bool := p_value::boolean;
-          when 'date' then v_date := p_value::date;
-          when 'timestamp without time zone' then v_ts := p_value::timestamp;
-          when 'timestamp with time zone' then v_tstz := p_value::timestamptz;
-          when 'uuid' then v_uuid := p_value::uuid;
-          when 'text', 'character varying' then null;
-          else
-            -- numeric(p,s): rounded to s decimals, the value must have at most p-s digits
-            -- before the point; infinities never fit. (String functions: a regular
-            -- expression here would cost more than the cast.)
-            if right(p_type, 1) = ')' and left(p_type, 8) = 'numeric(' then
-              v_precision := split_part(substr(p_type, 9), ',', 1)::int;
-              v_scale := rtrim(split_part(p_type, ',', 2), ')')::int;
-              v_num := round(p_value::numeric, v_scale);
-              if v_precision - v_scale >= 1 and abs(v_num) <> 'Infinity'
-                 and char_length(trunc(abs(v_num))::text) <= v_precision - v_scale then
-                return null;
-              end if;
-            end if;
-            -- character(n), character varying(n): n characters fit (longer ones: below).
-            if right(p_type, 1) = ')' and (left(p_type, 10) = 'character(' or left(p_type, 18) = 'character varying(')
-               and char_length(p_value) <= rtrim(substr(p_type, strpos(p_type, '(') + 1), ')')::int then
-              return null;
-            end if;
+  perform pg_advisory_xact_lock(hashtextextended('pgferry:as_tenant:' || p_tenant.schema_name, 0));
+  execute format('drop function if exists %I.as_tenant(text, boolean)', p_tenant.schema_name);
+  execute format($f$
+    create function %I.as_tenant(p_sql text, p_describe boolean)
+    returns table (column_name name, type_oid oid, typmod integer)
+    language plpgsql security definer set search_path = public, pg_temp
+    as $body$
+    declare
+      v_cursor refcursor;
+    begin
+      open v_cursor for execute p_sql;
+      close v_cursor;
+      if p_describe then
+        drop table if exists pg_temp.pgferry_describe;
+        execute 'create temporary table pgferry_describe as ' || p_sql || ' with no data';
+        return query
+          select a.attname, a.atttypid, a.atttypmod
+          from pg_catalog.pg_attribute a
+          where a.attrelid = 'pg_temp.pgferry_describe'::regclass and a.attnum > 0 and not a.attisdropped
+          order by a.attnum;
+        drop table pg_temp.pgferry_describe;
+      end if;
+    end
+    $body$
+  $f$, p_tenant.schema_name);
+  execute format('alter function %I.as_tenant(text, boolean) owner to %I', p_tenant.schema_name, p_tenant.role_name);
+  perform ferry.restrict_to_loader(format('%I.as_tenant(text, boolean)', p_tenant.schema_name), p_tenant);
+end
+$$;
 
-            -- p_type is spliced into SQL: accept only a type name (with a typmod), never SQL.
-            if p_type !~ '^[A-Za-z"][A-Za-z0-9_ ."]*(\([0-9]+(,[0-9]+)?\))?( with(out)? time zone)?(\[\])*$'
-               or to_regtype(p_type) is null then
-              raise exception 'not a type name: %', p_type using errcode = '22023';
-            end if;
-            execute format('select %L::%s::text', p_value, p_type) into v_cast;
-            -- An explicit cast cuts character and bit strings to length; storing them would not.
-            if p_type ~ '^(character|bit)' and char_length(rtrim(v_cast)) < char_length(rtrim(p_value)) then
-              return format('value too long for type %s', p_type);
-            end if;
-        end case;
-        return null;
-      exception when data_exception then
-        return sqlerrm;
-      end
-      $$
-    $fn$;
+-- A tenant-owned function only the loader may call: not PUBLIC, not even the tenant (a mapping
+-- calling its own compiled functions could promote outside the load's steps).
+create or replace function ferry.restrict_to_loader(p_function text, p_tenant ferry.tenants) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  execute format('revoke all on function %s from public, %I', p_function, p_tenant.role_name);
+  if not (select rolsuper from pg_roles where rolname = current_user) then
+    execute format('grant execute on function %s to %I', p_function, current_user);
   end if;
 end
-$do$;
+$$;
+
+-- A compiled function of the load, checked before the loader calls it: still SECURITY DEFINER
+-- and owned by the tenant, so that it runs as the tenant and never as the loader.
+create or replace function ferry.tenant_function(p_load bigint, p_name text, p_args text) returns regprocedure
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_fn     regprocedure := to_regprocedure(format('%I.%I(%s)', v_tenant.schema_name, p_name || '_' || p_load, p_args));
+begin
+  if v_fn is null or not exists (
+    select from pg_proc p join pg_roles r on r.oid = p.proowner
+    where p.oid = v_fn and p.prosecdef and r.rolname = v_tenant.role_name
+  ) then
+    raise exception 'compiled function %_% of load % is missing or was altered', p_name, p_load, p_load
+      using errcode = '42883';
+  end if;
+  return v_fn;
+end
+$$;
+
+-- compile_load: as in 15_faster_increments.sql, with plan_N() and promote_N() from
+-- ferry.promotion_functions_sql().
 create or replace function ferry.compile_load(p_load bigint) returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -120,7 +101,6 @@ declare
   v_out      record;
   v_outputs  text[] := '{}';
   v_keys     text[];
-  v_nonkeys  text[] := '{}';
   v_newer    text;
   v_col      text;
   v_check    jsonb;
@@ -138,6 +118,9 @@ declare
   v_column_checks text := '';
   v_presence    text;
   v_type_check  text;
+  -- Why a value is not of its type: asked softly on PostgreSQL 16+ (see validation.sql).
+  v_input_error text := case when current_setting('server_version_num')::integer >= 160000
+                             then 'ferry_util.soft_input_error' else 'ferry_util.input_error' end;
   v_probes      text[] := '{}';
   v_probe_vars  text := '';
   v_suspects    text[] := '{}';
@@ -149,9 +132,6 @@ declare
   v_transform   text;
   v_plan_fn     text;
   v_promote     text;
-  v_action      text;
-  v_update_sql text;
-  v_written_key text;
 begin
   select * into strict v_load from ferry.loads where id = p_load;
   select * into strict v_tenant from ferry.tenants where id = v_load.tenant_id;
@@ -230,9 +210,6 @@ begin
       v_errors := v_errors || format('column %I of %s is generated and cannot be loaded', v_out.name, v_target);
       continue;
     end if;
-    if not v_out.name = any (v_keys) then
-      v_nonkeys := v_nonkeys || v_out.name;
-    end if;
 
     -- Empty text counts as missing, except for text targets where '' is a value.
     v_presence := case when v_out.texty and not v_out.name = any (v_keys)
@@ -249,7 +226,7 @@ begin
     elsif v_out.target_type ~ '^(character|bit)' and v_out.target_type !~ '^character( varying)?(\([0-9]+\))?$' then
       -- bit strings, arrays of character strings: an explicit cast cuts them to length
       -- (storing would not), so the probe would prove nothing. Value by value.
-      v_type_check := format('ferry_util.input_error(m.%I::text, %L)', v_out.name, v_out.target_type);
+      v_type_check := format('%s(m.%I::text, %L)', v_input_error, v_out.name, v_out.target_type);
       v_suspects := v_suspects || 'true'::text;
     else
       v_probes := v_probes || case
@@ -267,8 +244,8 @@ begin
           '  end;',
           v_cast, v_mapped, cardinality(v_probes) + 1, cardinality(v_probes) + 1) end;
       v_probe_vars := v_probe_vars || format(E'  v_casts_%s boolean;\n', cardinality(v_probes));
-      v_type_check := format('case when v_casts_%s then null else ferry_util.input_error(m.%I::text, %L) end',
-                             cardinality(v_probes), v_out.name, v_out.target_type);
+      v_type_check := format('case when v_casts_%s then null else %s(m.%I::text, %L) end',
+                             cardinality(v_probes), v_input_error, v_out.name, v_out.target_type);
       v_suspects := v_suspects || format('not v_casts_%s', cardinality(v_probes));
     end if;
     if v_out.name = any (v_keys) or v_out.not_null then
@@ -332,7 +309,7 @@ begin
                  v_work, array_to_string(v_work_cols, E',\n  '));
   execute format('create unlogged table %s (line bigint, column_name text, value text, rule text not null, message text not null)', v_rejects);
   execute format('create unlogged table %s (action text not null, key jsonb not null, before jsonb, xid bigint not null)', v_undo);
-  execute format('create unlogged table %s as select w.*, null::text as _action, null::jsonb as _before from %s as w with no data',
+  execute format('create unlogged table %s as select w.*, null::text as _action, null::jsonb as _before, null::tid as _tid from %s as w with no data',
                  v_plan, v_work);
   execute format('create index on %s (_line)', v_plan);
   execute format('grant select, insert, delete on %s to %I', v_work, v_tenant.role_name);
@@ -535,145 +512,8 @@ begin
     v_dup_sql,
     v_tag);
 
-  -- What promotion will do with each row, decided once the load holds its lock.
-  v_action := format('case when t.ctid is null then %L', 'insert');
-  if cardinality(v_nonkeys) > 0 then
-    v_action := v_action || format(' when (%s) is not distinct from (%s) then %L',
-      (select string_agg(format('w.%I', c), ', ') from unnest(v_nonkeys) c),
-      (select string_agg(format('t.%I', c), ', ') from unnest(v_nonkeys) c),
-      'unchanged');
-  else
-    v_action := v_action || format(' when true then %L', 'unchanged');
-  end if;
-  v_action := v_action || case
-    when v_map.on_conflict = 'skip' then format(' else %L end', 'skip')
-    when v_map.on_conflict = 'reject' then format(' else %L end', 'conflict')
-    when v_newer is not null then format(
-      ' when w.%I > t.%I or (t.%I is null and w.%I is not null) then %L else %L end',
-      v_newer, v_newer, v_newer, v_newer, 'update', 'skip')
-    else format(' else %L end', 'update') end;
-
-  v_plan_fn := format(
-    E'create function %I.%I() returns bigint\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %s\n'
-    'declare\n'
-    '  v_rows bigint;\n'
-    'begin\n'
-    '  insert into %s\n'
-    '  select w.*, a._action,\n'
-    '         -- the before-image, for the undo log: only of rows that will change\n'
-    '         case when a._action = %L then to_jsonb(t) end as _before\n'
-    '  from %s as w\n'
-    '  left join %s as t on t.%I = %s and %s\n'
-    '  cross join lateral (select %s as _action) as a;\n'
-    '  get diagnostics v_rows = row_count;\n'
-    '  return v_rows;\n'
-    'end\n'
-    '%s',
-    v_s, 'plan_' || p_load, v_tag,
-    v_plan, 'update', v_work, v_target, v_pt.tenant_column, v_tenant_value,
-    (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k),
-    v_action,
-    v_tag);
-
-  -- The written rows' keys, as the target stores them (a trigger may have changed them).
-  v_written_key := format('jsonb_build_object(%s)',
-                          (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(v_keys) k));
-  -- Updates one row at a time, by key: a plan the planner cannot get wrong. A set-based UPDATE
-  -- joining the batch to the target was planned with the target's statistics, stale while a
-  -- load fills it: a nested loop over all of the tenant's rows per batch row (measured: minutes
-  -- for one batch of a resumed load). None are planned when the mapping outputs only keys.
-  v_update_sql := case when cardinality(v_nonkeys) > 0
-    then format(
-      E'  for v_row in\n'
-      '    select w.* from %s as w\n'
-      '    where w._line between p_lo and p_hi and w._action = %L\n'
-      '    order by w._line\n'
-      '  loop\n'
-      '    update %s as t\n'
-      '    set %s\n'
-      '    where t.%I = %s and %s\n'
-      '    returning %s, t.xmin::text::bigint into v_key, v_xid;\n'
-      '    if found then\n'
-      '      insert into %s (action, key, before, xid) values (%L, v_key, v_row._before, v_xid);\n'
-      '      v_updated := v_updated + 1;\n'
-      '    end if;\n'
-      '  end loop;\n',
-      v_plan, 'update',
-      v_target,
-      (select string_agg(format('%I = v_row.%I', c, c), ', ') from unnest(v_nonkeys) c),
-      v_pt.tenant_column, v_tenant_value,
-      (select string_agg(format('t.%I = v_row.%I', k, k), ' and ') from unnest(v_keys) k),
-      v_written_key,
-      v_undo, 'update')
-    else '' end;
-  v_promote := format(
-    E'create function %I.%I(p_lo bigint, p_hi bigint) returns bigint[]\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %s\n'
-    'declare\n'
-    '  v_counts   bigint[];\n'
-    '  v_inserted bigint;\n'
-    '  v_updated  bigint := 0;\n'
-    '  v_key      jsonb;\n'
-    '  v_xid      bigint;\n'
-    '  v_row      record;\n'
-    'begin\n'
-    '  insert into %s (line, value, rule, message)\n'
-    '  select p._line, jsonb_build_object(%s)::text, %L, %L\n'
-    '  from %s as p\n'
-    '  where p._line between p_lo and p_hi and p._action = %L;\n\n'
-    '  -- Planned inserts, written without a join with the target. The undo log keeps their\n'
-    '  -- keys, one array a batch, and the id of the transaction that wrote them: a row changed\n'
-    '  -- later has another xmin, which is how rollback tells.\n'
-    '  with written as (\n'
-    '    insert into %s as t (%I, %s)\n'
-    '    select %s, %s\n'
-    '    from %s as w\n'
-    '    where w._line between p_lo and p_hi and w._action = %L\n'
-    '    returning %s as key, t.xmin::text::bigint as xid\n'
-    '  )\n'
-    '  insert into %s (action, key, xid)\n'
-    '  select %L, jsonb_agg(key), max(xid) from written having count(*) > 0\n'
-    '  returning jsonb_array_length(key) into v_inserted;\n\n'
-    '  -- Planned updates, by key; the undo log keeps each before-image.\n'
-    '%s\n'
-    '  select array[count(*) filter (where _action = %L),\n'
-    '               count(*) filter (where _action = %L),\n'
-    '               count(*) filter (where _action in (%L, %L)),\n'
-    '               count(*) filter (where _action = %L)]\n'
-    '  into v_counts\n'
-    '  from %s\n'
-    '  where _line between p_lo and p_hi;\n'
-    '  if coalesce(v_inserted, 0) <> v_counts[1] then\n'
-    '    raise exception using errcode = %L, message = (v_counts[1] - coalesce(v_inserted, 0)) || %L;\n'
-    '  end if;\n'
-    '  if v_updated <> v_counts[2] then\n'
-    '    raise exception using errcode = %L, message = (v_counts[2] - v_updated) || %L;\n'
-    '  end if;\n'
-    '  return v_counts;\n'
-    'end\n'
-    '%s',
-    v_s, 'promote_' || p_load, v_tag,
-    v_rejects,
-    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
-    'conflict', 'the key already exists for this tenant (on_conflict: reject)',
-    v_plan, 'conflict',
-    v_target, v_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(v_outputs) o),
-    v_tenant_value, (select string_agg(format('w.%I', o), ', ') from unnest(v_outputs) o),
-    v_plan, 'insert',
-    v_written_key,
-    v_undo, 'inserts',
-    v_update_sql,
-    'insert', 'update', 'unchanged', 'skip', 'conflict',
-    v_plan,
-    'P0002',
-    format(' row(s) planned for insert were not inserted into %s: skipped by a trigger', v_target),
-    'P0002',
-    format(' row(s) planned for update were not updated in %s: deleted by another writer during the load, or skipped by a trigger',
-           v_target),
-    v_tag);
+  select f.plan_sql, f.promote_sql into v_plan_fn, v_promote
+  from ferry.promotion_functions_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_outputs) as f;
 
   -- Created by the loader (nothing of them runs now), then given to the tenant: as SECURITY
   -- DEFINER functions they run as the tenant, where PostgreSQL refuses any change of role.

@@ -17,7 +17,7 @@
 -- How the writers treat a column, from its type (a domain: its base type): `integer`,
 -- `numeric` and `float` are numbers, `boolean` is true/false, `json` is JSON text, `text` is
 -- everything else (dates, timestamps, arrays, ...), written as PostgreSQL's text output.
-create function ferry.export_column_kind(p_type oid) returns text
+create or replace function ferry.export_column_kind(p_type oid) returns text
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
@@ -48,7 +48,7 @@ $$;
 -- p_where is spliced in as it is: it runs as the tenant (prepare_export), so whatever it
 -- says, it sees only the tenant's rows. It sits on lines of its own, so that a `--` comment
 -- in it cannot swallow the closing parenthesis.
-create function ferry.export_table_query(
+create or replace function ferry.export_table_query(
   p_tenant  text,
   p_table   text,
   p_columns text[] default null,
@@ -150,7 +150,7 @@ $$;
 -- unread: that refuses several statements before running any, and checks the tenant's
 -- privileges. Then a temporary view of it gives the columns. The export function's body is
 -- the same text; it is not checked when created (as the loader), only when the tenant runs it.
-create function ferry.prepare_export(p_tenant text, p_query text)
+create or replace function ferry.prepare_export(p_tenant text, p_query text)
 returns table (function_name text, column_name text, type_name text, kind text)
 language plpgsql
 set search_path = pg_catalog, pg_temp

@@ -1,0 +1,17 @@
+-- cleanup: drops the load's staging and work tables and its compiled functions.
+create or replace function ferry.cleanup_load(p_load bigint) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_kind   text;
+begin
+  foreach v_kind in array array['stage', 'mapped', 'work', 'rejects', 'undo', 'plan'] loop
+    execute format('drop table if exists %s', ferry.quoted_object(v_tenant.schema_name, v_kind, p_load));
+  end loop;
+  execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'transform_' || p_load);
+  execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'plan_' || p_load);
+  execute format('drop function if exists %I.%I(bigint, bigint)', v_tenant.schema_name, 'promote_' || p_load);
+end
+$$;

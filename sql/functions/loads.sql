@@ -1,0 +1,174 @@
+-- The last load of this file that succeeded, for this tenant and this mapping version (a
+-- changed mapping may well give other rows, so it loads the file again).
+create or replace function ferry.previous_load_of_file(p_tenant text, p_mapping_id bigint, p_sha256 text)
+returns ferry.loads
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select l.*
+  from ferry.loads l
+  join ferry.tenants t on t.id = l.tenant_id
+  where t.slug = p_tenant and l.mapping_id = p_mapping_id and l.file_sha256 = p_sha256
+    and l.status = 'succeeded'
+  order by l.id desc
+  limit 1
+$$;
+
+create or replace function ferry.register_load(
+  p_tenant     text,
+  p_mapping_id bigint,
+  p_source     text,
+  p_sha256     text,
+  p_bytes      bigint,
+  p_format     text,
+  p_options    jsonb,
+  p_os_user    text
+) returns ferry.loads
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_load ferry.loads;
+begin
+  insert into ferry.loads (tenant_id, mapping_id, source, file_sha256, file_bytes, format, options, os_user)
+  values ((ferry.tenant(p_tenant)).id, p_mapping_id, p_source, p_sha256, p_bytes, p_format,
+          coalesce(p_options, '{}'), p_os_user)
+  returning * into v_load;
+  insert into ferry.audit (os_user, command, tenant, load_id, outcome, details)
+  values (p_os_user, 'load', p_tenant, v_load.id, 'registered',
+          jsonb_build_object('source', p_source, 'mapping_id', p_mapping_id));
+  return v_load;
+end
+$$;
+
+-- As in 3_loads.sql: `cancelled` is an end too.
+create or replace function ferry.set_status(p_load bigint, p_status text, p_error text default null)
+returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+  update ferry.loads
+  set status = p_status,
+      error = coalesce(p_error, error),
+      finished_at = case when p_status in ('succeeded', 'failed', 'dry_run', 'cancelled') then now() end
+  where id = p_load
+$$;
+
+create or replace function ferry.record_timing(p_load bigint, p_step text, p_ms numeric)
+returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+  update ferry.loads
+  set timings = timings || jsonb_build_object(p_step, round(p_ms))
+  where id = p_load
+$$;
+
+-- Names of a load's tables and functions inside the tenant's schema.
+create or replace function ferry.load_object(p_load bigint, p_kind text) returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$ select p_kind || '_' || p_load $$;
+
+-- Compiling a load: the mapping's SELECT and the target's columns become three functions in
+-- the tenant's schema, owned by the tenant role, SECURITY DEFINER:
+--   transform_<load>()        staged text -> mapping -> checks -> typed, de-duplicated work table
+--   plan_<load>()             work table joined to the target: insert, update or unchanged
+--   promote_<load>(lo, hi)    one batch of the plan: undo log, then MERGE into the target
+-- compile_load() returns their text, which is kept on the load.
+create or replace function ferry.quoted_object(p_schema name, p_kind text, p_load bigint) returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$ select format('%I.%I', p_schema, p_kind || '_' || p_load) $$;
+
+-- The status to show: `interrupted` for a load in progress that no process holds.
+create or replace function ferry.load_status(p_load ferry.loads) returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select case
+    when p_load.status in ('registered', 'staging', 'transforming', 'promoting')
+         and not ferry.load_is_claimed(p_load.id)
+    then 'interrupted'
+    else p_load.status
+  end
+$$;
+
+create or replace function ferry.report_progress(p_load bigint, p_step text, p_done bigint, p_total bigint, p_rows bigint,
+                                      p_worker text default null)
+returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+  insert into ferry.load_progress as p (load_id, step, done, total, rows, worker)
+  values (p_load, p_step, p_done, p_total, p_rows, p_worker)
+  on conflict (load_id) do update
+  set step = excluded.step, done = excluded.done, total = excluded.total, rows = excluded.rows,
+      worker = coalesce(excluded.worker, p.worker), updated_at = now();
+  select pg_notify('pgferry_load', p_load::text);
+$$;
+
+-- A change of status is news for whoever follows the load (sent when its transaction commits).
+create or replace function ferry.notify_load_change() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  perform pg_notify('pgferry_load', new.id::text);
+  return null;
+end
+$$;
+create or replace trigger loads_notify
+after insert or update of status on ferry.loads
+for each row execute function ferry.notify_load_change();
+
+-- Cancelling a queued load cannot race a worker that takes it.
+--
+-- request_cancel (11_queue_and_progress.sql) marked a load nobody ran as cancelled after it
+-- saw no claim on it. A worker could take the claim just after that look, and read the status
+-- before the cancel committed: it then ran the load, and its first status update, waiting for
+-- the cancel's row lock, overwrote 'cancelled' (seen once in CI: a load cancelled while queued
+-- ended 'succeeded'). The cancel now holds the claim's lock itself, until it commits: a worker
+-- then cannot claim the load in between, and finds it cancelled when it can. A load claimed
+-- first gets a cancel request, as a running one does.
+create or replace function ferry.request_cancel(p_load bigint, p_os_user text) returns text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_load ferry.loads;
+  v_done text;
+  v_cancelled boolean := false;
+begin
+  -- Not locked: a running promotion holds the row until it commits.
+  select * into v_load from ferry.loads where id = p_load;
+  if not found then
+    raise exception 'no load %', p_load using errcode = '42704', hint = 'pgferry loads lists them';
+  end if;
+  if v_load.status in ('succeeded', 'failed', 'dry_run', 'rolled_back', 'cancelled') then
+    return 'ended ' || v_load.status;
+  end if;
+  -- Nobody runs it (queued, or interrupted): nothing to stop but the record, and the staging
+  -- an interrupted one left. The claim's lock, held to the end of this transaction, keeps
+  -- any worker from taking the load meanwhile.
+  if pg_try_advisory_xact_lock(ferry.load_lock_class(), p_load::integer) then
+    update ferry.loads
+    set status = 'cancelled', finished_at = now(), error = 'cancelled by ' || coalesce(p_os_user, current_user)
+    where id = p_load
+      and status in ('queued', 'registered', 'staging', 'transforming', 'promoting');
+    v_cancelled := found;
+  end if;
+  if v_cancelled then
+    perform ferry.cleanup_load(p_load);
+    v_done := 'cancelled';
+  else
+    insert into ferry.cancel_requests (load_id, requested_by) values (p_load, p_os_user)
+    on conflict (load_id) do nothing;
+    perform pg_notify('pgferry_cancel', p_load::text);
+    v_done := 'requested';
+  end if;
+  insert into ferry.audit (os_user, command, tenant, load_id, outcome)
+  values (p_os_user, 'cancel', (ferry.load_tenant(p_load)).slug, p_load, v_done);
+  return v_done;
+end
+$$;

@@ -1,0 +1,53 @@
+-- transform: as in 9_resume.sql, with the work table analyzed for its line and key columns,
+-- what later joins on it use (the plan's join to the target; mirror's search for absent rows).
+create or replace function ferry.transform(p_load bigint) returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_work   text := ferry.quoted_object(v_tenant.schema_name, 'work', p_load);
+  v_keys   text[];
+  v_rows   bigint;
+begin
+  select m.key_columns into strict v_keys from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
+  update ferry.loads set status = 'transforming' where id = p_load;
+  execute format('truncate %s, %s, %s',
+                 ferry.quoted_object(v_tenant.schema_name, 'mapped', p_load),
+                 v_work,
+                 ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load));
+  delete from ferry.rejects where load_id = p_load and step = 'transform';
+  execute format('select %s()', ferry.tenant_function(p_load, 'transform', '')::oid::regproc);
+  execute format('analyze %s (%s)', v_work,
+                 (select string_agg(quote_ident(c), ', ') from unnest('_line'::text || v_keys) as c));
+  perform ferry.collect_rejects(p_load, 'transform');
+  execute format('select count(*) from %s', v_work) into v_rows;
+  return v_rows;
+end
+$$;
+
+-- Moves the rejects a tenant function wrote into the catalog.
+create or replace function ferry.collect_rejects(p_load bigint, p_step text) returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_rows   bigint;
+begin
+  -- raw: the staged row as JSON, so `pgferry rejects` can give back the original values.
+  execute format(
+    'insert into ferry.rejects (load_id, step, line, column_name, value, rule, message, raw)
+     select $1, $2, r.line, r.column_name, r.value, r.rule, r.message, (to_jsonb(st) - %L)::text
+     from %s as r
+     left join %s as st on st._line = r.line
+     order by r.line',
+    '_line',
+    ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load),
+    ferry.quoted_object(v_tenant.schema_name, 'stage', p_load))
+  using p_load, p_step;
+  get diagnostics v_rows = row_count;
+  execute format('truncate %s', ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load));
+  return v_rows;
+end
+$$;
