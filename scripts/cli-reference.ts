@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 
 import { buildProgram } from '../src/cli/main.js';
 
-/** The README's generated CLI reference sits between these two lines. */
+/** The CLI reference, docs/cli.md, relative to the repository's root. */
+export const CLI_REFERENCE_FILE = 'docs/cli.md';
+
+/** The generated part of docs/cli.md sits between these two lines. */
 export const START_MARKER = '<!-- cli-reference:start -->';
 export const END_MARKER = '<!-- cli-reference:end -->';
 
@@ -13,7 +16,7 @@ export const END_MARKER = '<!-- cli-reference:end -->';
  */
 export const HELP_WIDTH = 80;
 
-const REGENERATE = 'npx tsx scripts/update-readme-cli.ts';
+const REGENERATE = 'npm run docs:cli';
 
 /** `pgferry tenant add` for the command `add` under `tenant`. */
 export function commandPath(command: Command): string {
@@ -55,15 +58,15 @@ export function helpText(command: Command): string {
 }
 
 /**
- * The README's CLI reference: one section per command with its `--help`, between (not
+ * docs/cli.md's generated part: one section per command with its `--help`, between (not
  * including) the markers.
  *
  * @example
- *   const block = cliReference(); // '\n<!-- Generated … -->\n\n### `pgferry`\n…'
+ *   const block = cliReference(); // '\n<!-- Generated … -->\n\n## `pgferry`\n…'
  */
 export function cliReference(program: Command = buildProgram()): string {
   const sections = allCommands(program).map(
-    (command) => `### \`${commandPath(command)}\`\n\n\`\`\`text\n${helpText(command)}\n\`\`\``,
+    (command) => `## \`${commandPath(command)}\`\n\n\`\`\`text\n${helpText(command)}\n\`\`\``,
   );
   return [
     '',
@@ -73,23 +76,23 @@ export function cliReference(program: Command = buildProgram()): string {
   ].join('\n');
 }
 
-/** The text between the markers of a README, or undefined when a marker is missing. */
-export function readCliReference(readme: string): string | undefined {
-  const start = readme.indexOf(START_MARKER);
-  const end = readme.indexOf(END_MARKER, start + START_MARKER.length);
+/** The text between the markers of a document, or undefined when a marker is missing. */
+export function readCliReference(doc: string): string | undefined {
+  const start = doc.indexOf(START_MARKER);
+  const end = doc.indexOf(END_MARKER, start + START_MARKER.length);
   if (start < 0 || end < 0) return undefined;
-  return readme.slice(start + START_MARKER.length, end);
+  return doc.slice(start + START_MARKER.length, end);
 }
 
-/** The README with the text between its markers replaced by `block`. */
-export function writeCliReference(readme: string, block: string = cliReference()): string {
-  const start = readme.indexOf(START_MARKER);
-  const end = readme.indexOf(END_MARKER, start + START_MARKER.length);
+/** The document with the text between its markers replaced by `block`. */
+export function writeCliReference(doc: string, block: string = cliReference()): string {
+  const start = doc.indexOf(START_MARKER);
+  const end = doc.indexOf(END_MARKER, start + START_MARKER.length);
   if (start < 0 || end < 0) {
-    throw new Error(`README.md must contain the lines ${START_MARKER} and ${END_MARKER}`);
+    throw new Error(`${CLI_REFERENCE_FILE} must contain the lines ${START_MARKER} and ${END_MARKER}`);
   }
-  return readme.slice(0, start + START_MARKER.length) + block + readme.slice(end);
+  return doc.slice(0, start + START_MARKER.length) + block + doc.slice(end);
 }
 
-/** How to bring the README back in step, for messages. */
-export const REGENERATE_HINT = `run \`${REGENERATE}\` to regenerate README.md's CLI reference from --help`;
+/** How to bring docs/cli.md back in step, for messages. */
+export const REGENERATE_HINT = `run \`${REGENERATE}\` (npx tsx scripts/update-cli-reference.ts) to regenerate ${CLI_REFERENCE_FILE} from --help`;
