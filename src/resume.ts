@@ -20,7 +20,7 @@ import {
 } from './load.js';
 import { LoadClaim } from './load-claim.js';
 import { parseMapping } from './mappings/mapping-file.js';
-import { resolveDatabaseSource } from './sources/database-url.js';
+import { resolveDatabaseSource } from './sources/database/database-url.js';
 import { readSourceLayout, type SourceLayout } from './sources/source-layout.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 

@@ -1,7 +1,7 @@
 import { PgferryError } from '../errors.js';
-import { readCsvLayout } from './csv-header.js';
-import { detectEncoding, normalizeEncoding } from './detect-encoding.js';
-import { detectTextFormat, isOleMagic, isZipMagic, SOURCE_FORMATS, type SourceFormat } from './detect-format.js';
+import { detectEncoding, normalizeEncoding } from './detect/detect-encoding.js';
+import { detectTextFormat, isOleMagic, isZipMagic, SOURCE_FORMATS, type SourceFormat } from './detect/detect-format.js';
+import { readCsvLayout } from './file/csv/csv-header.js';
 import {
   chooseZipEntry,
   type Compression,
@@ -9,10 +9,10 @@ import {
   openInput,
   readHead,
   zipDataEntries,
-} from './input-file.js';
-import { type SourceItem, SourceSyntaxError } from './source-item.js';
-import { openSourceItems } from './source-items.js';
-import { decodeText } from './text-decoder.js';
+} from './file/input-file.js';
+import { openSourceItems } from './file/open-file-source.js';
+import { decodeText } from './file/text-decoder.js';
+import { type SourceItem, SourceSyntaxError } from './reader-items.js';
 
 /** What a user may say about a file; everything left out is detected. */
 export interface SourceOptions {
@@ -267,7 +267,7 @@ async function sheetName(
 ): Promise<string | undefined> {
   if (sheet === undefined || input.compression !== 'none') return typeof sheet === 'string' ? sheet : undefined;
   const sheets = await (
-    await import('./xlsx-reader.js')
+    await import('./file/xlsx/xlsx-reader.js')
   )
     .listXlsxSheets(() => file)
     .catch((error) => {

@@ -1,11 +1,11 @@
-import { JsonRecordError, parseJsonRecord } from './json-record-parser.js';
 import {
   MAX_REJECT_RAW_CHARS,
   type SourceItem,
   type SourceReject,
   SourceSyntaxError,
   UNDECODABLE,
-} from './source-item.js';
+} from '../../reader-items.js';
+import { JsonRecordError, parseJsonRecord } from './json-record-parser.js';
 
 export interface JsonReaderOptions {
   /** `json`: one document; `ndjson`: one object per line. */

@@ -1,8 +1,8 @@
-import { PgferryError } from '../errors.js';
+import { PgferryError } from '../../errors.js';
+import type { SourceLayout } from '../source-layout.js';
 import type { DatabaseSource } from './database-url.js';
 import { describeMysqlQuery } from './mysql-source.js';
 import { describePostgresQuery } from './postgres-source.js';
-import type { SourceLayout } from './source-layout.js';
 import type { SourceConnection } from './source-session.js';
 
 /** How a source database's query is staged: its columns, named by the source (described on `connection`). */

@@ -6,7 +6,7 @@ import {
   type SourceReject,
   SourceSyntaxError,
   UNDECODABLE,
-} from './source-item.js';
+} from '../../reader-items.js';
 
 export interface SqlDumpReaderOptions {
   /**
