@@ -5,7 +5,7 @@ import { load, type LoadOptions, type LoadResult, MAX_JOBS } from '../load.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { SOURCE_FORMATS } from '../sources/detect/detect-format.js';
-import { asSourceError } from '../sources/source-layout.js';
+import { asSourceError } from '../sources/file/read-source-layout.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 
