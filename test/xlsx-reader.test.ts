@@ -14,12 +14,8 @@ import {
   readXlsxRecords,
   type XlsxReaderOptions,
 } from '../src/sources/file/xlsx/xlsx-reader.js';
-import {
-  type SourceColumns,
-  type SourceItem,
-  type SourceRecord,
-  SourceSyntaxError,
-} from '../src/sources/reader-items.js';
+import { type SourceColumns, type SourceItem, type SourceRecord } from '../src/sources/reader-items.js';
+import { SourceSyntaxError } from '../src/sources/source-syntax-error.js';
 import { int, prng } from './helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import {
   readXmlRecords,
   type XmlReaderOptions,
 } from '../src/sources/file/xml/xml-reader.js';
-import { MAX_REJECT_RAW_CHARS, type SourceItem, SourceSyntaxError, UNDECODABLE } from '../src/sources/reader-items.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../src/sources/reader-items.js';
+import { SourceSyntaxError } from '../src/sources/source-syntax-error.js';
 import { int, pick, prng } from './helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------

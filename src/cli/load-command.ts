@@ -4,8 +4,8 @@ import { EXIT } from '../errors.js';
 import { load, type LoadOptions, type LoadResult, MAX_JOBS } from '../load.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
-import { SOURCE_FORMATS } from '../sources/detect/detect-format.js';
-import { asSourceError } from '../sources/file/read-source-layout.js';
+import { SOURCE_FORMATS } from '../sources/source-format.js';
+import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 

@@ -1,5 +1,5 @@
-import type { SourceFormat } from './detect/detect-format.js';
 import type { Compression } from './file/input-file.js';
+import type { SourceFormat } from './source-format.js';
 
 /**
  * How pgferry reads one source, found before anything is staged and kept with the load (so that

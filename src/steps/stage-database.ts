@@ -9,7 +9,7 @@ import {
   endSourceConnection,
   openSourceConnection,
   type SourceConnection,
-} from '../sources/database/source-session.js';
+} from '../sources/database/source-connection.js';
 import type { StageProgress, StageResult } from './stage.js';
 import { stageRecords } from './stage-records.js';
 

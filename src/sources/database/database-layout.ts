@@ -3,7 +3,7 @@ import type { SourceLayout } from '../source-layout.js';
 import type { DatabaseSource } from './database-url.js';
 import { describeMysqlQuery } from './mysql-source.js';
 import { describePostgresQuery } from './postgres-source.js';
-import type { SourceConnection } from './source-session.js';
+import type { SourceConnection } from './source-connection.js';
 
 /** How a source database's query is staged: its columns, named by the source (described on `connection`). */
 export async function readDatabaseLayout(

@@ -1,14 +1,10 @@
 import { PgferryError } from '../../errors.js';
 import { detectEncoding, normalizeEncoding } from '../detect/detect-encoding.js';
-import {
-  detectTextFormat,
-  isOleMagic,
-  isZipMagic,
-  SOURCE_FORMATS,
-  type SourceFormat,
-} from '../detect/detect-format.js';
-import { type SourceItem, SourceSyntaxError } from '../reader-items.js';
+import { detectTextFormat, isOleMagic, isZipMagic } from '../detect/detect-format.js';
+import { type SourceItem } from '../reader-items.js';
+import { SOURCE_FORMATS, type SourceFormat } from '../source-format.js';
 import type { SourceLayout } from '../source-layout.js';
+import { asSourceError } from '../source-syntax-error.js';
 import { readCsvLayout } from './csv/csv-header.js';
 import {
   chooseZipEntry,
@@ -186,14 +182,6 @@ function refuseOptionsOfOtherFormats(file: string, format: SourceFormat, options
       });
     }
   }
-}
-
-/** A reader's SourceSyntaxError as an input error naming the file, line and column. */
-export function asSourceError(error: unknown, file: string): unknown {
-  if (error instanceof SourceSyntaxError) {
-    return new PgferryError(error.message, { location: { file, line: error.line, column: error.column } });
-  }
-  return error;
 }
 
 function parseFormat(format: string | undefined): SourceFormat | undefined {

@@ -1,10 +1,5 @@
-import {
-  MAX_REJECT_RAW_CHARS,
-  type SourceItem,
-  type SourceReject,
-  SourceSyntaxError,
-  UNDECODABLE,
-} from '../../reader-items.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem, type SourceReject, UNDECODABLE } from '../../reader-items.js';
+import { SourceSyntaxError } from '../../source-syntax-error.js';
 import { JsonRecordError, parseJsonRecord } from './json-record-parser.js';
 
 export interface JsonReaderOptions {
