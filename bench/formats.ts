@@ -18,7 +18,7 @@ import ExcelJS from 'exceljs';
 import pg from 'pg';
 
 import { escapeXmlText } from '../src/export/xml-format.js';
-import { encodeXmlName } from '../src/sources/xml-reader.js';
+import { encodeXmlName } from '../src/sources/file/xml/xml-reader.js';
 import { DATA_DIR, MAPPING, openBenchServer, ROOT, runChild, setUp, TARGET, TENANT } from './bench-setup.js';
 import { CATALOG_COLUMNS, ensureCatalog, GENERATOR_VERSION } from './generate-catalog.js';
 import type { ChildReport } from './load-child.js';

@@ -20,8 +20,9 @@ import {
 } from './load.js';
 import { LoadClaim } from './load-claim.js';
 import { parseMapping } from './mappings/mapping-file.js';
-import { resolveDatabaseSource } from './sources/database-url.js';
-import { readSourceLayout, type SourceLayout } from './sources/source-layout.js';
+import { resolveDatabaseSource } from './sources/database/database-url.js';
+import { readSourceLayout } from './sources/file/read-source-layout.js';
+import type { SourceLayout } from './sources/source-layout.js';
 import { stagedColumnNames } from './sources/staged-column-names.js';
 
 /** How long resume waits for the claim of a load whose process was just killed. */

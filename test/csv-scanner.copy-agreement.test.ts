@@ -6,7 +6,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CopyBuffer } from '../src/sources/copy-buffer.js';
-import { CsvScanner, type ParseReject, splitFields } from '../src/sources/csv-scanner.js';
+import { CsvScanner, type ParseReject, splitFields } from '../src/sources/file/csv/csv-scanner.js';
 import { int, pick, prng, type Rand } from './helpers/prng.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 
-import { CsvHeaderError, CsvScanner, encodeFields, type ParseReject, splitFields } from '../src/sources/csv-scanner.js';
+import {
+  CsvHeaderError,
+  CsvScanner,
+  encodeFields,
+  type ParseReject,
+  splitFields,
+} from '../src/sources/file/csv/csv-scanner.js';
 import { int, pick, prng, type Rand } from './helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import { readJsonRecords } from '../src/sources/json-reader.js';
-import { type SourceItem, SourceSyntaxError, UNDECODABLE } from '../src/sources/source-item.js';
+import { readJsonRecords } from '../src/sources/file/json/json-reader.js';
+import { type SourceItem, UNDECODABLE } from '../src/sources/reader-items.js';
+import { SourceSyntaxError } from '../src/sources/source-syntax-error.js';
 
 async function* chunked(text: string, size: number): AsyncGenerator<string> {
   for (let i = 0; i < text.length; i += size) yield text.slice(i, i + size);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { DELIMITERS, sniffDelimiter } from '../src/sources/sniff-delimiter.js';
+import { DELIMITERS, sniffDelimiter } from '../src/sources/detect/sniff-delimiter.js';
 import { prng } from './helpers/prng.js';
 
 const sniff = (text: string | Buffer) => sniffDelimiter(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);

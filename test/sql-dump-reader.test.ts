@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { type SourceItem, SourceSyntaxError, UNDECODABLE } from '../src/sources/source-item.js';
-import { readSqlDumpRecords, type SqlDumpReaderOptions } from '../src/sources/sql-dump-reader.js';
+import { readSqlDumpRecords, type SqlDumpReaderOptions } from '../src/sources/file/sql-dump/sql-dump-reader.js';
+import { type SourceItem, UNDECODABLE } from '../src/sources/reader-items.js';
+import { SourceSyntaxError } from '../src/sources/source-syntax-error.js';
 
 async function* chunked(text: string, size: number): AsyncGenerator<string> {
   for (let i = 0; i < text.length; i += size) yield text.slice(i, i + size);

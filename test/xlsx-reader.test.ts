@@ -9,12 +9,13 @@ import ExcelJS from 'exceljs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import {
-  type SourceColumns,
-  type SourceItem,
-  type SourceRecord,
-  SourceSyntaxError,
-} from '../src/sources/source-item.js';
-import { cellAddress, listXlsxSheets, readXlsxRecords, type XlsxReaderOptions } from '../src/sources/xlsx-reader.js';
+  cellAddress,
+  listXlsxSheets,
+  readXlsxRecords,
+  type XlsxReaderOptions,
+} from '../src/sources/file/xlsx/xlsx-reader.js';
+import { type SourceColumns, type SourceItem, type SourceRecord } from '../src/sources/reader-items.js';
+import { SourceSyntaxError } from '../src/sources/source-syntax-error.js';
 import { int, prng } from './helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -5,8 +5,14 @@ import { SaxesParser } from 'saxes';
 import { describe, expect, it } from 'vitest';
 
 import { PgferryError } from '../src/errors.js';
-import { MAX_REJECT_RAW_CHARS, type SourceItem, SourceSyntaxError, UNDECODABLE } from '../src/sources/source-item.js';
-import { decodeXmlName, encodeXmlName, readXmlRecords, type XmlReaderOptions } from '../src/sources/xml-reader.js';
+import {
+  decodeXmlName,
+  encodeXmlName,
+  readXmlRecords,
+  type XmlReaderOptions,
+} from '../src/sources/file/xml/xml-reader.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../src/sources/reader-items.js';
+import { SourceSyntaxError } from '../src/sources/source-syntax-error.js';
 import { int, pick, prng } from './helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ import { EXIT } from '../errors.js';
 import { load, type LoadOptions, type LoadResult, MAX_JOBS } from '../load.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
-import { SOURCE_FORMATS } from '../sources/detect-format.js';
-import { asSourceError } from '../sources/source-layout.js';
+import { SOURCE_FORMATS } from '../sources/source-format.js';
+import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 
@@ -186,7 +186,7 @@ interface FileCommandOptions {
 async function sheetsToLoad(file: string, opts: FileCommandOptions): Promise<(string | undefined)[]> {
   if (opts.allSheets) {
     if (opts.sheet) throw new InvalidOption('--all-sheets and --sheet: choose one');
-    const { listXlsxSheets } = await import('../sources/xlsx-reader.js');
+    const { listXlsxSheets } = await import('../sources/file/xlsx/xlsx-reader.js');
     return listXlsxSheets(() => file).catch((error) => {
       throw asSourceError(error, file);
     });

@@ -1,4 +1,4 @@
-import { CSV_SPECIAL, csvField } from '../sources/csv-field.js';
+import { CSV_SPECIAL, csvField } from '../sources/file/csv/csv-field.js';
 import { type ExportColumn, type ExportRow, isNumberKind } from './export-column.js';
 import { neutraliseFormula } from './formula-neutralise.js';
 import type { TextFormat } from './text-writer.js';

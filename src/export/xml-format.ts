@@ -1,5 +1,5 @@
 import { PgferryError } from '../errors.js';
-import { encodeXmlName } from '../sources/xml-reader.js';
+import { encodeXmlName } from '../sources/file/xml/xml-reader.js';
 import type { ExportColumn, ExportRow } from './export-column.js';
 import type { TextFormat } from './text-writer.js';
 

@@ -1,4 +1,4 @@
-import { csvField } from '../sources/csv-field.js';
+import { csvField } from '../sources/file/csv/csv-field.js';
 
 /**
  * One CSV line (RFC 4180) that pgferry's CSV reader gives back as it was: NULL as nothing, the

@@ -31,7 +31,7 @@ export async function rejectLocator(pool: pg.Pool, loadId: number): Promise<Reje
     return (line) => (line === null ? null : `record ${line}`);
   }
 
-  const { cellAddress } = await import('../sources/xlsx-reader.js');
+  const { cellAddress } = await import('../sources/file/xlsx/xlsx-reader.js');
   const sheet = String(load.source.sheet ?? 'Sheet1');
   const letters = load.source.letters ?? [];
   const staged = load.columns;

@@ -4,8 +4,12 @@ import type mysql from 'mysql2';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 
-import { describeMysqlQuery, readMysqlRecords } from '../sources/mysql-source.js';
-import { endSourceConnection, openSourceConnection, type SourceConnection } from '../sources/source-session.js';
+import { describeMysqlQuery, readMysqlRecords } from '../sources/database/mysql-source.js';
+import {
+  endSourceConnection,
+  openSourceConnection,
+  type SourceConnection,
+} from '../sources/database/source-connection.js';
 import type { StageProgress, StageResult } from './stage.js';
 import { stageRecords } from './stage-records.js';
 

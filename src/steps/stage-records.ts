@@ -1,7 +1,7 @@
 import type pg from 'pg';
 
-import { csvField } from '../sources/csv-field.js';
-import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../sources/source-item.js';
+import { csvField } from '../sources/file/csv/csv-field.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../sources/reader-items.js';
 import type { StageProgress, StageResult } from './stage.js';
 import { StagingWriter } from './staging-writer.js';
 

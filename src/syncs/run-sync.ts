@@ -4,11 +4,11 @@ import { asUserError, PgferryError } from '../errors.js';
 import { load, type LoadEvent, type LoadResult } from '../load.js';
 import { readMapping } from '../mappings/mapping-file.js';
 import { type Project, projectSync, type SyncConfig } from '../project/project-file.js';
-import { sourceQuery } from '../sources/database-query.js';
-import { resolveDatabaseSource } from '../sources/database-url.js';
-import { describeMysqlQuery } from '../sources/mysql-source.js';
-import { describePostgresColumns } from '../sources/postgres-source.js';
-import { SourceSession } from '../sources/source-session.js';
+import { sourceQuery } from '../sources/database/database-query.js';
+import { resolveDatabaseSource } from '../sources/database/database-url.js';
+import { describeMysqlQuery } from '../sources/database/mysql-source.js';
+import { describePostgresColumns } from '../sources/database/postgres-source.js';
+import { SourceSession } from '../sources/database/source-session.js';
 import { stagedColumnNames } from '../sources/staged-column-names.js';
 import {
   type CursorType,

@@ -3,7 +3,7 @@ import { isUtf8 } from 'node:buffer';
 import chardet from 'chardet';
 import iconv from 'iconv-lite';
 
-import { completeUtf8End } from './text-decoder.js';
+import { completeUtf8End } from '../file/text-decoder.js';
 
 /** A file's text encoding, and how many bytes of byte order mark it starts with. */
 export interface DetectedEncoding {

@@ -1,7 +1,7 @@
 import mysql from 'mysql2';
 
-import { PgferryError } from '../errors.js';
-import type { SourceItem } from './source-item.js';
+import { PgferryError } from '../../errors.js';
+import type { SourceItem } from '../reader-items.js';
 
 /**
  * A connection to a source MySQL or MariaDB, in a read-only transaction with a consistent

@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 
 import yauzl from 'yauzl';
 
-import { PgferryError } from '../errors.js';
+import { PgferryError } from '../../errors.js';
 
 /** How a file's data is wrapped. */
 export type Compression = 'none' | 'gzip' | 'zip';

@@ -1,4 +1,4 @@
-import { PgferryError } from '../errors.js';
+import { PgferryError } from '../../errors.js';
 
 /** A source database, as `--from` named it. */
 export interface DatabaseSource {

@@ -9,7 +9,8 @@ import { finished } from 'node:stream/promises';
 import ExcelJS from 'exceljs';
 import { SaxesParser } from 'saxes';
 
-import { MAX_REJECT_RAW_CHARS, type SourceItem, SourceSyntaxError } from './source-item.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem } from '../../reader-items.js';
+import { SourceSyntaxError } from '../../source-syntax-error.js';
 
 export interface XlsxReaderOptions {
   /** `--sheet`: a sheet's name, or its 1-based position (number). Default: the first sheet. */

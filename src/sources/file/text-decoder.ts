@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 
 import iconv from 'iconv-lite';
 
-import { UNDECODABLE } from './source-item.js';
+import { UNDECODABLE } from '../reader-items.js';
 
 /**
  * Decodes a file's bytes, chunk by chunk, into text. Bytes that are not valid in the encoding

@@ -1,8 +1,8 @@
 import { Transform } from 'node:stream';
 
+import type { SourceItem } from '../reader-items.js';
+import type { SourceLayout } from '../source-layout.js';
 import { openInput } from './input-file.js';
-import type { SourceItem } from './source-item.js';
-import type { SourceLayout } from './source-layout.js';
 import { decodeText, utf8Bytes } from './text-decoder.js';
 
 /** A file opened for staging: its records (or CSV bytes), and how far through it reading is. */
@@ -23,7 +23,7 @@ export async function openSourceItems(file: string, layout: SourceLayout): Promi
   const opened = await openInput({ file, compression: layout.compression, entry: layout.entry });
   const close = () => opened.bytes.destroy();
   if (layout.format === 'xlsx') {
-    const { readXlsxRecords } = await import('./xlsx-reader.js');
+    const { readXlsxRecords } = await import('./xlsx/xlsx-reader.js');
     // A gzipped workbook is counted by its compressed bytes; a plain one as exceljs reads it.
     let read = 0;
     let input = opened.bytes;
@@ -48,13 +48,13 @@ export async function openSourceItems(file: string, layout: SourceLayout): Promi
   const text = decodeText(opened.chunks(), layout.encoding ?? 'utf-8', layout.bomBytes ?? 0);
   let items: AsyncIterable<SourceItem>;
   if (layout.format === 'json' || layout.format === 'ndjson') {
-    const { readJsonRecords } = await import('./json-reader.js');
+    const { readJsonRecords } = await import('./json/json-reader.js');
     items = readJsonRecords(text, { format: layout.format, records: layout.records });
   } else if (layout.format === 'xml') {
-    const { readXmlRecords } = await import('./xml-reader.js');
+    const { readXmlRecords } = await import('./xml/xml-reader.js');
     items = readXmlRecords(text, { records: layout.records });
   } else if (layout.format === 'sql') {
-    const { readSqlDumpRecords } = await import('./sql-dump-reader.js');
+    const { readSqlDumpRecords } = await import('./sql-dump/sql-dump-reader.js');
     items = readSqlDumpRecords(text, { table: layout.table });
   } else {
     close();

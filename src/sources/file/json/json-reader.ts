@@ -1,11 +1,6 @@
+import { MAX_REJECT_RAW_CHARS, type SourceItem, type SourceReject, UNDECODABLE } from '../../reader-items.js';
+import { SourceSyntaxError } from '../../source-syntax-error.js';
 import { JsonRecordError, parseJsonRecord } from './json-record-parser.js';
-import {
-  MAX_REJECT_RAW_CHARS,
-  type SourceItem,
-  type SourceReject,
-  SourceSyntaxError,
-  UNDECODABLE,
-} from './source-item.js';
 
 export interface JsonReaderOptions {
   /** `json`: one document; `ndjson`: one object per line. */

@@ -1,12 +1,7 @@
 import { Buffer } from 'node:buffer';
 
-import {
-  MAX_REJECT_RAW_CHARS,
-  type SourceItem,
-  type SourceReject,
-  SourceSyntaxError,
-  UNDECODABLE,
-} from './source-item.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem, type SourceReject, UNDECODABLE } from '../../reader-items.js';
+import { SourceSyntaxError } from '../../source-syntax-error.js';
 
 export interface SqlDumpReaderOptions {
   /**

@@ -1,8 +1,8 @@
-import { PgferryError } from '../errors.js';
+import { PgferryError } from '../../../errors.js';
+import { sniffDelimiter } from '../../detect/sniff-delimiter.js';
+import { type InputFile, openInput } from '../input-file.js';
+import { utf8Bytes } from '../text-decoder.js';
 import { CsvHeaderError, CsvScanner } from './csv-scanner.js';
-import { type InputFile, openInput } from './input-file.js';
-import { sniffDelimiter } from './sniff-delimiter.js';
-import { utf8Bytes } from './text-decoder.js';
 
 const SAMPLE_BYTES = 64 * 1024;
 

@@ -1,9 +1,9 @@
-import { PgferryError } from '../errors.js';
+import { PgferryError } from '../../errors.js';
+import type { SourceLayout } from '../source-layout.js';
 import type { DatabaseSource } from './database-url.js';
 import { describeMysqlQuery } from './mysql-source.js';
 import { describePostgresQuery } from './postgres-source.js';
-import type { SourceLayout } from './source-layout.js';
-import type { SourceConnection } from './source-session.js';
+import type { SourceConnection } from './source-connection.js';
 
 /** How a source database's query is staged: its columns, named by the source (described on `connection`). */
 export async function readDatabaseLayout(

@@ -1,6 +1,4 @@
-/** The formats pgferry reads. TSV is CSV with a tab delimiter. */
-export const SOURCE_FORMATS = ['csv', 'tsv', 'xlsx', 'json', 'ndjson', 'xml', 'sql'] as const;
-export type SourceFormat = (typeof SOURCE_FORMATS)[number];
+import type { SourceFormat } from '../source-format.js';
 
 /**
  * A text file's format from its first characters: `<` XML; `[` a JSON array; `{` NDJSON when

@@ -1,13 +1,8 @@
 import { SaxesParser, type SaxesTagPlain } from 'saxes';
 
-import { PgferryError } from '../errors.js';
-import {
-  MAX_REJECT_RAW_CHARS,
-  type SourceItem,
-  type SourceReject,
-  SourceSyntaxError,
-  UNDECODABLE,
-} from './source-item.js';
+import { PgferryError } from '../../../errors.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem, type SourceReject, UNDECODABLE } from '../../reader-items.js';
+import { SourceSyntaxError } from '../../source-syntax-error.js';
 
 export interface XmlReaderOptions {
   /** `--records`: path of the repeating element, e.g. `/catalog/item` (absolute from the root) or `item` (any element of that name). Matches qualified names as written (`g:item`) or local names. Default: the root element's children, which must all share one name. */

@@ -1,6 +1,6 @@
 import pg from 'pg';
 
-import { PgferryError } from '../errors.js';
+import { PgferryError } from '../../errors.js';
 
 /**
  * A connection to a source PostgreSQL, in a read-only, repeatable-read transaction: pgferry

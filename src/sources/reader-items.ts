@@ -49,20 +49,5 @@ export interface SourceReject {
 
 export type SourceItem = SourceColumns | SourceRecord | SourceReject;
 
-/**
- * The file cannot be read on from here (XML not well-formed, a JSON array broken mid-way, a
- * dump holding several tables and no --table): the load fails, naming the line and column.
- */
-export class SourceSyntaxError extends Error {
-  constructor(
-    message: string,
-    readonly line?: number,
-    readonly column?: number,
-  ) {
-    super(message);
-    this.name = 'SourceSyntaxError';
-  }
-}
-
 /** Largest raw text kept in a reject. */
 export const MAX_REJECT_RAW_CHARS = 64 * 1024;

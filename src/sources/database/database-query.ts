@@ -1,4 +1,4 @@
-import { PgferryError } from '../errors.js';
+import { PgferryError } from '../../errors.js';
 import type { DatabaseSource } from './database-url.js';
 
 /**
