@@ -1,4 +1,9 @@
--- cleanup: drops the load's staging and work tables and its compiled functions.
+-- Cleanup: what a load leaves in its tenant's schema, dropped once the load has ended (unless
+-- --keep-staging), failed before it could start, or was cancelled.
+
+-- Drops the load's tables (stage, mapped, work, rejects, undo, plan) and its compiled
+-- functions. Every drop is `if exists`: it runs after whichever step the load got to, and
+-- runs again without harm.
 create or replace function ferry.cleanup_load(p_load bigint) returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp

@@ -1,3 +1,8 @@
+-- Loads in the catalog (ferry.loads), as the loader keeps them: registration, and the skip of
+-- a file already loaded; status and step timings; progress and changes of status, notified to
+-- whoever follows a load; cancelling; the names of a load's tables and functions in its
+-- tenant's schema.
+
 -- The last load of this file that succeeded, for this tenant and this mapping version (a
 -- changed mapping may well give other rows, so it loads the file again).
 create or replace function ferry.previous_load_of_file(p_tenant text, p_mapping_id bigint, p_sha256 text)
@@ -14,6 +19,8 @@ as $$
   limit 1
 $$;
 
+-- Records a new load (status `registered`) of a source for a tenant and a mapping version,
+-- and audits it. Returns the load's row.
 create or replace function ferry.register_load(
   p_tenant     text,
   p_mapping_id bigint,
@@ -41,7 +48,8 @@ begin
 end
 $$;
 
--- As in 3_loads.sql: `cancelled` is an end too.
+-- Sets a load's status, and its error when one is given. An end (succeeded, failed, dry_run,
+-- cancelled) stamps finished_at; any other status clears it.
 create or replace function ferry.set_status(p_load bigint, p_status text, p_error text default null)
 returns void
 language sql
@@ -54,6 +62,7 @@ as $$
   where id = p_load
 $$;
 
+-- Adds a step's duration, in whole milliseconds, to the load's timings.
 create or replace function ferry.record_timing(p_load bigint, p_step text, p_ms numeric)
 returns void
 language sql
@@ -64,24 +73,21 @@ as $$
   where id = p_load
 $$;
 
--- Names of a load's tables and functions inside the tenant's schema.
+-- The name of a load's table or function of a kind inside the tenant's schema: stage_42.
 create or replace function ferry.load_object(p_load bigint, p_kind text) returns text
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$ select p_kind || '_' || p_load $$;
 
--- Compiling a load: the mapping's SELECT and the target's columns become three functions in
--- the tenant's schema, owned by the tenant role, SECURITY DEFINER:
---   transform_<load>()        staged text -> mapping -> checks -> typed, de-duplicated work table
---   plan_<load>()             work table joined to the target: insert, update or unchanged
---   promote_<load>(lo, hi)    one batch of the plan: undo log, then MERGE into the target
--- compile_load() returns their text, which is kept on the load.
+-- A load's table or function of a kind, qualified with the tenant's schema and quoted as an
+-- identifier (ferry_t_acme.stage_42): what the steps splice into their dynamic SQL.
 create or replace function ferry.quoted_object(p_schema name, p_kind text, p_load bigint) returns text
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$ select format('%I.%I', p_schema, p_kind || '_' || p_load) $$;
 
--- The status to show: `interrupted` for a load in progress that no process holds.
+-- The status to show: `interrupted` for a load in progress that no process holds (its claim,
+-- claims.sql).
 create or replace function ferry.load_status(p_load ferry.loads) returns text
 language sql stable
 set search_path = pg_catalog, pg_temp
@@ -94,6 +100,9 @@ as $$
   end
 $$;
 
+-- A running load's progress (its step, done of total, rows), one row per load, and a NOTIFY
+-- on `pgferry_load` for `pgferry status --follow`. The loader writes it on the connection that
+-- holds the load's claim, outside the steps' transactions, so that it is seen as it happens.
 create or replace function ferry.report_progress(p_load bigint, p_step text, p_done bigint, p_total bigint, p_rows bigint,
                                       p_worker text default null)
 returns void
@@ -122,15 +131,17 @@ create or replace trigger loads_notify
 after insert or update of status on ferry.loads
 for each row execute function ferry.notify_load_change();
 
--- Cancelling a queued load cannot race a worker that takes it.
+-- `pgferry cancel`: a load nobody runs (queued, or interrupted) is cancelled at once, and its
+-- staging dropped; a running one gets a cancel request (a row in ferry.cancel_requests and a
+-- NOTIFY on `pgferry_cancel`) and stops at its next batch. Returns 'cancelled', 'requested' or
+-- 'ended <status>'; audited.
 --
--- request_cancel (11_queue_and_progress.sql) marked a load nobody ran as cancelled after it
--- saw no claim on it. A worker could take the claim just after that look, and read the status
--- before the cancel committed: it then ran the load, and its first status update, waiting for
--- the cancel's row lock, overwrote 'cancelled' (seen once in CI: a load cancelled while queued
--- ended 'succeeded'). The cancel now holds the claim's lock itself, until it commits: a worker
--- then cannot claim the load in between, and finds it cancelled when it can. A load claimed
--- first gets a cancel request, as a running one does.
+-- Whether anybody runs the load is decided by taking its claim (claims.sql) until this
+-- transaction ends, not by looking for one: a worker could take the claim just after such a
+-- look and run the load, its first status update overwriting 'cancelled' once the cancel
+-- committed. Holding the claim's lock, the cancel keeps any worker from claiming the load
+-- until it commits, and the worker then finds it cancelled. A load claimed first gets a
+-- request, as a running one does.
 create or replace function ferry.request_cancel(p_load bigint, p_os_user text) returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp

@@ -1,6 +1,9 @@
--- Likewise two loads registering the same new mapping at once both found no row for its
--- content and both inserted it as the next version: one failed on (name, version). They
--- now take turns (a lock held until the registering statement's transaction ends).
+-- Mappings: the versions of a mapping file, registered by the loader before each load.
+
+-- A mapping version: the same content (sha256) is the same version; new content is the next
+-- one. Its target must be a protected table. Registrations of one mapping take turns (a lock
+-- held until the transaction ends): two loads registering the same new content at once would
+-- otherwise both find no row for it, and both insert it as the next version.
 create or replace function ferry.register_mapping(
   p_name        text,
   p_source      text,

@@ -1,3 +1,7 @@
+-- Plans: a run of `pgferry plan run` is a set of steps (loads and syncs, each after the steps
+-- it names), run by the worker as jobs; a step's end, recorded here, queues the steps it
+-- makes ready and ends the run after its last step.
+
 -- A step ended: records its outcome (succeeded or failed), skips the dependents of a failed
 -- step (transitively), marks `queued` and returns the steps now ready (every prerequisite
 -- succeeded), and ends the run when no step is left to run. The run's row is locked first:

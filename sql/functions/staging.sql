@@ -1,4 +1,16 @@
--- The UNLOGGED staging table: the source's columns, all text, plus the source line number.
+-- Staging: the load's UNLOGGED table (no WAL written for it) that the loader's COPY streams
+-- fill with the source's rows, as text, in chunks that each commit with a checkpoint; and
+-- what a retry or `pgferry resume` needs to go on from the last checkpoint.
+--
+-- A crash of the server (killed, the machine lost) empties every UNLOGGED table in recovery;
+-- a clean restart keeps them. A staging table then holds fewer rows than its checkpoint
+-- counts, and the work table none: the load, retried or resumed, stages its source again
+-- from the first line (staging_lost, resume_staging) and transforms it again, rather than
+-- failing its counts check.
+
+-- Creates the load's staging table (again, if it exists): the source's columns, all text,
+-- plus the source line number, _line. The load's status becomes `staging`. Returns the table's
+-- qualified name.
 create or replace function ferry.prepare_staging(p_load bigint, p_columns text[]) returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -48,6 +60,8 @@ as $$
   where id = p_load
 $$;
 
+-- Records one reject of a load: the promotion's rejects (staging inserts its parse rejects
+-- in bulk, with its chunks).
 create or replace function ferry.add_reject(
   p_load    bigint,
   p_step    text,
@@ -65,8 +79,10 @@ as $$
   values (p_load, p_step, p_line, p_column, p_value, p_rule, p_message, p_raw)
 $$;
 
--- resume_staging: as in 9_resume.sql, but staging that a crash emptied starts again from the
--- first line, its parse rejects and checkpoint gone with it.
+-- Where staging goes on from: drops the rows and parse rejects past the checkpoint (a stream
+-- of a parallel staging may have committed rows the checkpoint does not count), and returns
+-- the checkpoint. Staging that a crash emptied starts again from the first line, its parse
+-- rejects and checkpoint gone with it.
 create or replace function ferry.resume_staging(p_load bigint)
 returns table (checkpoint_line bigint, rows_read bigint, rows_staged bigint)
 language plpgsql
@@ -89,15 +105,6 @@ begin
   return query select v_load.checkpoint_line, v_load.rows_read, v_load.rows_staged;
 end
 $$;
-
--- A load resumed after a server crash stages its source again from the first line.
---
--- A crash (the server killed, the machine lost) empties every UNLOGGED table: PostgreSQL resets
--- them in recovery. A load's staging table then holds fewer rows than its checkpoint counts,
--- and its work table none. Before this, a step tried again after such a crash went on from the
--- checkpoint (or, after staging, from the emptied tables), and the counts check failed the load
--- ("the staging table holds 0 rows, the loader sent 150000"): nothing was half-applied, but the
--- load had to be run again by hand. A clean restart keeps UNLOGGED tables, and changes nothing.
 
 -- Whether the load's staging table lost rows its checkpoint counts: a crash reset it. (Rows
 -- past the checkpoint may be there: parallel streams commit before the checkpoint does.)

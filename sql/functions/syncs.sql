@@ -1,4 +1,11 @@
--- Records what pgferry.yaml declares for a sync (before each run, and by `pgferry syncs`).
+-- Syncs: what pgferry.yaml declares for each sync, and the end of a sync's run. A run is a
+-- load whose options name its sync; the loader ends it with finish_sync in the transaction
+-- that promotes it, so that the cursor moves, and mirror's deletes happen, only with the rows
+-- promoted.
+
+-- Records what pgferry.yaml declares for a sync (before each run, and by `pgferry pause` and
+-- `unpause`); updated_at moves only when the declaration changed. Creates its sync_state row
+-- the first time.
 create or replace function ferry.declare_sync(p_name text, p_tenant text, p_mapping text, p_mode text, p_schedule text,
                                    p_config jsonb)
 returns ferry.syncs
@@ -24,7 +31,8 @@ $$;
 -- bring are deleted, or with p_soft (a boolean or date/timestamp column of the target)
 -- marked deleted. It runs as the tenant, inside the promoting transaction, through a
 -- function compiled for the load; the before-images go to the undo log (action 'delete', or
--- 'update' for a soft delete), so a rollback of the load brings the rows back.
+-- 'update' for a soft delete), so a rollback of the load brings the rows back. A soft delete
+-- sets the column to true, or now(), on rows not marked already.
 -- A pull with rejected rows deletes nothing: the keys of those rows cannot be told, and a
 -- row the source still has must not be lost because one of its values was bad.
 create or replace function ferry.mirror_absent(p_load bigint, p_soft text) returns jsonb
@@ -143,7 +151,9 @@ $$;
 
 -- Called by the loader inside the transaction that promotes a sync's load, after verify:
 -- moves the sync's cursor to the largest cursor value the load pulled (never backwards),
--- runs mirror's deletes on a full pull, and records the run. Returns {cursor, deleted, kept}.
+-- runs mirror's deletes on a full pull, and records the run. Returns {cursor}, with mirror's
+-- {deleted, soft} or {deleted, kept} on a full pull. The sync's state row is locked first:
+-- runs of one sync finish one after the other.
 create or replace function ferry.finish_sync(p_load bigint) returns jsonb
 language plpgsql
 set search_path = pg_catalog, pg_temp

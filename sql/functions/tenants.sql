@@ -1,6 +1,19 @@
--- Members of this group are the tenant roles: NOLOGIN, no BYPASSRLS. It holds no privilege on
--- any table (those are granted to each tenant role); a slug cannot start with _, so no tenant
--- role can have its name.
+-- Tenants and row-level security: `pgferry tenant add` (add_tenant), `pgferry tenant protect`
+-- (protect_table), and the tenant of a load, which every step looks up (load_tenant).
+--
+-- Each tenant gets a NOLOGIN role without BYPASSRLS, and a schema for its loads' tables and
+-- functions (the schema owned by the loader, not the tenant). A load's mapping and promotion
+-- are compiled into SECURITY DEFINER functions owned by the tenant's role, where PostgreSQL
+-- refuses any change of `role` or `session_authorization`; the policies on a protected table
+-- are keyed on the role itself (no setting a mapping could change), so a mapping cannot see or
+-- write another tenant's rows.
+--
+-- Role names carry the instance id of ferry.settings: roles belong to the whole cluster, and
+-- two databases with pgferry must not share them.
+
+-- The group whose members are this instance's tenant roles (NOLOGIN, no BYPASSRLS). It holds
+-- no privilege on any table (those are granted to each tenant role); a slug cannot start with
+-- _, so no tenant role can have its name.
 create or replace function ferry.tenant_group() returns name
 language sql stable
 set search_path = pg_catalog, pg_temp
@@ -8,13 +21,7 @@ as $$
   select ('pgf_' || instance_id || '__tenants')::name from ferry.settings
 $$;
 
--- Tenants and row-level security.
---
--- Each tenant gets a NOLOGIN role without BYPASSRLS and a staging schema it owns. Mapping and
--- promotion code is compiled into SECURITY DEFINER functions owned by that role, where
--- PostgreSQL refuses any change of `role` or `session_authorization`; the policies below are
--- keyed on the role itself (no setting a mapping could change), so a mapping cannot see or
--- write another tenant's rows.
+-- The role name of tenant p_slug.
 create or replace function ferry.tenant_role_name(p_slug text) returns name
 language sql stable
 set search_path = pg_catalog, pg_temp
@@ -22,6 +29,8 @@ as $$
   select ('pgf_' || instance_id || '_' || p_slug)::name from ferry.settings
 $$;
 
+-- Creates the tenant group if it is missing, and grants it what every tenant's compiled code
+-- calls: the type checks of ferry_util (validation.sql). Returns its name.
 create or replace function ferry.ensure_tenant_group() returns name
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -41,6 +50,7 @@ begin
 end
 $$;
 
+-- Refuses a tenant name that is not a slug: it becomes part of a role's and a schema's name.
 create or replace function ferry.check_slug(p_slug text) returns void
 language plpgsql immutable
 set search_path = pg_catalog, pg_temp
@@ -93,6 +103,8 @@ begin
 end
 $$;
 
+-- `pgferry tenant add`: the tenant's role (in the group), its schema, its row in ferry.tenants
+-- (its key is its slug unless given), and its policies on every protected table.
 create or replace function ferry.add_tenant(p_slug text, p_key text default null)
 returns ferry.tenants
 language plpgsql
@@ -146,6 +158,7 @@ begin
 end
 $$;
 
+-- The tenant of that slug, or an error that says how to add it.
 create or replace function ferry.tenant(p_slug text) returns ferry.tenants
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -162,8 +175,8 @@ begin
 end
 $$;
 
--- The steps after staging, as the loader calls them. Each takes the load's id. Those that
--- call tenant code pin their search_path: what a tenant's code sets must not steer them.
+-- The tenant of a load: whose schema holds the load's tables and functions, and as whom its
+-- compiled code runs.
 create or replace function ferry.load_tenant(p_load bigint) returns ferry.tenants
 language sql stable
 set search_path = pg_catalog, pg_temp
@@ -171,8 +184,9 @@ as $$
   select t.* from ferry.tenants t join ferry.loads l on l.tenant_id = t.id where l.id = p_load
 $$;
 
--- Roles that can use the table today and would lose that use once RLS is enabled:
--- every grantee except the owner, superusers, BYPASSRLS roles and pgferry's own roles.
+-- Roles that can use the table and would lose that use once RLS is enabled: every grantee
+-- (PUBLIC included) except the owner, superusers, BYPASSRLS roles and pgferry's tenant roles.
+-- None for a table that has RLS enabled already: enabling it again takes nothing from anyone.
 create or replace function ferry.roles_losing_access(p_table regclass)
 returns table (role_name text, privileges text)
 language sql stable

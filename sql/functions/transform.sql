@@ -1,5 +1,15 @@
--- transform: as in 9_resume.sql, with the work table analyzed for its line and key columns,
--- what later joins on it use (the plan's join to the target; mirror's search for absent rows).
+-- Transform: the load's compiled mapping and validation (compile.sql), run as the tenant, from
+-- the staging table into the typed work table the promotion reads, with the rejects they find
+-- moved into the catalog. Like every function here, these pin their search_path: what the
+-- tenant's code sets must not steer them.
+
+-- Runs the load's transform_<load>(), checked first to be still the tenant's SECURITY DEFINER
+-- function, so that the mapping's SQL runs as the tenant; returns the work table's row count.
+-- It starts from empty tables and drops the transform rejects of an earlier run: run again (a
+-- retry, or a resume after the transform committed and before the promotion did), it gives
+-- the same result instead of adding to what the first run left. The work table is analyzed
+-- for its line and key columns, what later joins on it use (the plan's join to the target;
+-- mirror's search for absent rows).
 create or replace function ferry.transform(p_load bigint) returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -26,7 +36,8 @@ begin
 end
 $$;
 
--- Moves the rejects a tenant function wrote into the catalog.
+-- Moves the rejects a tenant function wrote (its rejects_<load> table) into ferry.rejects,
+-- each with its staged line, and empties that table. Used by the transform and the promotion.
 create or replace function ferry.collect_rejects(p_load bigint, p_step text) returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp

@@ -1,13 +1,21 @@
+-- Validation: why a staged value is not of its column's type, as the compiled transform
+-- (compile.sql) asks it. The transform runs as the tenant, so these live in ferry_util, whose
+-- functions the tenant roles may call (tenants.sql grants them to their group); nothing in
+-- the schema ferry is for tenant roles.
+
 -- Why a staged value cannot be read as a type, or NULL when it can: what decides which values
--- become `type` rejects. The transform calls it only for columns whose set-based cast failed
--- (see ferry.compile_load), so it runs once per value of a suspect column.
+-- become `type` rejects. The transform asks it only for the values of a column whose
+-- set-based cast failed, or whose cast proves nothing (bit strings and arrays of character
+-- strings, which an explicit cast cuts to length), so it runs once per value of a suspect
+-- column (see ferry.compile_load).
 --
 -- PostgreSQL 16+ asks the type's input function softly: ferry_util.soft_input_error, which the
--- compiled transform calls itself there (a SQL function, inlined into its query).
+-- compiled transform calls directly there (a SQL function, inlined into its query).
 -- PostgreSQL 15 has no soft input, so this function casts: common types into a variable of
--- the type (planned once, about 1.5 µs a value), numeric(p,s) and character(n) after a quick
--- check of PostgreSQL's own rule, anything else through EXECUTE. The casts run in a
--- subtransaction (the exception block), so the function is parallel unsafe.
+-- the type (an assignment planned once, far cheaper than an EXECUTE per value), numeric(p,s)
+-- and character(n) through a quick check of PostgreSQL's own rule first, anything else
+-- through EXECUTE. The casts run in a subtransaction (the exception block), so the function
+-- is parallel unsafe.
 create or replace function ferry_util.input_error(p_value text, p_type text) returns text
 language plpgsql stable parallel unsafe
 as $$
@@ -80,9 +88,9 @@ end
 $$;
 revoke all on function ferry_util.input_error(text, text) from public;
 
--- PostgreSQL 16+: the type's input function asked softly, pg_input_is_valid first (the valid
--- case, by far the common one, then costs a third). Not called on PostgreSQL 15, which has
--- neither function.
+-- PostgreSQL 16+: the type's input function asked softly, pg_input_is_valid first: cheaper
+-- than pg_input_error_info for a valid value, by far the common case. Not called on
+-- PostgreSQL 15, which has neither function.
 create or replace function ferry_util.soft_input_error(p_value text, p_type text) returns text
 language sql stable parallel safe
 as $$

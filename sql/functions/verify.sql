@@ -1,4 +1,9 @@
--- The reject counts of a load, from ferry.rejects.
+-- Verify: a load's counts, from ferry.rejects and its staging table, and the check that every
+-- row read is accounted for.
+
+-- Writes a load's reject counts onto its row: parse rejects, rejected lines (a line counts
+-- once, however many of its values were rejected) and duplicates. The loader reads them after
+-- the transform, to apply --max-rejects and --max-reject-rate before promoting anything.
 create or replace function ferry.count_rejects(p_load bigint) returns void
 language sql
 set search_path = pg_catalog, pg_temp
@@ -15,10 +20,13 @@ as $$
   where l.id = p_load
 $$;
 
--- verify: every input row is accounted for, or the load fails.
---   read   = staged + parse rejects
---   staged = promoted + duplicates + rejected
+-- Every input row is accounted for, or the load fails:
+--   read     = staged + parse rejects
+--   staged   = promoted + duplicates + rejected
 --   promoted = inserted + updated + unchanged
+-- and the staging table holds as many rows as the loader says it staged. It runs in the
+-- promotion's transaction, so a load that fails it promotes nothing. Writes the reject counts
+-- onto the load, as count_rejects does, and returns the load's row.
 create or replace function ferry.verify_load(p_load bigint) returns ferry.loads
 language plpgsql
 set search_path = pg_catalog, pg_temp
