@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 import type pg from 'pg';
 
-import { load, type LoadOptions, type LoadResult } from './load.js';
+import { load, type LoadOptions, type LoadResult } from './load/load.js';
 import { addTenant, protectTable } from './tenants.js';
 
 /** Files the demo ships with (examples/ and mappings/ of this package). */

@@ -33,9 +33,9 @@ export {
   type LoadResult,
   MAX_JOBS,
   type RejectReason,
-} from './load.js';
+} from './load/load.js';
+export { resume, type ResumeOptions, type ResumeResult } from './load/resume.js';
 export { type Mapping, type MappingCheck, parseMapping, readMapping } from './mappings/mapping-file.js';
 export { type PruneResult, pruneUndo } from './prune.js';
-export { resume, type ResumeOptions, type ResumeResult } from './resume.js';
 export { rollback, type RollbackConflict, type RollbackOptions, type RollbackResult } from './rollback.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureDatabase } from '../src/db/database.js';
 import { startEmbeddedServer } from '../src/db/embedded-server.js';
 import { migrate } from '../src/db/migrate.js';
-import { load, type LoadEvent, type LoadResult } from '../src/load.js';
+import { load, type LoadEvent, type LoadResult } from '../src/load/load.js';
 import { addTenant } from '../src/tenants.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { rowsDifferingFrom } from './helpers/tenant-rows.js';

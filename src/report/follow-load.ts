@@ -1,7 +1,7 @@
 import type pg from 'pg';
 
 import { PgferryError } from '../errors.js';
-import { countsOfLoadRow, ENDED_STATUSES, type LoadCounts } from '../load.js';
+import { countsOfLoadRow, ENDED_STATUSES, type LoadCounts } from '../load/load.js';
 
 /** Where `ferry.set_status` and `ferry.report_progress` say a load changed (payload: its id). */
 const CHANNEL = 'pgferry_load';

@@ -2,7 +2,12 @@ import { stat } from 'node:fs/promises';
 
 import type pg from 'pg';
 
-import { PgferryError } from './errors.js';
+import { PgferryError } from '../errors.js';
+import { parseMapping } from '../mappings/mapping-file.js';
+import { resolveDatabaseSource } from '../sources/database-url.js';
+import { readSourceLayout, type SourceLayout } from '../sources/source-layout.js';
+import { stagedColumnNames } from '../sources/staged-column-names.js';
+import { LoadClaim } from './claim.js';
 import {
   ENDED_STATUSES,
   fileSha256,
@@ -18,11 +23,6 @@ import {
   stagingLost,
   type SyncOfLoad,
 } from './load.js';
-import { LoadClaim } from './load-claim.js';
-import { parseMapping } from './mappings/mapping-file.js';
-import { resolveDatabaseSource } from './sources/database-url.js';
-import { readSourceLayout, type SourceLayout } from './sources/source-layout.js';
-import { stagedColumnNames } from './sources/staged-column-names.js';
 
 /** How long resume waits for the claim of a load whose process was just killed. */
 const CLAIM_GRACE_MS = 5000;

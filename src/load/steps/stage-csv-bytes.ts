@@ -1,6 +1,6 @@
 import type pg from 'pg';
 
-import { CsvScanner } from '../sources/csv-scanner.js';
+import { CsvScanner } from '../../sources/csv-scanner.js';
 import { StagingWriter } from './staging-writer.js';
 
 export interface StageOptions {

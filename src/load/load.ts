@@ -6,22 +6,22 @@ import path from 'node:path';
 
 import pg from 'pg';
 
-import { recordAudit } from './audit.js';
-import { withTransaction } from './db/database.js';
-import { asUserError, EXIT, isDatabaseError, isTransient, PgferryError } from './errors.js';
-import { LoadClaim } from './load-claim.js';
-import { checkInterruption, LoadCancelled, LoadsStopping } from './load-interruption.js';
-import { progressReporter } from './load-progress.js';
-import { locateInMapping, type Mapping, readMapping } from './mappings/mapping-file.js';
-import { databaseLayout, readDatabaseLayout } from './sources/database-layout.js';
-import { sourceQuery } from './sources/database-query.js';
-import { resolveDatabaseSource } from './sources/database-url.js';
-import { openCsvBytes, openSourceItems } from './sources/source-items.js';
-import { asSourceError, readSourceLayout, type SourceLayout, type SourceOptions } from './sources/source-layout.js';
-import { SourceSession } from './sources/source-session.js';
-import { stagedColumnNames } from './sources/staged-column-names.js';
+import { recordAudit } from '../audit.js';
+import { withTransaction } from '../db/database.js';
+import { asUserError, EXIT, isDatabaseError, isTransient, PgferryError } from '../errors.js';
+import { locateInMapping, type Mapping, readMapping } from '../mappings/mapping-file.js';
+import { databaseLayout, readDatabaseLayout } from '../sources/database-layout.js';
+import { sourceQuery } from '../sources/database-query.js';
+import { resolveDatabaseSource } from '../sources/database-url.js';
+import { openCsvBytes, openSourceItems } from '../sources/source-items.js';
+import { asSourceError, readSourceLayout, type SourceLayout, type SourceOptions } from '../sources/source-layout.js';
+import { SourceSession } from '../sources/source-session.js';
+import { stagedColumnNames } from '../sources/staged-column-names.js';
+import { LoadClaim } from './claim.js';
+import { checkInterruption, LoadCancelled, LoadsStopping } from './interruption.js';
+import { progressReporter } from './progress.js';
 import { promote } from './steps/promote.js';
-import { stageCsv } from './steps/stage.js';
+import { stageCsv } from './steps/stage-csv-bytes.js';
 import { stageFromDatabaseQuery } from './steps/stage-database.js';
 import { stageRecords } from './steps/stage-records.js';
 
@@ -340,7 +340,7 @@ async function registerAndRun(
   );
   const loadId = Number(registered[0].id);
   if (options.queue) {
-    const { enqueueLoad } = await import('./jobs/queue.js');
+    const { enqueueLoad } = await import('../jobs/queue.js');
     await enqueueLoad(pool, loadId);
     load.emit({ type: 'registered', loadId });
     return {

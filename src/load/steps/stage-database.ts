@@ -4,9 +4,9 @@ import type mysql from 'mysql2';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 
-import { describeMysqlQuery, readMysqlRecords } from '../sources/mysql-source.js';
-import { endSourceConnection, openSourceConnection, type SourceConnection } from '../sources/source-session.js';
-import type { StageProgress, StageResult } from './stage.js';
+import { describeMysqlQuery, readMysqlRecords } from '../../sources/mysql-source.js';
+import { endSourceConnection, openSourceConnection, type SourceConnection } from '../../sources/source-session.js';
+import type { StageProgress, StageResult } from './stage-csv-bytes.js';
 import { stageRecords } from './stage-records.js';
 
 export interface StageDatabaseOptions {

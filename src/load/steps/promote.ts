@@ -1,6 +1,6 @@
 import type pg from 'pg';
 
-import { isDatabaseError, SQLSTATE } from '../errors.js';
+import { isDatabaseError, SQLSTATE } from '../../errors.js';
 
 export interface PromoteCounts {
   inserted: number;
