@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 
 import { EXIT } from '../errors.js';
-import { MAX_JOBS } from '../load/load.js';
 import { resume } from '../load/resume.js';
+import { MAX_JOBS } from '../load/staging-jobs.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { formatNumber } from '../report/text-table.js';

@@ -4,8 +4,8 @@ import { type CronItem, type JobHelpers, parseCronItems, run, type Runner, type 
 import pg from 'pg';
 
 import { PgferryError } from '../errors.js';
+import { ENDED_STATUSES } from '../load/ended-statuses.js';
 import { letLoadsRunAgain, stopLoadsAtNextBatch } from '../load/interruption.js';
-import { ENDED_STATUSES } from '../load/load.js';
 import { resume } from '../load/resume.js';
 import type { PlanStepPayload } from '../plans/plan-run.js';
 import { planStepTask } from '../plans/plan-step-task.js';

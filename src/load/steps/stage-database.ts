@@ -6,8 +6,8 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 
 import { describeMysqlQuery, readMysqlRecords } from '../../sources/mysql-source.js';
 import { endSourceConnection, openSourceConnection, type SourceConnection } from '../../sources/source-session.js';
-import type { StageProgress, StageResult } from './stage-csv-bytes.js';
 import { stageRecords } from './stage-records.js';
+import type { StageProgress, StageResult } from './stage-result.js';
 
 export interface StageDatabaseOptions {
   loadId: number;

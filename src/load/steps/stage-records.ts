@@ -2,7 +2,7 @@ import type pg from 'pg';
 
 import { csvField } from '../../sources/csv-field.js';
 import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../../sources/source-item.js';
-import type { StageProgress, StageResult } from './stage-csv-bytes.js';
+import type { StageProgress, StageResult } from './stage-result.js';
 import { StagingWriter } from './staging-writer.js';
 
 export interface StageRecordsOptions {
