@@ -19,7 +19,7 @@ import pg from 'pg';
 import { CATALOG_COLUMNS, ensureCatalog } from '../bench/generate-catalog.js';
 import { dropDatabase } from '../src/db/database.js';
 import { addTenant, ensureDatabase, migrate, protectTable, startEmbeddedServer } from '../src/index.js';
-import { loadCounts } from '../src/load.js';
+import { loadCounts } from '../src/load/load-counts.js';
 import { rowsDifferingFrom } from '../test/helpers/tenant-rows.js';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));

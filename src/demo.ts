@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 
 import type pg from 'pg';
 
-import { load, type LoadOptions, type LoadResult } from './load.js';
+import { load } from './load/load.js';
+import type { LoadOptions, LoadResult } from './load/types.js';
 import { addTenant, protectTable } from './tenants.js';
 
 /** Files the demo ships with (examples/ and mappings/ of this package). */

@@ -25,17 +25,11 @@ export { type ExportColumn, type ValueKind } from './export/export-column.js';
 export { EXPORT_FORMATS, type ExportFormat } from './export/export-format.js';
 export { type ExportOptions, type ExportResult, exportRows } from './export/export-rows.js';
 export { neutraliseFormula } from './export/formula-neutralise.js';
-export {
-  load,
-  type LoadCounts,
-  type LoadEvent,
-  type LoadOptions,
-  type LoadResult,
-  MAX_JOBS,
-  type RejectReason,
-} from './load.js';
+export { load } from './load/load.js';
+export { resume, type ResumeOptions, type ResumeResult } from './load/resume.js';
+export { MAX_JOBS } from './load/staging-jobs.js';
+export type { LoadCounts, LoadEvent, LoadOptions, LoadResult, RejectReason } from './load/types.js';
 export { type Mapping, type MappingCheck, parseMapping, readMapping } from './mappings/mapping-file.js';
 export { type PruneResult, pruneUndo } from './prune.js';
-export { resume, type ResumeOptions, type ResumeResult } from './resume.js';
 export { rollback, type RollbackConflict, type RollbackOptions, type RollbackResult } from './rollback.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';

@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { listAudit } from '../src/audit.js';
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { pruneUndo } from '../src/prune.js';
 import { rollback } from '../src/rollback.js';
 import { addTenant, protectTable } from '../src/tenants.js';

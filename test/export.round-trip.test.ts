@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { EXPORT_FORMATS } from '../src/export/export-format.js';
 import { exportRows } from '../src/export/export-rows.js';
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { tempDir, writeFile } from './helpers/fixtures.js';
 import { int, pick, prng } from './helpers/prng.js';

@@ -4,8 +4,8 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { load } from '../src/load.js';
-import { LoadClaim } from '../src/load-claim.js';
+import { LoadClaim } from '../src/load/claim.js';
+import { load } from '../src/load/load.js';
 import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { until } from './helpers/until.js';

@@ -2,7 +2,8 @@
 // waits for; loads of different tenants do not wait for each other.
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { load, type LoadEvent } from '../src/load.js';
+import { load } from '../src/load/load.js';
+import type { LoadEvent } from '../src/load/types.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 

@@ -6,7 +6,8 @@ import ExcelJS from 'exceljs';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { listRejects } from '../src/catalog.js';
-import { load, type LoadOptions } from '../src/load.js';
+import { load } from '../src/load/load.js';
+import type { LoadOptions } from '../src/load/types.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';

@@ -4,7 +4,7 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { PgferryError } from '../src/errors.js';
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { DEMO_FILES } from '../src/demo.js';
-import { load, type LoadResult } from '../src/load.js';
+import { load } from '../src/load/load.js';
+import type { LoadResult } from '../src/load/types.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { rollback } from '../src/rollback.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { tempDir, writeFile } from './helpers/fixtures.js';

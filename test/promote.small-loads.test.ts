@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { load, type LoadOptions, type LoadResult } from '../src/load.js';
+import { load } from '../src/load/load.js';
+import type { LoadOptions, LoadResult } from '../src/load/types.js';
 import { addTenant, protectTable } from '../src/tenants.js';
 import { tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';

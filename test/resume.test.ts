@@ -7,8 +7,9 @@ import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { addTenant } from '../src/index.js';
-import { load, type LoadResult } from '../src/load.js';
-import { resume } from '../src/resume.js';
+import { load } from '../src/load/load.js';
+import { resume } from '../src/load/resume.js';
+import type { LoadResult } from '../src/load/types.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import type { LoadUntilRequest } from './helpers/load-until.js';
 import { runCli } from './helpers/run-cli.js';

@@ -2,7 +2,8 @@
 // a row it wrote was changed since; and pgferry prune.
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { load, type LoadResult } from '../src/load.js';
+import { load } from '../src/load/load.js';
+import type { LoadResult } from '../src/load/types.js';
 import { pruneUndo } from '../src/prune.js';
 import { rollback } from '../src/rollback.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { PgferryError } from '../src/errors.js';
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { stagedColumnNames } from '../src/sources/staged-column-names.js';
 import { addTenant, listTenants } from '../src/tenants.js';
 import { productsTable, tempDir, writeFile } from './helpers/fixtures.js';

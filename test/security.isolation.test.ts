@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { load, type LoadResult } from '../src/load.js';
+import { load } from '../src/load/load.js';
+import type { LoadResult } from '../src/load/types.js';
 import { protectTable } from '../src/tenants.js';
 import { PRODUCTS_DDL, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';

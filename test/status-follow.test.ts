@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { PgferryError } from '../src/errors.js';
-import { load } from '../src/load.js';
+import { load } from '../src/load/load.js';
 import { followLoad, type LoadSnapshot } from '../src/report/follow-load.js';
 import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';

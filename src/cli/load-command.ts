@@ -1,7 +1,9 @@
 import { Command, Option } from 'commander';
 
 import { EXIT } from '../errors.js';
-import { load, type LoadOptions, type LoadResult, MAX_JOBS } from '../load.js';
+import { load } from '../load/load.js';
+import { MAX_JOBS } from '../load/staging-jobs.js';
+import type { LoadOptions, LoadResult } from '../load/types.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { SOURCE_FORMATS } from '../sources/source-format.js';

@@ -1,4 +1,4 @@
-import type { LoadEvent } from '../load.js';
+import type { LoadEvent } from '../load/types.js';
 import type { ProgressBar } from '../report/progress-bar.js';
 import { stdio } from './context.js';
 

@@ -1,11 +1,11 @@
 import { Command } from 'commander';
 
 import { EXIT } from '../errors.js';
-import { MAX_JOBS } from '../load.js';
+import { resume } from '../load/resume.js';
+import { MAX_JOBS } from '../load/staging-jobs.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { formatNumber } from '../report/text-table.js';
-import { resume } from '../resume.js';
 import { type GlobalOptions, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 

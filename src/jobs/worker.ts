@@ -4,12 +4,12 @@ import { type CronItem, type JobHelpers, parseCronItems, run, type Runner, type 
 import pg from 'pg';
 
 import { PgferryError } from '../errors.js';
-import { ENDED_STATUSES } from '../load.js';
-import { letLoadsRunAgain, stopLoadsAtNextBatch } from '../load-interruption.js';
+import { ENDED_STATUSES } from '../load/ended-statuses.js';
+import { letLoadsRunAgain, stopLoadsAtNextBatch } from '../load/interruption.js';
+import { resume } from '../load/resume.js';
 import type { PlanStepPayload } from '../plans/plan-run.js';
 import { planStepTask } from '../plans/plan-step-task.js';
 import { type Project, readProject } from '../project/project-file.js';
-import { resume } from '../resume.js';
 import { runSync } from '../syncs/run-sync.js';
 import { syncQueueName } from './enqueue-sync.js';
 import { ensureQueueSchema, MAX_ATTEMPTS, quietLogger, TASKS } from './queue.js';

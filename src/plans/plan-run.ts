@@ -6,7 +6,7 @@ import { withTransaction } from '../db/database.js';
 import { PgferryError } from '../errors.js';
 import { addJob, ensureQueueSchema, TASKS } from '../jobs/queue.js';
 import { WORKER_LOCK_CLASS } from '../jobs/worker-liveness.js';
-import type { LoadCounts } from '../load.js';
+import type { LoadCounts } from '../load/types.js';
 import type { Plan } from './plan-file.js';
 
 export type PlanStepStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped';

@@ -3,9 +3,12 @@ import type pg from 'pg';
 
 import { withTransaction } from '../db/database.js';
 import { formatLocation, PgferryError } from '../errors.js';
-import { ENDED_STATUSES, load, loadCounts, type LoadResult } from '../load.js';
+import { ENDED_STATUSES } from '../load/ended-statuses.js';
+import { load } from '../load/load.js';
+import { loadCounts } from '../load/load-counts.js';
+import { resume } from '../load/resume.js';
+import type { LoadResult } from '../load/types.js';
 import { readProject } from '../project/project-file.js';
-import { resume } from '../resume.js';
 import { runSync } from '../syncs/run-sync.js';
 import type { LoadStepSpec, SyncStepSpec } from './plan-file.js';
 import { enqueuePlanStep, type PlanStepPayload } from './plan-run.js';

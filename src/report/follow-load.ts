@@ -1,7 +1,9 @@
 import type pg from 'pg';
 
 import { PgferryError } from '../errors.js';
-import { countsOfLoadRow, ENDED_STATUSES, type LoadCounts } from '../load.js';
+import { ENDED_STATUSES } from '../load/ended-statuses.js';
+import { countsOfLoadRow } from '../load/load-counts.js';
+import type { LoadCounts } from '../load/types.js';
 
 /** Where `ferry.set_status` and `ferry.report_progress` say a load changed (payload: its id). */
 const CHANNEL = 'pgferry_load';

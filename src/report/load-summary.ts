@@ -1,4 +1,4 @@
-import type { LoadResult, SourceSummary } from '../load.js';
+import type { LoadResult, SourceSummary } from '../load/types.js';
 import { formatMs, oneLine, textTable } from './text-table.js';
 
 /** The summary `pgferry load` prints for people. */

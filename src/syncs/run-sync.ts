@@ -1,7 +1,8 @@
 import pg from 'pg';
 
 import { asUserError, PgferryError } from '../errors.js';
-import { load, type LoadEvent, type LoadResult } from '../load.js';
+import { load } from '../load/load.js';
+import type { LoadEvent, LoadResult } from '../load/types.js';
 import { readMapping } from '../mappings/mapping-file.js';
 import { type Project, projectSync, type SyncConfig } from '../project/project-file.js';
 import { sourceQuery } from '../sources/database/database-query.js';

@@ -1,6 +1,6 @@
 import mysql from 'mysql2';
 
-import type { SyncOfLoad } from '../load.js';
+import type { SyncOfLoad } from '../load/types.js';
 
 export type CursorType = NonNullable<SyncOfLoad['cursorType']>;
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 
-import { isDatabaseError, SQLSTATE } from '../errors.js';
+import { isDatabaseError, SQLSTATE } from '../../errors.js';
 
 export interface PromoteCounts {
   inserted: number;
@@ -31,6 +31,7 @@ const RULE_BY_SQLSTATE: Record<string, string> = {
  * promote: inside the caller's transaction, plans the load (holding the tenant+target lock),
  * then inserts and updates batch by batch, each under a SAVEPOINT. A failing batch is rolled back to its
  * savepoint and split in halves until the failing rows stand alone; those become rejects.
+ * ferry.finish_promotion then records the counts and copies the undo log and rejects to the catalog.
  */
 export async function promote(
   client: pg.ClientBase,
@@ -94,5 +95,11 @@ export async function promote(
     done += Number(batch.rows);
     options.onBatch?.(done, total);
   }
+  await client.query('select ferry.finish_promotion($1, $2, $3, $4)', [
+    loadId,
+    counts.inserted,
+    counts.updated,
+    counts.unchanged,
+  ]);
   return counts;
 }

@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
-import { CopyBuffer } from '../sources/copy-buffer.js';
+import { CopyBuffer } from '../../sources/copy-buffer.js';
 
 /** A record that could not be staged: it goes to ferry.rejects (step `parse`). */
 export interface StagingReject {

@@ -1,5 +1,5 @@
-import type { LoadEvent } from './load.js';
-import type { LoadClaim } from './load-claim.js';
+import type { LoadClaim } from './claim.js';
+import type { LoadEvent } from './types.js';
 
 /** How often a running load writes its progress to ferry.load_progress (and notifies). */
 const PROGRESS_INTERVAL_MS = 500;

@@ -1,4 +1,4 @@
-import type { LoadClaim } from './load-claim.js';
+import type { LoadClaim } from './claim.js';
 
 /** `pgferry cancel` stopped the load at a batch boundary; what it did is rolled back. */
 export class LoadCancelled extends Error {

@@ -4,14 +4,14 @@ import type mysql from 'mysql2';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 
-import { describeMysqlQuery, readMysqlRecords } from '../sources/database/mysql-source.js';
+import { describeMysqlQuery, readMysqlRecords } from '../../sources/database/mysql-source.js';
 import {
   endSourceConnection,
   openSourceConnection,
   type SourceConnection,
-} from '../sources/database/source-connection.js';
-import type { StageProgress, StageResult } from './stage.js';
+} from '../../sources/database/source-connection.js';
 import { stageRecords } from './stage-records.js';
+import type { StageProgress, StageResult } from './stage-result.js';
 
 export interface StageDatabaseOptions {
   loadId: number;

@@ -2,28 +2,21 @@ import { stat } from 'node:fs/promises';
 
 import type pg from 'pg';
 
-import { PgferryError } from './errors.js';
-import {
-  ENDED_STATUSES,
-  fileSha256,
-  type LoadEvent,
-  type LoadOptions,
-  type LoadResult,
-  type LoadRun,
-  partSha256,
-  runLoad,
-  type SourcePart,
-  stagingCheckpoint,
-  stagingJobs,
-  stagingLost,
-  type SyncOfLoad,
-} from './load.js';
-import { LoadClaim } from './load-claim.js';
-import { parseMapping } from './mappings/mapping-file.js';
-import { resolveDatabaseSource } from './sources/database/database-url.js';
-import { readSourceLayout } from './sources/file/read-source-layout.js';
-import type { SourceLayout } from './sources/source-layout.js';
-import { stagedColumnNames } from './sources/staged-column-names.js';
+import { PgferryError } from '../errors.js';
+import { parseMapping } from '../mappings/mapping-file.js';
+import { resolveDatabaseSource } from '../sources/database/database-url.js';
+import { readSourceLayout } from '../sources/file/read-source-layout.js';
+import type { SourceLayout } from '../sources/source-layout.js';
+import { stagedColumnNames } from '../sources/staged-column-names.js';
+import { LoadClaim } from './claim.js';
+import { ENDED_STATUSES } from './ended-statuses.js';
+import { fileSha256, partSha256, type SourcePart } from './file-sha256.js';
+import type { LoadRun } from './load-run.js';
+import { runLoad } from './run.js';
+import { stagingJobs } from './staging-jobs.js';
+import { cleanup } from './steps/cleanup.js';
+import { stagingCheckpoint, stagingLost } from './steps/staging-checkpoint.js';
+import type { LoadEvent, LoadOptions, LoadResult, SyncOfLoad } from './types.js';
 
 /** How long resume waits for the claim of a load whose process was just killed. */
 const CLAIM_GRACE_MS = 5000;
@@ -107,7 +100,7 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
   if (!row) throw new PgferryError(`no load ${loadId}`, { hint: 'pgferry loads lists them' });
   if (row.status === 'succeeded' || row.status === 'rolled_back') {
     // Killed after its promotion committed, it may not have dropped its staging tables.
-    await pool.query('select ferry.cleanup_load($1)', [loadId]);
+    await cleanup(pool, loadId);
     return { outcome: 'finished', loadId, status: row.status };
   }
   if (row.status === 'failed' || row.status === 'dry_run' || row.status === 'cancelled') {

@@ -1,9 +1,10 @@
 import type pg from 'pg';
 
-import { CsvScanner } from '../sources/file/csv/csv-scanner.js';
+import { CsvScanner } from '../../sources/file/csv/csv-scanner.js';
+import type { StageProgress, StageResult } from './stage-result.js';
 import { StagingWriter } from './staging-writer.js';
 
-export interface StageOptions {
+export interface StageCsvBytesOptions {
   loadId: number;
   /** The data's bytes, as UTF-8 (see utf8Bytes). */
   chunks: AsyncIterable<Buffer>;
@@ -28,28 +29,19 @@ export interface StageOptions {
   onProgress?: (progress: StageProgress) => void;
 }
 
-export interface StageProgress {
-  bytesRead: number;
-  rowsRead: number;
-}
-
-export interface StageResult {
-  rowsRead: number;
-  rowsStaged: number;
-  parseRejects: number;
-  lastLine: number;
-}
-
 /**
- * stage: streams a CSV file into the load's UNLOGGED staging table with COPY, in chunks that
- * each commit with the load's checkpoint. Well-formed records go to COPY as the bytes they
- * are, prefixed with their line number; malformed ones become rejects (step `parse`).
+ * stage, for CSV: streams a CSV file's bytes into the load's UNLOGGED staging table with COPY,
+ * in chunks that each commit with the load's checkpoint. Well-formed records go to COPY as the
+ * bytes they are, prefixed with their line number; malformed ones become rejects (step `parse`).
  * Client memory stays flat: one file chunk and one COPY buffer per stream at a time.
  *
  * With several clients, each runs a COPY of its own and the file's pieces go to them in turn:
  * one COPY is bound by one server process's CPU.
  */
-export async function stageCsv(clients: pg.ClientBase | pg.ClientBase[], options: StageOptions): Promise<StageResult> {
+export async function stageCsvBytes(
+  clients: pg.ClientBase | pg.ClientBase[],
+  options: StageCsvBytesOptions,
+): Promise<StageResult> {
   const streams = Array.isArray(clients) ? clients : [clients];
   const resumeAfter = options.resumeAfterLine ?? 0;
   const writer = new StagingWriter(streams, { ...options, alreadyStaged: options.alreadyStaged });

@@ -1,8 +1,8 @@
 import type pg from 'pg';
 
-import { csvField } from '../sources/file/csv/csv-field.js';
-import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../sources/reader-items.js';
-import type { StageProgress, StageResult } from './stage.js';
+import { csvField } from '../../sources/file/csv/csv-field.js';
+import { MAX_REJECT_RAW_CHARS, type SourceItem, UNDECODABLE } from '../../sources/reader-items.js';
+import type { StageProgress, StageResult } from './stage-result.js';
 import { StagingWriter } from './staging-writer.js';
 
 export interface StageRecordsOptions {

@@ -1,0 +1,93 @@
+import os from 'node:os';
+import path from 'node:path';
+
+import type pg from 'pg';
+
+import { asUserError } from '../errors.js';
+import type { Mapping } from '../mappings/mapping-file.js';
+import type { SourceLayout } from '../sources/source-layout.js';
+import type { LoadOptions } from './types.js';
+
+/** A load's source, read and described, as ferry.register_load records it. */
+export interface RegisteredSource {
+  /** As ferry.loads.source records it: the file's absolute path, or the database's display name. */
+  source: string;
+  sha256: string | null;
+  bytes: number | null;
+  layout: SourceLayout;
+  /** More for the load's options (the part of the file it reads). */
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * Registers a load (ferry.register_load) with everything resume needs to run it again: how
+ * its source is read and the options it was given. Returns the load's id.
+ */
+export async function registerLoad(
+  pool: pg.Pool,
+  options: LoadOptions,
+  mappingId: number,
+  registered: RegisteredSource,
+): Promise<number> {
+  const { layout } = registered;
+  const { rows } = await pool.query<{ id: number }>('select (ferry.register_load($1, $2, $3, $4, $5, $6, $7, $8)).id', [
+    options.tenant,
+    mappingId,
+    registered.source,
+    registered.sha256,
+    registered.bytes,
+    layout.format,
+    JSON.stringify({
+      delimiter: layout.delimiter,
+      ...registered.extra,
+      // jsonb cannot hold NUL: names keep it only in this process (staged names drop it anyway).
+      source: { ...layout, columns: layout.columns.map((c) => c.replaceAll('\0', '')) },
+      maxRejects: options.maxRejects,
+      maxRejectRate: options.maxRejectRate,
+      dryRun: options.dryRun ?? false,
+      force: options.force ?? false,
+      keepStaging: options.keepStaging ?? false,
+      batchSize: options.batchSize,
+      sync: options.sync,
+    }),
+    os.userInfo().username,
+  ]);
+  return Number(rows[0].id);
+}
+
+/** An unknown tenant is an input error, reported before anything is registered; then the mapping's version. */
+export async function checkTenantAndRegisterMapping(
+  pool: pg.Pool,
+  tenant: string,
+  mapping: Mapping,
+): Promise<{ id: number; version: number }> {
+  await pool.query('select ferry.tenant($1)', [tenant]).catch((e) => {
+    throw asUserError(e);
+  });
+  return registerMapping(pool, mapping);
+}
+
+/** The mapping's version in the catalog (ferry.register_mapping): a new one for content not seen before. */
+async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: number; version: number }> {
+  try {
+    const { rows } = await pool.query<{ id: number; version: number }>(
+      'select id, version from ferry.register_mapping($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+      [
+        mapping.name,
+        mapping.source,
+        mapping.sha256,
+        path.resolve(mapping.path),
+        mapping.target,
+        mapping.keyColumns,
+        mapping.onConflict,
+        mapping.duplicates,
+        JSON.stringify(mapping.checks),
+        mapping.selectSql,
+        mapping.selectLine,
+      ],
+    );
+    return rows[0];
+  } catch (error) {
+    throw asUserError(error, { file: mapping.path, line: mapping.headerLines.target });
+  }
+}

@@ -1,0 +1,97 @@
+import type pg from 'pg';
+
+import { recordAudit } from '../audit.js';
+import { isTransient, PgferryError } from '../errors.js';
+import { LoadCancelled, LoadsStopping } from './interruption.js';
+import { loadCounts, NO_COUNTS } from './load-counts.js';
+import type { LoadRun } from './load-run.js';
+import type { LoadSteps } from './load-steps.js';
+import { rejectReasons } from './reject-reasons.js';
+import { RETRY_DELAYS_MS } from './retry-step.js';
+import { sourceSummary } from './source-summary.js';
+import type { LoadResult, SyncOutcome } from './types.js';
+
+/**
+ * How a run of a load ended. `resumable`: it stopped with its state and staging kept (the
+ * process stopping, the server unreachable for long) and `pgferry resume` finishes it.
+ */
+export interface RunEnd {
+  status: 'succeeded' | 'dry_run' | 'failed' | 'cancelled';
+  failure?: string;
+  sync?: SyncOutcome;
+  resumable?: boolean;
+}
+
+/** What an error thrown by a step means for the load. */
+export function runEndOf(error: unknown, loadId: number): RunEnd {
+  let failure = error instanceof Error ? error.message : String(error);
+  if (error instanceof LoadsStopping) return { status: 'failed', failure, resumable: true };
+  if (error instanceof PgferryError && error.location.file) {
+    const { file, line, column } = error.location;
+    failure = `${[file, line, column].filter((part) => part !== undefined).join(':')}: ${failure}`;
+  }
+  if (isTransient(error)) {
+    // Still failing after the retries (the server down for long): the load keeps its state
+    // and its staging, and shows as interrupted once this process ends.
+    return {
+      status: 'failed',
+      failure: `${failure} (retried ${RETRY_DELAYS_MS.length} times; when the server answers again: pgferry resume ${loadId})`,
+      resumable: true,
+    };
+  }
+  return { status: error instanceof LoadCancelled ? 'cancelled' : 'failed', failure };
+}
+
+/**
+ * Ends a run: records its status, cleans up (unless staging is kept), writes its timings and
+ * audit line, and returns its result. A resumable end leaves the catalog as it is.
+ */
+export async function endRun(pool: pg.Pool, run: LoadRun, end: RunEnd, steps: LoadSteps): Promise<LoadResult> {
+  const { loadId, options } = run;
+  const base = {
+    loadId,
+    mapping: { name: run.mapping.name, version: run.mappingVersion },
+    file: run.file,
+    delimiter: run.source.delimiter,
+    source: sourceSummary(run.source),
+  };
+  const { timings } = steps;
+  if (end.resumable) {
+    return { ...base, status: 'failed', counts: NO_COUNTS, reasons: [], timings, error: end.failure, resumable: true };
+  }
+  if (end.status === 'cancelled') {
+    await pool.query(`select ferry.set_status($1, 'cancelled', $2)`, [loadId, 'cancelled: nothing was promoted']);
+  } else if (end.status === 'failed') {
+    await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, end.failure ?? 'failed']);
+  } else if (end.status === 'dry_run') {
+    await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
+  }
+  // A dry run leaves nothing behind, --keep-staging or not.
+  if (!options.keepStaging || options.dryRun) await steps.cleanup();
+
+  await pool.query('select ferry.record_timing($1, t.key, t.value::numeric) from jsonb_each($2::jsonb) as t', [
+    loadId,
+    JSON.stringify(timings),
+  ]);
+  const result: LoadResult = {
+    ...base,
+    status: end.status,
+    counts: await loadCounts(pool, loadId),
+    reasons: await rejectReasons(pool, loadId),
+    timings,
+    error: end.failure,
+    ...(end.sync && { sync: end.sync }),
+  };
+  await recordAudit(pool, {
+    command: 'load',
+    tenant: options.tenant,
+    loadId,
+    outcome: result.status,
+    details: { counts: result.counts, error: end.failure },
+  });
+  if (options.dryRun) {
+    // A dry run leaves no trace but its audit line.
+    await pool.query('delete from ferry.loads where id = $1', [loadId]);
+  }
+  return result;
+}
