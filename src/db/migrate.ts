@@ -76,8 +76,10 @@ export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
   try {
     // Transaction-scoped: released by the commit, also behind a transaction-pooling proxy.
     await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', ['pgferry:migrate']);
-    await refuseOldHistory(client);
-    await client.query(`
+    const bookkept = await bookkeepingExists(client);
+    // Only a new database needs CREATE on it: a role without it can still use an installed one.
+    if (!bookkept)
+      await client.query(`
       create schema if not exists ferry;
       create table if not exists ferry.schema_migrations (
         id         integer primary key,
@@ -90,7 +92,7 @@ export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
         sha256     text not null,
         applied_at timestamptz not null default now()
       )`);
-    const applied = await pendingMigrations(client, migrations);
+    const applied = await appliedMigrationCount(client, migrations);
     for (const [i, file] of migrations.entries()) {
       if (i < applied) continue;
       await applyFile(client, 'migrations', file);
@@ -134,7 +136,7 @@ export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
  * How many of the migrations the database has; refuses one whose applied migrations differ
  * from the files (edited after release) or that is newer than this pgferry.
  */
-async function pendingMigrations(client: pg.ClientBase, migrations: SqlFile[]): Promise<number> {
+async function appliedMigrationCount(client: pg.ClientBase, migrations: SqlFile[]): Promise<number> {
   const { rows } = await client.query<{ id: number; name: string; sha256: string }>(
     'select id, name, sha256 from ferry.schema_migrations order by id',
   );
@@ -154,17 +156,22 @@ async function pendingMigrations(client: pg.ClientBase, migrations: SqlFile[]): 
 }
 
 /**
- * A database installed by pgferry before the 0.1.0 baseline keeps postgres-migrations'
- * bookkeeping in ferry.migrations. Its history was squashed away, so there is no path from it.
+ * Whether pgferry's bookkeeping tables exist. A database installed by pgferry before the 0.1.0
+ * baseline keeps postgres-migrations' bookkeeping in ferry.migrations instead; its history
+ * was squashed away, so there is no path from it, and it is refused.
  */
-async function refuseOldHistory(client: pg.ClientBase): Promise<void> {
-  const { rows } = await client.query<{ old: boolean }>(`select to_regclass('ferry.migrations') is not null as old`);
+async function bookkeepingExists(client: pg.ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ old: boolean; installed: boolean }>(
+    `select to_regclass('ferry.migrations') is not null as old,
+            to_regclass('ferry.schema_migrations') is not null as installed`,
+  );
   if (rows[0].old)
     throw new PgferryError(
       'this database holds a pre-release pgferry schema that this version cannot upgrade: ' +
         'reinstall into a new database (or drop this one; for the embedded server, remove its .pgferry folder) ' +
         'and run `pgferry migrate`',
     );
+  return rows[0].installed;
 }
 
 /** Runs one file; an error names the file and the line in it. */
