@@ -6,6 +6,7 @@ export {
   listMappings,
   listRejects,
   type LoadSummary,
+  type MappingVersion,
   rejectedLines,
   type RejectRow,
 } from './catalog.js';
@@ -18,18 +19,39 @@ export {
   withTransaction,
 } from './db/database.js';
 export { type EmbeddedServer, type EmbeddedServerOptions, startEmbeddedServer } from './db/embedded-server.js';
-export { migrate } from './db/migrate.js';
+export { migrate, type MigrateResult } from './db/migrate.js';
+export { migrateDatabase } from './db/migrate-database.js';
 export { demo } from './demo.js';
 export { describeError, EXIT, PgferryError } from './errors.js';
 export { type ExportColumn, type ValueKind } from './export/export-column.js';
 export { EXPORT_FORMATS, type ExportFormat } from './export/export-format.js';
 export { type ExportOptions, type ExportResult, exportRows } from './export/export-rows.js';
 export { neutraliseFormula } from './export/formula-neutralise.js';
+export { enqueueSync } from './jobs/enqueue-sync.js';
+export { type RunningWorker, startWorker, type WorkerOptions } from './jobs/worker.js';
+export { cancelLoad, type CancelOptions, type CancelResult } from './load/cancel-load.js';
 export { load } from './load/load.js';
 export { resume, type ResumeOptions, type ResumeResult } from './load/resume.js';
 export { MAX_JOBS } from './load/staging-jobs.js';
 export type { LoadCounts, LoadEvent, LoadOptions, LoadResult, RejectReason } from './load/types.js';
+export { validate, type ValidateOptions } from './load/validate.js';
 export { type Mapping, type MappingCheck, parseMapping, readMapping } from './mappings/mapping-file.js';
+export { showMapping } from './mappings/show-mapping.js';
+export { type Plan, readPlan } from './plans/plan-file.js';
+export { type PlanRunState, planStatus, type PlanStepState } from './plans/plan-run.js';
+export { type PlanEvent, runPlan, type RunPlanOptions, type RunPlanResult } from './plans/run-plan.js';
+export { type Project, readProject, type SyncConfig } from './project/project-file.js';
 export { type PruneResult, pruneUndo } from './prune.js';
+export {
+  type FinalSnapshot,
+  followLoad,
+  type FollowOptions,
+  type LoadProgress,
+  type LoadSnapshot,
+} from './report/follow-load.js';
+export { writeRejectsCsv } from './report/write-rejects-csv.js';
 export { rollback, type RollbackConflict, type RollbackOptions, type RollbackResult } from './rollback.js';
+export { listSyncs, type SyncListing } from './syncs/list-syncs.js';
+export { type PauseOptions, pauseSync, unpauseSync } from './syncs/pause-sync.js';
+export { runSync, type SyncOptions, type SyncResult } from './syncs/run-sync.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgferryError } from '../src/errors.js';
 import { type RunningWorker, startWorker } from '../src/jobs/worker.js';
 import { readPlan } from '../src/plans/plan-file.js';
-import { followPlan, type PlanRunState, planState, startPlan, workerIsRunning } from '../src/plans/plan-run.js';
+import { followPlan, type PlanRunState, planStatus, startPlan, workerIsRunning } from '../src/plans/plan-run.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -329,7 +329,7 @@ describe('the CLI', () => {
       'skipped',
       'succeeded',
     ]);
-    expect((await planState(db.pool, runId)).steps[3].counts).toMatchObject({ read: 2, inserted: 2 });
+    expect((await planStatus(db.pool, runId)).steps[3].counts).toMatchObject({ read: 2, inserted: 2 });
 
     const invalid = planFile(
       'cli-bad.yaml',

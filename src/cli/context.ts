@@ -18,9 +18,15 @@ export const stdio: Output = {
   err: (text) => process.stderr.write(`${text}\n`),
 };
 
-/** Opens the database (embedded unless DATABASE_URL/PG* say otherwise), runs fn, closes it. */
-export async function withDatabase<T>(global: GlobalOptions, fn: (db: Database) => Promise<T>): Promise<T> {
-  const db = await openDatabase({ url: global.databaseUrl, embeddedDir: global.home });
+/**
+ * Opens the database (embedded unless DATABASE_URL/PG* say otherwise), runs fn, closes it.
+ * The schema is installed or upgraded first unless `migrate: false`.
+ */
+export async function withDatabase<T>(
+  global: GlobalOptions & { migrate?: boolean },
+  fn: (db: Database) => Promise<T>,
+): Promise<T> {
+  const db = await openDatabase({ url: global.databaseUrl, embeddedDir: global.home, migrate: global.migrate });
   try {
     return await fn(db);
   } finally {

@@ -4,6 +4,7 @@ import { EXIT } from '../errors.js';
 import { load } from '../load/load.js';
 import { MAX_JOBS } from '../load/staging-jobs.js';
 import type { LoadOptions, LoadResult } from '../load/types.js';
+import { validate } from '../load/validate.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { SOURCE_FORMATS } from '../sources/source-format.js';
@@ -68,7 +69,7 @@ Examples:
   pgferry load -t acme -m products --from postgres://app@legacy/shop --query 'select * from items where active'`,
     )
     .action((file: string | undefined, opts) =>
-      runLoadCommand(global, file, opts, {
+      runLoadCommand(global, file, opts, load, {
         maxRejects: opts.maxRejects,
         maxRejectRate: opts.maxRejectRate,
         dryRun: opts.dryRun,
@@ -102,9 +103,7 @@ Examples:
   pgferry validate catalog.csv -t acme -m products --json`,
       )
       // A validation's load id is gone when it ends: not printed.
-      .action((file: string | undefined, opts) =>
-        runLoadCommand(global, file, opts, { dryRun: true, force: true }, { showId: false }),
-      )
+      .action((file: string | undefined, opts) => runLoadCommand(global, file, opts, validate, {}, { showId: false }))
   );
 }
 
@@ -197,13 +196,14 @@ async function sheetsToLoad(file: string, opts: FileCommandOptions): Promise<(st
 }
 
 /**
- * Runs the load (one per sheet asked for), with progress on stderr, and prints each result;
- * a failed load exits 1.
+ * Runs the load or validation (one per sheet asked for), with progress on stderr, and prints
+ * each result; a failed load exits 1.
  */
 async function runLoadCommand(
   global: () => GlobalOptions,
   file: string | undefined,
   opts: FileCommandOptions,
+  run: typeof load | typeof validate,
   options: Partial<LoadOptions>,
   { showId = true } = {},
 ): Promise<void> {
@@ -216,7 +216,7 @@ async function runLoadCommand(
   await withDatabase(global(), async (db) => {
     for (const sheet of sheets) {
       const progress = new ProgressBar();
-      const result = await load(db.pool, {
+      const result = await run(db.pool, {
         file,
         tenant: opts.tenant,
         mapping: opts.mapping,

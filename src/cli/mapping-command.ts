@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 
 import { listMappings } from '../catalog.js';
-import { PgferryError } from '../errors.js';
+import { showMapping } from '../mappings/show-mapping.js';
 import { textTable } from '../report/text-table.js';
 import { type GlobalOptions, stdio, wholeNumber, withDatabase } from './context.js';
 
@@ -16,21 +16,7 @@ export function mappingCommand(global: () => GlobalOptions): Command {
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExamples:\n  pgferry mapping show products\n  pgferry mapping show products --version 2')
     .action(async (name: string, opts) => {
-      const versions = await withDatabase(global(), (db) => listMappings(db.pool, name));
-      const chosen = opts.version === undefined ? versions[0] : versions.find((v) => v.version === opts.version);
-      if (!chosen) {
-        throw new PgferryError(
-          versions.length === 0
-            ? `no mapping ${name} in the catalog yet`
-            : `mapping ${name} has no version ${opts.version}`,
-          {
-            hint:
-              versions.length === 0
-                ? 'a mapping is registered and compiled by its first load'
-                : `versions: ${versions.map((v) => v.version).join(', ')}`,
-          },
-        );
-      }
+      const chosen = await withDatabase(global(), (db) => showMapping(db.pool, name, { version: opts.version }));
       if (opts.json) {
         stdio.out(JSON.stringify(chosen, null, 2));
         return;

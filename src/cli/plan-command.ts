@@ -2,14 +2,8 @@ import { Command } from 'commander';
 
 import { EXIT } from '../errors.js';
 import { readPlan } from '../plans/plan-file.js';
-import {
-  followPlan,
-  type PlanRunState,
-  planState,
-  type PlanStepState,
-  startPlan,
-  workerIsRunning,
-} from '../plans/plan-run.js';
+import { type PlanRunState, planStatus, type PlanStepState } from '../plans/plan-run.js';
+import { runPlan } from '../plans/run-plan.js';
 import { textTable } from '../report/text-table.js';
 import { type GlobalOptions, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 
@@ -57,30 +51,36 @@ Examples:
     )
     .action(async (file: string, opts: { dryRun?: boolean; detach?: boolean; json?: boolean }) => {
       const checked = await readPlan(file);
-      await withDatabase(global(), async (db) => {
-        const { runId, queued } = await startPlan(db.pool, checked, { dryRun: opts.dryRun });
-        if (!(await workerIsRunning(db.pool))) {
-          stdio.err(
-            'no pgferry worker is running on this database: the plan is queued, and runs once one starts (pgferry worker)',
-          );
-        }
-        if (opts.detach) {
-          if (opts.json) stdio.out(JSON.stringify({ runId, queued }, null, 2));
-          else stdio.out(`plan run ${runId} queued: ${queued.join(', ')} first (pgferry plan status ${runId})`);
-          return;
-        }
-        if (!opts.json) {
-          stdio.out(
-            `plan run ${runId}: ${checked.name}, ${checked.steps.length} steps${opts.dryRun ? ', dry run' : ''}`,
-          );
-        }
-        const final = await followPlan(db.pool, runId, (step) => {
-          if (!opts.json) stdio.out(stepLine(step));
-        });
-        if (opts.json) stdio.out(JSON.stringify(final, null, 2));
-        else stdio.out(`\n${formatPlanState(final)}`);
-        if (final.status === 'failed') setExitCode(EXIT.loadFailed);
-      });
+      const { runId, queued, final } = await withDatabase(global(), (db) =>
+        runPlan(db.pool, checked, {
+          dryRun: opts.dryRun,
+          detach: opts.detach,
+          onEvent: (event) => {
+            if (event.type === 'step') {
+              if (!opts.json) stdio.out(stepLine(event.step));
+              return;
+            }
+            if (!event.workerRunning) {
+              stdio.err(
+                'no pgferry worker is running on this database: the plan is queued, and runs once one starts (pgferry worker)',
+              );
+            }
+            if (!opts.detach && !opts.json) {
+              stdio.out(
+                `plan run ${event.runId}: ${checked.name}, ${checked.steps.length} steps${opts.dryRun ? ', dry run' : ''}`,
+              );
+            }
+          },
+        }),
+      );
+      if (!final) {
+        if (opts.json) stdio.out(JSON.stringify({ runId, queued }, null, 2));
+        else stdio.out(`plan run ${runId} queued: ${queued.join(', ')} first (pgferry plan status ${runId})`);
+        return;
+      }
+      if (opts.json) stdio.out(JSON.stringify(final, null, 2));
+      else stdio.out(`\n${formatPlanState(final)}`);
+      if (final.status === 'failed') setExitCode(EXIT.loadFailed);
     });
 
   plan
@@ -90,7 +90,7 @@ Examples:
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExamples:\n  pgferry plan status\n  pgferry plan status 7 --json')
     .action(async (runId: number | undefined, opts: { json?: boolean }) => {
-      const state = await withDatabase(global(), (db) => planState(db.pool, runId));
+      const state = await withDatabase(global(), (db) => planStatus(db.pool, runId));
       stdio.out(opts.json ? JSON.stringify(state, null, 2) : formatPlanState(state));
     });
   return plan;

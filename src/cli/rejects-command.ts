@@ -1,11 +1,8 @@
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-
 import { Command } from 'commander';
 
-import { listRejects, rejectedLines } from '../catalog.js';
-import { csvLine } from '../report/csv-writer.js';
+import { listRejects } from '../catalog.js';
 import { oneLine, textTable } from '../report/text-table.js';
+import { writeRejectsCsv } from '../report/write-rejects-csv.js';
 import { type GlobalOptions, stdio, wholeNumber, withDatabase } from './context.js';
 
 export function rejectsCommand(global: () => GlobalOptions): Command {
@@ -29,16 +26,8 @@ Examples:
     .action(async (id: number, opts) => {
       await withDatabase(global(), async (db) => {
         if (opts.output) {
-          const { columns, rows } = await rejectedLines(db.pool, id);
-          const file = createWriteStream(opts.output);
-          const write = async (line: string) => {
-            if (!file.write(`${line}\n`)) await once(file, 'drain');
-          };
-          await write(csvLine([...columns, 'pgferry_line', 'pgferry_reasons', 'pgferry_raw']));
-          for (const r of rows) await write(csvLine([...r.values, r.line, r.reasons, r.raw]));
-          file.end();
-          await once(file, 'finish');
-          stdio.out(`${rows.length} rejected lines written to ${opts.output}`);
+          const { rows } = await writeRejectsCsv(db.pool, id, opts.output);
+          stdio.out(`${rows} rejected lines written to ${opts.output}`);
           return;
         }
         const rejects = await listRejects(db.pool, id, opts.json ? undefined : opts.limit);

@@ -1,12 +1,14 @@
 import { Command } from 'commander';
 
-import { EXIT, PgferryError } from '../errors.js';
+import { EXIT } from '../errors.js';
+import { enqueueSync } from '../jobs/enqueue-sync.js';
 import { DEFAULT_PROJECT_FILE, projectSync, readProject } from '../project/project-file.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { textTable } from '../report/text-table.js';
-import { nextRun } from '../syncs/next-run.js';
-import { declareSync, runSync } from '../syncs/run-sync.js';
+import { listSyncs } from '../syncs/list-syncs.js';
+import { pauseSync, unpauseSync } from '../syncs/pause-sync.js';
+import { runSync } from '../syncs/run-sync.js';
 import { type GlobalOptions, setExitCode, stdio, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 
@@ -39,8 +41,7 @@ Examples:
       const config = projectSync(project, name);
       await withDatabase(global(), async (db) => {
         if (opts.queue) {
-          const { enqueueSync } = await import('../jobs/enqueue-sync.js');
-          await enqueueSync(db.pool, project, config, { full: opts.full });
+          await enqueueSync(db.pool, project, name, { full: opts.full });
           stdio.out(`sync ${name} queued: a worker runs it (pgferry worker --project ${opts.project})`);
           return;
         }
@@ -79,30 +80,7 @@ export function syncsCommand(global: () => GlobalOptions): Command {
     )
     .action(async (opts) => {
       const project = await readProject(opts.project);
-      const rows = await withDatabase(global(), async (db) => {
-        const { rows: states } = await db.pool.query(
-          `select s.name, s.paused_at, st.cursor, st.last_load_id, st.last_finished_at, st.last_outcome, st.last_error
-           from ferry.syncs s left join ferry.sync_state st on st.sync_name = s.name`,
-        );
-        const byName = new Map(states.map((r) => [r.name as string, r]));
-        return [...project.syncs.values()].map((sync) => {
-          const s = byName.get(sync.name);
-          const paused = Boolean(s?.paused_at);
-          return {
-            name: sync.name,
-            tenant: sync.tenant,
-            mode: sync.mode,
-            schedule: sync.schedule ?? null,
-            paused,
-            cursor: (s?.cursor as string | null) ?? null,
-            lastLoad: s?.last_load_id == null ? null : Number(s.last_load_id),
-            lastRun: (s?.last_finished_at as Date | null) ?? null,
-            lastOutcome: (s?.last_outcome as string | null) ?? null,
-            lastError: (s?.last_error as string | null) ?? null,
-            nextRun: sync.schedule && !paused ? nextRun(sync.schedule) : null,
-          };
-        });
-      });
+      const rows = await withDatabase(global(), (db) => listSyncs(db.pool, project));
       if (opts.json) return stdio.out(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return stdio.out(`no syncs in ${project.path}`);
       const time = (d: Date | null) => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '-');
@@ -138,19 +116,10 @@ export function pauseCommands(global: () => GlobalOptions): Command[] {
       .addHelpText('after', `\nExample:\n  pgferry ${pause ? 'pause' : 'unpause'} legacy_products`)
       .action(async (name: string, opts) => {
         const project = await readProject(opts.project);
-        const config = projectSync(project, name);
-        await withDatabase(global(), async (db) => {
-          const { readMapping } = await import('../mappings/mapping-file.js');
-          await declareSync(db.pool, config, (await readMapping(config.mapping, project.mappingsDir)).name);
-          const { rows } = await db.pool.query(
-            `update ferry.syncs set paused_at = case when $2 then coalesce(paused_at, now()) end,
-                    paused_by = case when $2 then $3 end
-             where name = $1 returning paused_at`,
-            [name, pause, process.env.USER ?? null],
-          );
-          if (!rows[0]) throw new PgferryError(`no sync ${name}`);
-          stdio.out(pause ? `sync ${name} paused: its schedule is skipped` : `sync ${name} runs on its schedule again`);
-        });
+        // An unknown sync is reported before the database is opened.
+        projectSync(project, name);
+        await withDatabase(global(), (db) => (pause ? pauseSync : unpauseSync)(db.pool, project, name));
+        stdio.out(pause ? `sync ${name} paused: its schedule is skipped` : `sync ${name} runs on its schedule again`);
       });
   return [make(true), make(false)];
 }

@@ -109,8 +109,16 @@ export async function workerIsRunning(pool: pg.Pool): Promise<boolean> {
   return rows[0].running;
 }
 
-/** A run and its steps (the latest run when no id is given); a PgferryError when there is none. */
-export async function planState(pool: pg.Pool | pg.ClientBase, runId?: number): Promise<PlanRunState> {
+/**
+ * `pgferry plan status`: a run of a plan and its steps — each one's status, load, counts,
+ * error and prerequisites (the latest run when no id is given); a PgferryError when there is
+ * none.
+ *
+ * @example
+ *   const run = await planStatus(pool); // the latest run
+ *   for (const step of run.steps) console.log(step.name, step.status, step.counts?.inserted);
+ */
+export async function planStatus(pool: pg.Pool | pg.ClientBase, runId?: number): Promise<PlanRunState> {
   const { rows: runs } = await pool.query(
     `select id, name, plan_path, dry_run, status, os_user, created_at, finished_at
      from ferry.plan_runs where $1::bigint is null or id = $1 order by id desc limit 1`,
@@ -184,7 +192,7 @@ export async function followPlan(
 ): Promise<PlanRunState> {
   const seen = new Map<string, PlanStepStatus>();
   for (;;) {
-    const state = await planState(pool, runId);
+    const state = await planStatus(pool, runId);
     for (const step of state.steps) {
       if (seen.get(step.name) === step.status) continue;
       seen.set(step.name, step.status);
