@@ -1174,16 +1174,7 @@ CREATE OR REPLACE FUNCTION ferry.finish_promotion(p_load bigint, p_inserted bigi
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-declare
-  v_tenant ferry.tenants := ferry.load_tenant(p_load);
-  v_map    ferry.mappings;
 begin
-  select m.* into v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  execute format(
-    'insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-     select $1, $2, $3, action, key, before, xid from %s',
-    ferry.quoted_object(v_tenant.schema_name, 'undo', p_load))
-  using p_load, v_map.target_schema, v_map.target_table;
   perform ferry.collect_rejects(p_load, 'promote');
   update ferry.loads
   set inserted = p_inserted, updated = p_updated, unchanged = p_unchanged
@@ -1823,36 +1814,10 @@ CREATE OR REPLACE FUNCTION ferry.promote_batch(p_load bigint, p_lo bigint, p_hi 
 AS $function$
 declare
   v_promote regprocedure := ferry.tenant_function(p_load, 'promote', 'bigint, bigint');
-  v_fn      pg_proc;
   v_map     ferry.mappings;
   v_counts  bigint[];
 begin
-  select * into strict v_fn from pg_proc p where p.oid = v_promote;
-  if v_fn.prorettype = 'bigint[]'::regtype then
-    -- compiled before 17_undo_from_promote_batch.sql: it writes the load's undo table itself
-    execute format('select %s($1, $2)', v_promote::oid::regproc) into v_counts using p_lo, p_hi;
-    return v_counts;
-  end if;
   select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  if not 'undo_rows' = any (v_fn.proargnames) then
-    -- compiled before this migration: an undo row per updated row
-    execute format(
-      'with batch as materialized (
-         select * from %s($1, $2)
-       ),
-       undo as (
-         insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-         select $3, $4, $5, u.action, u.key, u.before, u.xid
-         from batch
-         cross join unnest(batch.undo_action, batch.undo_key, batch.undo_before, batch.undo_xid)
-           as u(action, key, before, xid)
-       )
-       select counts from batch',
-      v_promote::oid::regproc)
-    into v_counts
-    using p_lo, p_hi, p_load, v_map.target_schema, v_map.target_table;
-    return v_counts;
-  end if;
   execute format(
     'with batch as materialized (
        select * from %s($1, $2)

@@ -528,43 +528,20 @@ begin
 end
 $$;
 
--- One batch: {inserted, updated, unchanged, conflicts}; its undo rows into ferry.undo.
+-- One batch: runs promote_<load>(lo, hi) and writes the undo log it returns into ferry.undo,
+-- in the same statement. Returns {inserted, updated, unchanged, conflicts}. An undo row of
+-- action 'updates' keeps the target's row type as it is now (row_type): what its before_rows
+-- are read back as, even if the table changes later.
 create or replace function ferry.promote_batch(p_load bigint, p_lo bigint, p_hi bigint) returns bigint[]
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_promote regprocedure := ferry.tenant_function(p_load, 'promote', 'bigint, bigint');
-  v_fn      pg_proc;
   v_map     ferry.mappings;
   v_counts  bigint[];
 begin
-  select * into strict v_fn from pg_proc p where p.oid = v_promote;
-  if v_fn.prorettype = 'bigint[]'::regtype then
-    -- compiled before 17_undo_from_promote_batch.sql: it writes the load's undo table itself
-    execute format('select %s($1, $2)', v_promote::oid::regproc) into v_counts using p_lo, p_hi;
-    return v_counts;
-  end if;
   select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  if not 'undo_rows' = any (v_fn.proargnames) then
-    -- compiled before this migration: an undo row per updated row
-    execute format(
-      'with batch as materialized (
-         select * from %s($1, $2)
-       ),
-       undo as (
-         insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-         select $3, $4, $5, u.action, u.key, u.before, u.xid
-         from batch
-         cross join unnest(batch.undo_action, batch.undo_key, batch.undo_before, batch.undo_xid)
-           as u(action, key, before, xid)
-       )
-       select counts from batch',
-      v_promote::oid::regproc)
-    into v_counts
-    using p_lo, p_hi, p_load, v_map.target_schema, v_map.target_table;
-    return v_counts;
-  end if;
   execute format(
     'with batch as materialized (
        select * from %s($1, $2)
@@ -652,22 +629,14 @@ begin
 end
 $$;
 
--- As in 5_steps.sql, with the xid column.
+-- Ends a promotion, in its transaction: the promotion's rejects go to ferry.rejects, and the
+-- load records its counts.
 create or replace function ferry.finish_promotion(p_load bigint, p_inserted bigint, p_updated bigint, p_unchanged bigint)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_tenant ferry.tenants := ferry.load_tenant(p_load);
-  v_map    ferry.mappings;
 begin
-  select m.* into v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  execute format(
-    'insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-     select $1, $2, $3, action, key, before, xid from %s',
-    ferry.quoted_object(v_tenant.schema_name, 'undo', p_load))
-  using p_load, v_map.target_schema, v_map.target_table;
   perform ferry.collect_rejects(p_load, 'promote');
   update ferry.loads
   set inserted = p_inserted, updated = p_updated, unchanged = p_unchanged
