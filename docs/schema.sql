@@ -906,16 +906,7 @@ CREATE OR REPLACE FUNCTION ferry.finish_promotion(p_load bigint, p_inserted bigi
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-declare
-  v_tenant ferry.tenants := ferry.load_tenant(p_load);
-  v_map    ferry.mappings;
 begin
-  select m.* into v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  execute format(
-    'insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-     select $1, $2, $3, action, key, before, xid from %s',
-    ferry.quoted_object(v_tenant.schema_name, 'undo', p_load))
-  using p_load, v_map.target_schema, v_map.target_table;
   perform ferry.collect_rejects(p_load, 'promote');
   update ferry.loads
   set inserted = p_inserted, updated = p_updated, unchanged = p_unchanged
@@ -1459,6 +1450,81 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.plan_function_sql(p_load bigint, p_tag text, p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_outputs text[])
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_work     text := ferry.quoted_object(p_tenant.schema_name, 'work', p_load);
+  v_target   text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_tenant_value text := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
+  v_keys     text[] := p_map.key_columns;
+  v_key_join text := (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(p_map.key_columns) k);
+  v_nonkeys  text[] := array(select o from unnest(p_outputs) with ordinality as x(o, n)
+                             where not o = any (p_map.key_columns) order by n);
+  v_newer    text := case when p_map.on_conflict like 'newer:%' then substr(p_map.on_conflict, 7) end;
+  v_version  integer := current_setting('server_version_num')::integer;
+  v_lookup   text;
+begin
+  if cardinality(v_keys) = 1 and v_version >= 170000 then
+    v_lookup := format($sql$    left join (
+      select t as _row, t.ctid as _tid from %1$s as t
+      where t.%2$I = %3$s and t.%4$I = any (array(select w.%4$I from %5$s as w))
+      offset 0  -- kept a subquery: one scan of the key index
+    ) as t on (t._row).%4$I = w.%4$I$sql$,
+      v_target, p_pt.tenant_column, v_tenant_value, v_keys[1], v_work);
+  else
+    v_lookup := format($sql$    left join lateral (
+      select t as _row, t.ctid as _tid from %1$s as t where t.%2$I = %3$s and %4$s
+      offset 0  -- kept a subquery: looked up once per work row
+    ) as t on true$sql$,
+      v_target, p_pt.tenant_column, v_tenant_value, v_key_join);
+  end if;
+
+  return format($sql$create function %1$I.%2$I() returns bigint
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_rows bigint;
+begin
+  if coalesce(current_setting('pgferry.plan_by_key', true), '') = 'on' then
+    insert into %4$s
+    select w.*, a._action,
+           %5$s as _before,
+           t._tid
+    from %6$s as w
+%7$s
+    cross join lateral (select %8$s as _action) as a;
+  else
+    insert into %4$s
+    select w.*, a._action,
+           -- the before-image, for the undo log: only of rows that will change
+           %9$s as _before,
+           t.ctid as _tid  -- where promote_N() finds the row again
+    from %6$s as w
+    left join %10$s as t on t.%11$I = %12$s and %13$s
+    cross join lateral (select %14$s as _action) as a;
+  end if;
+  get diagnostics v_rows = row_count;
+  return v_rows;
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'plan_' || p_load, p_tag,                                     -- 1 2 3
+    ferry.quoted_object(p_tenant.schema_name, 'plan', p_load),                           -- 4
+    case when v_version >= 180000 then 'null::jsonb'                                     -- 5
+         else $sql$case when a._action = 'update' then to_jsonb(t._row) end$sql$ end,
+    v_work,                                                                              -- 6
+    v_lookup,                                                                            -- 7
+    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, '(t._row)', 't._tid'),  -- 8
+    case when v_version >= 180000 then 'null::jsonb'                                     -- 9
+         else $sql$case when a._action = 'update' then to_jsonb(t) end$sql$ end,
+    v_target, p_pt.tenant_column, v_tenant_value, v_key_join,                            -- 10 11 12 13
+    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, 't', 't.ctid'));        -- 14
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.plan_promotion(p_load bigint, p_batch_size integer)
  RETURNS TABLE(lo bigint, hi bigint, rows bigint)
  LANGUAGE plpgsql
@@ -1513,7 +1579,7 @@ begin
   -- The target's rows as the planner estimates them: its statistics' rows a page, times the
   -- pages it has now (a target filled since it was last analyzed is not taken for empty),
   -- summed over its partitions. Read from the catalog, not by EXPLAIN: row-level security
-  -- would estimate what the loader itself may see. Never analyzed: 0, the plan as before.
+  -- would estimate what the loader itself may see. Never analyzed: 0, so the join.
   select coalesce(sum(c.reltuples / c.relpages
                       * (pg_relation_size(c.oid) / current_setting('block_size')::float8)), 0)
   into v_target_rows
@@ -1673,36 +1739,10 @@ CREATE OR REPLACE FUNCTION ferry.promote_batch(p_load bigint, p_lo bigint, p_hi 
 AS $function$
 declare
   v_promote regprocedure := ferry.tenant_function(p_load, 'promote', 'bigint, bigint');
-  v_fn      pg_proc;
   v_map     ferry.mappings;
   v_counts  bigint[];
 begin
-  select * into strict v_fn from pg_proc p where p.oid = v_promote;
-  if v_fn.prorettype = 'bigint[]'::regtype then
-    -- compiled before 17_undo_from_promote_batch.sql: it writes the load's undo table itself
-    execute format('select %s($1, $2)', v_promote::oid::regproc) into v_counts using p_lo, p_hi;
-    return v_counts;
-  end if;
   select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  if not 'undo_rows' = any (v_fn.proargnames) then
-    -- compiled before this migration: an undo row per updated row
-    execute format(
-      'with batch as materialized (
-         select * from %s($1, $2)
-       ),
-       undo as (
-         insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-         select $3, $4, $5, u.action, u.key, u.before, u.xid
-         from batch
-         cross join unnest(batch.undo_action, batch.undo_key, batch.undo_before, batch.undo_xid)
-           as u(action, key, before, xid)
-       )
-       select counts from batch',
-      v_promote::oid::regproc)
-    into v_counts
-    using p_lo, p_hi, p_load, v_map.target_schema, v_map.target_table;
-    return v_counts;
-  end if;
   execute format(
     'with batch as materialized (
        select * from %s($1, $2)
@@ -1724,290 +1764,188 @@ begin
 end
 $function$;
 
-CREATE OR REPLACE FUNCTION ferry.promotion_functions_sql(p_load bigint, p_tag text, p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_outputs text[], OUT plan_sql text, OUT promote_sql text)
- RETURNS record
+CREATE OR REPLACE FUNCTION ferry.promote_function_sql(p_load bigint, p_tag text, p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_outputs text[])
+ RETURNS text
  LANGUAGE plpgsql
+ STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
-  v_s        name;
-  v_work     text;
-  v_plan     text;
-  v_rejects  text;
-  v_target   text;
-  v_tenant_value text;
-  v_keys     text[];
-  v_nonkeys  text[];
-  v_newer    text;
-  v_key_join text;
-  v_lookup   text;
-  v_update_sql  text;
-  v_written_key text;
-  -- Settings of a batch's UPDATE: rows found by ctid, and no JIT for the cost of the others.
-  v_by_ctid_settings text[] := '{enable_seqscan,enable_indexscan,enable_bitmapscan,enable_tidscan,jit}';
-  v_by_ctid_values   text[] := '{off,off,off,on,off}';
-  -- PostgreSQL 18: the UPDATE returns the rows as they were (RETURNING OLD); the plan keeps no
-  -- before-image, and the batch's go to the undo log as one text array.
-  v_old_in_returning boolean := current_setting('server_version_num')::integer >= 180000;
-  v_old      text := 'pgferry_before';
-  v_undo_returning text;
-  v_undo_collect   text;
-  v_undo_append    text;
+  v_plan    text := ferry.quoted_object(p_tenant.schema_name, 'plan', p_load);
+  v_target  text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_nonkeys text[] := array(select o from unnest(p_outputs) with ordinality as x(o, n)
+                            where not o = any (p_map.key_columns) order by n);
 begin
-  v_s := p_tenant.schema_name;
-  v_work := ferry.quoted_object(v_s, 'work', p_load);
-  v_plan := ferry.quoted_object(v_s, 'plan', p_load);
-  v_rejects := ferry.quoted_object(v_s, 'rejects', p_load);
-  v_target := format('%I.%I', p_map.target_schema, p_map.target_table);
-  v_tenant_value := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
-  v_keys := p_map.key_columns;
-  if p_map.on_conflict like 'newer:%' then
-    v_newer := substr(p_map.on_conflict, 7);
-  end if;
-  v_nonkeys := array(select o from unnest(p_outputs) with ordinality as x(o, n) where not o = any (v_keys) order by n);
-  v_key_join := (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k);
-  -- RETURNING's name for the row before: one no column of the target has (a column would win).
-  while exists (select from pg_attribute a
-                where a.attrelid = v_target::regclass and a.attname = v_old and a.attnum > 0) loop
-    v_old := v_old || '_';
-  end loop;
+  return format($sql$create function %1$I.%2$I(
+  p_lo bigint, p_hi bigint,
+  out counts bigint[],
+  -- the undo log of the batch, a row an element: ferry.promote_batch() writes it
+  out undo_action text[], out undo_key jsonb[], out undo_before jsonb[], out undo_xid bigint[],
+  out undo_rows text[]  -- action updates: the rows before, as the text of an array
+)
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_counts   bigint[];
+  v_inserted bigint;
+  v_updated  bigint := 0;
+  v_updates  %4$s[];
+  v_settings text[];
+  v_keys     jsonb[];
+  v_befores  jsonb[];
+  v_xids     bigint[];
+  v_key      jsonb;
+  v_xid      bigint;
+  v_rows     text;
+begin
+  undo_action := '{}'; undo_key := '{}'; undo_before := '{}'; undo_xid := '{}'; undo_rows := '{}';
+  select array[count(*) filter (where p._action = 'insert'),
+               count(*) filter (where p._action = 'update'),
+               count(*) filter (where p._action in ('unchanged', 'skip')),
+               count(*) filter (where p._action = 'conflict')],
+         %5$s
+  into v_counts, v_updates
+  from %4$s as p
+  where p._line between p_lo and p_hi;
 
-  -- Two ways to the same plan rows. A join, which the planner may make a hash join: one scan
-  -- of the target for a load of any size. Or, when ferry.prefers_key_lookups() says so (a
-  -- small load into a large target), lookups by key. Disabling hash joins instead was not
-  -- enough: where the statistics have not seen the tenant, the planner took its rows for one
-  -- and scanned them all again for every work row. The lookups: on PostgreSQL 17 and later,
-  -- for a key of one column, one scan of the key index for all the work rows' keys at once
-  -- (key = ANY (array)), hashed and joined: in the increment of bench/sync.ts, plan_promotion
-  -- took 310 ms instead of 470 (medians of 7 interleaved runs). Before 17, a tenant the
-  -- statistics take for a row or two gets the ANY as a filter over all of its rows (1 s for
-  -- 5,000 keys among 30,000 rows on PostgreSQL 15), so there, and for a longer key, a LATERAL
-  -- subquery that cannot be pulled up looks each work row up. The row found is kept whole
-  -- (_row, of the target's type): its before-image is to_jsonb() of a table row, not of the
-  -- subquery's record less its _tid (10,000 rows: 30 to 40 ms less, measured alone).
-  v_lookup := case
-    when cardinality(v_keys) = 1 and current_setting('server_version_num')::integer >= 170000 then format(
-      E'    left join (\n'
-      '      select t as _row, t.ctid as _tid from %s as t\n'
-      '      where t.%I = %s and t.%I = any (array(select w.%I from %s as w))\n'
-      '      offset 0  -- kept a subquery: one scan of the key index\n'
-      '    ) as t on (t._row).%I = w.%I\n',
-      v_target, p_pt.tenant_column, v_tenant_value, v_keys[1], v_keys[1], v_work, v_keys[1], v_keys[1])
-    else format(
-      E'    left join lateral (\n'
-      '      select t as _row, t.ctid as _tid from %s as t where t.%I = %s and %s\n'
-      '      offset 0  -- kept a subquery: looked up once per work row\n'
-      '    ) as t on true\n',
-      v_target, p_pt.tenant_column, v_tenant_value, v_key_join) end;
-  plan_sql := format(
-    E'create function %I.%I() returns bigint\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %s\n'
-    'declare\n'
-    '  v_rows bigint;\n'
-    'begin\n'
-    '  if coalesce(current_setting(%L, true), %L) = %L then\n'
-    '    insert into %s\n'
-    '    select w.*, a._action,\n'
-    '           %s as _before,\n'
-    '           t._tid\n'
-    '    from %s as w\n'
-    '%s'
-    '    cross join lateral (select %s as _action) as a;\n'
-    '  else\n'
-    '    insert into %s\n'
-    '    select w.*, a._action,\n'
-    '           -- the before-image, for the undo log: only of rows that will change\n'
-    '           %s as _before,\n'
-    '           t.ctid as _tid  -- where promote_N() finds the row again\n'
-    '    from %s as w\n'
-    '    left join %s as t on t.%I = %s and %s\n'
-    '    cross join lateral (select %s as _action) as a;\n'
-    '  end if;\n'
-    '  get diagnostics v_rows = row_count;\n'
-    '  return v_rows;\n'
-    'end\n'
-    '%s',
-    v_s, 'plan_' || p_load, p_tag,
-    'pgferry.plan_by_key', '', 'on',
-    v_plan, case when v_old_in_returning then 'null::jsonb'
-                 else format('case when a._action = %L then to_jsonb(t._row) end', 'update') end,
-    v_work,
-    v_lookup,
-    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, '(t._row)', 't._tid'),
-    v_plan, case when v_old_in_returning then 'null::jsonb'
-                 else format('case when a._action = %L then to_jsonb(t) end', 'update') end,
-    v_work, v_target, p_pt.tenant_column, v_tenant_value, v_key_join,
-    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, 't', 't.ctid'),
-    p_tag);
-
-  -- The written rows' keys, as the target stores them (a trigger may have changed them).
-  v_written_key := format('jsonb_build_object(%s)',
-                          (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(v_keys) k));
-  -- A batch's planned updates are one UPDATE, each row found again where the plan saw it (its
-  -- ctid). Row by row, each UPDATE was a statement of its own: 37 µs a row on PostgreSQL 18,
-  -- against 24 µs this way (10,000 rows after a checkpoint: 365 against 240 ms). The batch's
-  -- rows are read into an array first; for the UPDATE itself scans other than by ctid are
-  -- off, so the only plan left is a nested loop from those rows to the target's tuples by
-  -- ctid: a target whose statistics are stale (this load filling it; a tenant the statistics
-  -- have not seen yet) can no longer be taken for small and scanned once per row (measured:
-  -- minutes for a batch). Only the UPDATE runs with those settings (its triggers too), and a
-  -- failed batch's savepoint restores them. A row another writer changed or deleted since the
-  -- plan is not at its ctid any more: not updated, and rejected as changed_during_load. None
-  -- are planned when the mapping outputs only keys.
-  -- How the batch's undo rows are kept: on PostgreSQL 18, one row for the batch (the keys as a
-  -- JSON array, the rows before as the text of an array, from RETURNING OLD); before it, a row
-  -- per updated row, its before-image the plan's.
-  if v_old_in_returning then
-    v_undo_returning := format('with (old as %I) %s as key, %I as before, t.xmin::text::bigint as xid',
-                               v_old, v_written_key, v_old);
-    v_undo_collect :=
-      E'    select count(*), jsonb_agg(key), array_agg(before)::text, max(xid)\n'
-      '    into v_updated, v_key, v_rows, v_xid\n';
-    v_undo_append := format(
-      E'      undo_action := undo_action || %L::text;\n'
-      '      undo_key := undo_key || v_key;\n'
-      '      undo_before := undo_before || null::jsonb;\n'
-      '      undo_xid := undo_xid || v_xid;\n'
-      '      undo_rows := undo_rows || v_rows;\n',
-      'updates');
-  else
-    v_undo_returning := format('%s as key, w._before as before, t.xmin::text::bigint as xid', v_written_key);
-    v_undo_collect :=
-      E'    select count(*), array_agg(key), array_agg(before), array_agg(xid)\n'
-      '    into v_updated, v_keys, v_befores, v_xids\n';
-    v_undo_append := format(
-      E'      undo_action := undo_action || array_fill(%L::text, array[v_updated]::integer[]);\n'
-      '      undo_key := undo_key || v_keys;\n'
-      '      undo_before := undo_before || v_befores;\n'
-      '      undo_xid := undo_xid || v_xids;\n'
-      '      undo_rows := undo_rows || array_fill(null::text, array[v_updated]::integer[]);\n',
-      'update');
+  if v_counts[4] > 0 then
+    insert into %6$s (line, value, rule, message)
+    select p._line, jsonb_build_object(%7$s)::text, 'conflict', 'the key already exists for this tenant (on_conflict: reject)'
+    from %4$s as p
+    where p._line between p_lo and p_hi and p._action = 'conflict';
   end if;
-  v_update_sql := case when cardinality(v_nonkeys) > 0
-    then format(
-      E'  if cardinality(v_updates) > 0 then\n'
-      '    v_settings := array(select current_setting(s) from unnest(%L::text[]) as s);\n'
-      '    perform set_config(s, v, true) from unnest(%L::text[], %L::text[]) as x(s, v);\n'
-      '    with written as (\n'
-      '      update %s as t\n'
-      '      set %s\n'
-      '      from unnest(v_updates) as w\n'
-      '      where t.ctid = w._tid and t.%I = %s and %s\n'
-      '      returning %s\n'
-      '    )\n'
-      '%s'
-      '    from written;\n'
-      '    perform set_config(s, v, true) from unnest(%L::text[], v_settings) as x(s, v);\n'
-      '    if v_updated > 0 then\n'
-      '%s'
-      '    end if;\n'
-      '  end if;\n',
-      v_by_ctid_settings,
-      v_by_ctid_settings, v_by_ctid_values,
-      v_target,
-      (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c),
-      p_pt.tenant_column, v_tenant_value, v_key_join,
-      v_undo_returning,
-      v_undo_collect,
-      v_by_ctid_settings,
-      v_undo_append)
-    else '' end;
-  -- The batch's plan rows are read once, for its counts and its updates; the rejects and the
-  -- inserts read them again only when the batch has some.
-  promote_sql := format(
-    E'create function %I.%I(\n'
-    '  p_lo bigint, p_hi bigint,\n'
-    '  out counts bigint[],\n'
-    '  -- the undo log of the batch, a row an element: ferry.promote_batch() writes it\n'
-    '  out undo_action text[], out undo_key jsonb[], out undo_before jsonb[], out undo_xid bigint[],\n'
-    '  out undo_rows text[]  -- action updates: the rows before, as the text of an array\n'
-    ')\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %s\n'
-    'declare\n'
-    '  v_counts   bigint[];\n'
-    '  v_inserted bigint;\n'
-    '  v_updated  bigint := 0;\n'
-    '  v_updates  %s[];\n'
-    '  v_settings text[];\n'
-    '  v_keys     jsonb[];\n'
-    '  v_befores  jsonb[];\n'
-    '  v_xids     bigint[];\n'
-    '  v_key      jsonb;\n'
-    '  v_xid      bigint;\n'
-    '  v_rows     text;\n'
-    'begin\n'
-    '  undo_action := %L; undo_key := %L; undo_before := %L; undo_xid := %L; undo_rows := %L;\n'
-    '  select array[count(*) filter (where p._action = %L),\n'
-    '               count(*) filter (where p._action = %L),\n'
-    '               count(*) filter (where p._action in (%L, %L)),\n'
-    '               count(*) filter (where p._action = %L)],\n'
-    '         %s\n'
-    '  into v_counts, v_updates\n'
-    '  from %s as p\n'
-    '  where p._line between p_lo and p_hi;\n\n'
-    '  if v_counts[4] > 0 then\n'
-    '    insert into %s (line, value, rule, message)\n'
-    '    select p._line, jsonb_build_object(%s)::text, %L, %L\n'
-    '    from %s as p\n'
-    '    where p._line between p_lo and p_hi and p._action = %L;\n'
-    '  end if;\n\n'
-    '  -- Planned inserts, written without a join with the target. The undo log keeps their\n'
-    '  -- keys, one array a batch, and the id of the transaction that wrote them: a row changed\n'
-    '  -- later has another xmin, which is how rollback tells.\n'
-    '  if v_counts[1] > 0 then\n'
-    '    with written as (\n'
-    '      insert into %s as t (%I, %s)\n'
-    '      select %s, %s\n'
-    '      from %s as w\n'
-    '      where w._line between p_lo and p_hi and w._action = %L\n'
-    '      returning %s as key, t.xmin::text::bigint as xid\n'
-    '    )\n'
-    '    select count(*), jsonb_agg(key), max(xid) into v_inserted, v_key, v_xid from written;\n'
-    '    if v_inserted > 0 then\n'
-    '      undo_action := undo_action || %L::text;\n'
-    '      undo_key := undo_key || v_key;\n'
-    '      undo_before := undo_before || null::jsonb;\n'
-    '      undo_xid := undo_xid || v_xid;\n'
-    '      undo_rows := undo_rows || null::text;\n'
-    '    end if;\n'
-    '  end if;\n\n'
-    '  -- Planned updates, by ctid; the undo log keeps each before-image.\n'
-    '%s\n'
-    '  if coalesce(v_inserted, 0) <> v_counts[1] then\n'
-    '    raise exception using errcode = %L, message = (v_counts[1] - coalesce(v_inserted, 0)) || %L;\n'
-    '  end if;\n'
-    '  if v_updated <> v_counts[2] then\n'
-    '    raise exception using errcode = %L, message = (v_counts[2] - v_updated) || %L;\n'
-    '  end if;\n'
-    '  counts := v_counts;\n'
-    'end\n'
-    '%s',
-    v_s, 'promote_' || p_load, p_tag,
-    v_plan,
-    '{}', '{}', '{}', '{}', '{}',
-    'insert', 'update', 'unchanged', 'skip', 'conflict',
-    case when cardinality(v_nonkeys) > 0 then format('array_agg(p) filter (where p._action = %L)', 'update')
-         else 'null' end,
-    v_plan,
-    v_rejects,
-    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
-    'conflict', 'the key already exists for this tenant (on_conflict: reject)',
-    v_plan, 'conflict',
-    v_target, p_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),
-    v_tenant_value, (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o),
-    v_plan, 'insert',
-    v_written_key,
-    'inserts',
-    v_update_sql,
-    'P0002',
-    format(' row(s) planned for insert were not inserted into %s: skipped by a trigger', v_target),
-    'P0002',
-    format(' row(s) planned for update were not updated in %s: changed or deleted by another writer during the load, or skipped by a trigger',
-           v_target),
-    p_tag);
+
+  -- Planned inserts, written without a join with the target. The undo log keeps their
+  -- keys, one array a batch, and the id of the transaction that wrote them: a row changed
+  -- later has another xmin, which is how rollback tells.
+  if v_counts[1] > 0 then
+    with written as (
+      insert into %8$s as t (%9$I, %10$s)
+      select %11$s, %12$s
+      from %4$s as w
+      where w._line between p_lo and p_hi and w._action = 'insert'
+      returning %13$s as key, t.xmin::text::bigint as xid
+    )
+    select count(*), jsonb_agg(key), max(xid) into v_inserted, v_key, v_xid from written;
+    if v_inserted > 0 then
+      undo_action := undo_action || 'inserts'::text;
+      undo_key := undo_key || v_key;
+      undo_before := undo_before || null::jsonb;
+      undo_xid := undo_xid || v_xid;
+      undo_rows := undo_rows || null::text;
+    end if;
+  end if;
+
+  -- Planned updates, by ctid; the undo log keeps each before-image.
+%14$s
+  if coalesce(v_inserted, 0) <> v_counts[1] then
+    raise exception using errcode = 'P0002', message = (v_counts[1] - coalesce(v_inserted, 0)) || %15$L;
+  end if;
+  if v_updated <> v_counts[2] then
+    raise exception using errcode = 'P0002', message = (v_counts[2] - v_updated) || %16$L;
+  end if;
+  counts := v_counts;
 end
+%3$s$sql$,
+    p_tenant.schema_name, 'promote_' || p_load, p_tag,                                 -- 1 2 3
+    v_plan,                                                                             -- 4
+    case when cardinality(v_nonkeys) > 0                                                -- 5
+         then $sql$array_agg(p) filter (where p._action = 'update')$sql$ else 'null' end,
+    ferry.quoted_object(p_tenant.schema_name, 'rejects', p_load),                       -- 6
+    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(p_map.key_columns) k),  -- 7
+    v_target, p_pt.tenant_column,                                                       -- 8 9
+    (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),                 -- 10
+    format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type),                            -- 11
+    (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o),              -- 12
+    ferry.written_key_sql(p_map.key_columns),                                           -- 13
+    ferry.promote_updates_sql(p_tenant, p_map, p_pt, v_nonkeys),                        -- 14
+    format(' row(s) planned for insert were not inserted into %s: skipped by a trigger', v_target),  -- 15
+    format(' row(s) planned for update were not updated in %s: changed or deleted by another writer'
+           ' during the load, or skipped by a trigger', v_target));                     -- 16
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.promote_updates_sql(p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_nonkeys text[])
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_target      text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_written_key text := ferry.written_key_sql(p_map.key_columns);
+  -- The UPDATE's settings: rows found by ctid, and no JIT for the cost of the other plans.
+  v_settings    text[] := '{enable_seqscan,enable_indexscan,enable_bitmapscan,enable_tidscan,jit}';
+  v_values      text[] := '{off,off,off,on,off}';
+  -- RETURNING's name for the row before: one no column of the target has (a column would win).
+  v_old         text := 'pgferry_before';
+  v_returning   text;
+  v_collect     text;
+  v_append      text;
+begin
+  if cardinality(p_nonkeys) = 0 then
+    return '';
+  end if;
+  if current_setting('server_version_num')::integer >= 180000 then
+    while exists (select from pg_attribute a
+                  where a.attrelid = v_target::regclass and a.attname = v_old and a.attnum > 0) loop
+      v_old := v_old || '_';
+    end loop;
+    v_returning := format('with (old as %1$I) %2$s as key, %1$I as before, t.xmin::text::bigint as xid',
+                          v_old, v_written_key);
+    v_collect := $sql$    select count(*), jsonb_agg(key), array_agg(before)::text, max(xid)
+    into v_updated, v_key, v_rows, v_xid$sql$;
+    v_append := $sql$      undo_action := undo_action || 'updates'::text;
+      undo_key := undo_key || v_key;
+      undo_before := undo_before || null::jsonb;
+      undo_xid := undo_xid || v_xid;
+      undo_rows := undo_rows || v_rows;$sql$;
+  else
+    v_returning := format('%s as key, w._before as before, t.xmin::text::bigint as xid', v_written_key);
+    v_collect := $sql$    select count(*), array_agg(key), array_agg(before), array_agg(xid)
+    into v_updated, v_keys, v_befores, v_xids$sql$;
+    v_append := $sql$      undo_action := undo_action || array_fill('update'::text, array[v_updated]::integer[]);
+      undo_key := undo_key || v_keys;
+      undo_before := undo_before || v_befores;
+      undo_xid := undo_xid || v_xids;
+      undo_rows := undo_rows || array_fill(null::text, array[v_updated]::integer[]);$sql$;
+  end if;
+
+  return format($sql$  if cardinality(v_updates) > 0 then
+    v_settings := array(select current_setting(s) from unnest(%1$L::text[]) as s);
+    perform set_config(s, v, true) from unnest(%1$L::text[], %2$L::text[]) as x(s, v);
+    with written as (
+      update %3$s as t
+      set %4$s
+      from unnest(v_updates) as w
+      where t.ctid = w._tid and t.%5$I = %6$s and %7$s
+      returning %8$s
+    )
+%9$s
+    from written;
+    perform set_config(s, v, true) from unnest(%1$L::text[], v_settings) as x(s, v);
+    if v_updated > 0 then
+%10$s
+    end if;
+  end if;
+$sql$,
+    v_settings, v_values,                                                                -- 1 2
+    v_target,                                                                            -- 3
+    (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(p_nonkeys) c),       -- 4
+    p_pt.tenant_column, format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type),         -- 5 6
+    (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(p_map.key_columns) k),  -- 7
+    v_returning, v_collect, v_append);                                                   -- 8 9 10
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.promotion_functions_sql(p_load bigint, p_tag text, p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_outputs text[], OUT plan_sql text, OUT promote_sql text)
+ RETURNS record
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select ferry.plan_function_sql(p_load, p_tag, p_tenant, p_map, p_pt, p_outputs),
+         ferry.promote_function_sql(p_load, p_tag, p_tenant, p_map, p_pt, p_outputs)
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.protect_table(p_table regclass, p_tenant_column name DEFAULT 'tenant_id'::name, p_keep_roles name[] DEFAULT '{}'::name[], p_accept_loss boolean DEFAULT false)
@@ -2336,93 +2274,90 @@ declare
   v_target   text := format('%I.%I', p_schema, p_table);
   v_keys     text[];
   v_cols     text[];
-  v_match    text;
-  v_written  text;
-  v_tenant_value text;
 begin
   select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
-  v_tenant_value := format('%L::%s', p_tenant.tenant_key, v_pt.tenant_type);
+  -- The key columns, from the load's undo rows: a batch's rows ('inserts', 'updates')
+  -- keep an array of keys, the others one key.
   select array_agg(distinct k order by k) into v_keys
   from ferry.undo u
   cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
   where u.load_id = p_load;
+  -- The columns a row is restored with: all but generated ones.
   select array_agg(a.attname::text order by a.attnum) into v_cols
   from pg_attribute a
   where a.attrelid = v_target::regclass and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
-  -- Keys are matched through jsonb_populate_record: each value read back as its column's type.
-  v_match := format('t.%I = %s', v_pt.tenant_column, v_tenant_value)
-    || (select string_agg(format(' and t.%I = k.%I', c, c), '') from unnest(v_keys) c);
-  -- Every row the load wrote: inserted keys out of their arrays, updated rows one each.
-  v_written := format(
-    E'(select u.action, k.key, u.before, u.xid\n'
-    '   from %1$s as u\n'
-    '   cross join lateral jsonb_array_elements(case when u.action = %2$L then u.key else jsonb_build_array(u.key) end) as k (key))',
-    p_undo, 'inserts');
 
-  return format(
-    E'create function %1$I.%2$I(p_force boolean) returns jsonb\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %3$s\n'
-    'declare\n'
-    '  v_conflicts jsonb;\n'
-    '  v_deleted   bigint;\n'
-    '  v_restored  bigint;\n'
-    '  v_reinserted bigint;\n'
-    '  v_undeleted bigint;\n'
-    'begin\n'
-    '  -- Rows changed or deleted since the load wrote them: another xmin, or gone.\n'
-    '  select jsonb_agg(jsonb_build_object(%4$L, w.key, %5$L, case when w.action = %21$L then %22$L when t.ctid is null then %6$L else %7$L end)\n'
-    '                   order by w.key::text)\n'
-    '  into v_conflicts\n'
-    '  from %8$s as w\n'
-    '  cross join lateral jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  left join %9$s as t on %10$s\n'
-    '  where case when w.action = %21$L then t.ctid is not null\n'
-    '              else t.ctid is null or w.xid is null or t.xmin::text::bigint <> w.xid end;\n'
-    '  if v_conflicts is not null and not p_force then\n'
-    '    return jsonb_build_object(%11$L, v_conflicts);\n'
-    '  end if;\n\n'
-    '  -- Inserted rows are deleted.\n'
-    '  delete from %9$s as t\n'
-    '  using %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  where w.action in (%12$L, %13$L) and %10$s;\n'
-    '  get diagnostics v_deleted = row_count;\n\n'
-    '  -- Updated rows get their before-image back.\n'
-    '  update %9$s as t\n'
-    '  set %14$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L and %10$s;\n'
-    '  get diagnostics v_restored = row_count;\n\n'
-    '  -- Forced: updated rows deleted since come back as they were before the load.\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_reinserted = row_count;\n\n'
-    '  -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %21$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_undeleted = row_count;\n'
-    '  return jsonb_build_object(%18$L, v_deleted, %19$L, v_restored + v_reinserted + v_undeleted, %11$L, coalesce(v_conflicts, %20$L));\n'
-    'end\n'
-    '%3$s',
-    p_tenant.schema_name, 'rollback_' || p_load, p_tag,
-    'key', 'problem', 'deleted since the load', 'changed since the load',
-    v_written, v_target, v_match,
-    'conflicts',
-    'inserts', 'insert',
+  return format($sql$create function %1$I.%2$I(p_force boolean) returns jsonb
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_conflicts jsonb;
+  v_deleted   bigint;
+  v_restored  bigint;
+  v_reinserted bigint;
+  v_undeleted bigint;
+begin
+  -- Rows changed or deleted since the load wrote them: another xmin, or gone.
+  select jsonb_agg(jsonb_build_object('key', w.key, 'problem', case when w.action = 'delete' then 'created again since the load' when t.ctid is null then 'deleted since the load' else 'changed since the load' end)
+                   order by w.key::text)
+  into v_conflicts
+  from %4$s as w
+  cross join lateral jsonb_populate_record(null::%5$s, w.key) as k
+  left join %5$s as t on %6$s
+  where case when w.action = 'delete' then t.ctid is not null
+              else t.ctid is null or t.xmin::text::bigint <> w.xid end;
+  if v_conflicts is not null and not p_force then
+    return jsonb_build_object('conflicts', v_conflicts);
+  end if;
+
+  -- Inserted rows are deleted.
+  delete from %5$s as t
+  using %4$s as w, jsonb_populate_record(null::%5$s, w.key) as k
+  where w.action = 'inserts' and %6$s;
+  get diagnostics v_deleted = row_count;
+
+  -- Updated rows get their before-image back.
+  update %5$s as t
+  set %7$s
+  from %4$s as w, jsonb_populate_record(null::%5$s, w.key) as k, jsonb_populate_record(null::%5$s, w.before) as b
+  where w.action = 'update' and %6$s;
+  get diagnostics v_restored = row_count;
+
+  -- Forced: updated rows deleted since come back as they were before the load.
+  insert into %5$s (%8$s) overriding system value
+  select %9$s
+  from %4$s as w, jsonb_populate_record(null::%5$s, w.before) as b
+  where w.action = 'update'
+    and not exists (select from jsonb_populate_record(null::%5$s, w.key) as k, %5$s as t where %6$s);
+  get diagnostics v_reinserted = row_count;
+
+  -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).
+  insert into %5$s (%8$s) overriding system value
+  select %9$s
+  from %4$s as w, jsonb_populate_record(null::%5$s, w.before) as b
+  where w.action = 'delete'
+    and not exists (select from jsonb_populate_record(null::%5$s, w.key) as k, %5$s as t where %6$s);
+  get diagnostics v_undeleted = row_count;
+  return jsonb_build_object('deleted', v_deleted, 'restored', v_restored + v_reinserted + v_undeleted, 'conflicts', coalesce(v_conflicts, '[]'));
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'rollback_' || p_load, p_tag,                                 -- 1 2 3
+    -- 4: every row the load wrote, the keys of an 'inserts' row out of their array
+    format($sql$(select u.action, k.key, u.before, u.xid
+   from %1$s as u
+   cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key))$sql$,
+           p_undo),
+    v_target,                                                                           -- 5
+    -- 6: the row of the tenant (t) with the key k
+    format('t.%I = %L::%s', v_pt.tenant_column, p_tenant.tenant_key, v_pt.tenant_type)
+      || (select string_agg(format(' and t.%I = k.%I', c, c), '') from unnest(v_keys) c),
+    -- 7: an updated row's columns but the tenant and the keys, set back from its before-image b
+    --    (the tenant column set to itself when no other is left)
     coalesce((select string_agg(format('%I = b.%I', c, c), ', ') from unnest(v_cols) c
               where c <> v_pt.tenant_column and not c = any (v_keys)),
              format('%I = t.%I', v_pt.tenant_column, v_pt.tenant_column)),
-    'update',
-    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),
-    (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c),
-    'deleted', 'restored', '[]',
-    'delete', 'created again since the load');
+    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),                    -- 8
+    (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c));                -- 9
 end
 $function$;
 
@@ -2845,6 +2780,15 @@ begin
   end if;
   return v_load;
 end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.written_key_sql(p_keys text[])
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select format('jsonb_build_object(%s)', (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(p_keys) k))
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry_util.input_error(p_value text, p_type text)

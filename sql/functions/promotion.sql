@@ -1,22 +1,29 @@
--- Faster increments: a small load into a large target (issue 6, a sync's 1% increment).
+-- Promotion: the plan and the batches that write a load's work rows into its target.
 --
--- What such a load cost followed the size of the target instead of its own; three changes:
---   * plan: plan_N() (6_faster_checks_and_promotion.sql) left-joins the work rows to the
---     tenant's rows of the target, to tell insert, update and unchanged apart. The planner
---     prices index lookups as reads from disk (random_page_cost), so for 10,000 pulled rows
---     against a target of 1,000,000 it chose a hash join, which reads the whole target: 370 ms,
---     where a nested loop of index lookups took 83 ms (PostgreSQL 15, bench/sync.ts). So when
---     the work table holds under 1/16 of the target's rows (statistics scaled to the current size) and a
---     btree index of the target leads with the mapping's key columns (the tenant column among
---     them or not), plan_N() looks each work row up by key instead (a LATERAL subquery, see
---     compile_load below). At 1/16 the lookups still cost less than the scan (about 8 µs a
---     lookup against 0.3 µs a scanned row, measured).
+--   ferry.plan_promotion()   runs the load's plan_<load>(): each work row with what promotion
+--                            will do with it (insert, update, unchanged, skip, conflict) and
+--                            where its target row is (ctid); returns the batches.
+--   ferry.promote_batch()    runs promote_<load>(lo, hi) on one batch, as the tenant, and
+--                            writes the batch's undo rows into ferry.undo.
+--   ferry.finish_promotion() collects the rejects and records the counts.
+--
+-- plan_<load>() and promote_<load>() are compiled per load by compile_load, from the SQL that
+-- ferry.promotion_functions_sql() writes (below). Each is written for the server it is
+-- compiled on: what differs by version is chosen there, at compile time, so the functions of
+-- this file are the same on every server version.
+--
+-- A small load into a large target (a sync's increment) costs what the load is, not what the
+-- target is:
+--   * plan: a join of the work rows to the tenant's rows of the target may become a hash join,
+--     which reads the whole target. The planner prices index lookups as reads from disk
+--     (random_page_cost) and picks it even for a few thousand rows against a million. So when
+--     the work table holds under 1/16 of the target's rows and a btree index of the target
+--     leads with the mapping's key columns, plan_<load>() looks each work row up by key
+--     instead. At 1/16 the lookups still cost less than the scan.
 --   * promote: a batch's updates are one UPDATE that finds each row at the ctid its plan saw
---     it at, instead of one UPDATE a row by key (compile_load, below). The plan table keeps
---     that ctid (_tid), which reject_promotion_row leaves out of a reject's value.
+--     it at, rather than one UPDATE a row by key.
 --   * statistics: the work and plan tables are analyzed only for the columns later queries
---     join or filter on. Statistics of every column, the before-images' JSON among them, took
---     a third of an increment's plan step.
+--     join or filter on, not the before-images' JSON.
 
 -- Whether the target has a btree index whose leading columns are the keys, or the keys and
 -- the tenant column, in any order: the index a nested loop looks each work row up in.
@@ -42,7 +49,8 @@ as $$
   )
 $$;
 
--- Whether plan_N() of a load should look its rows up in the target's key index.
+-- Whether a load's plan_<load>() should look its work rows up in the target's key index: the
+-- target has such an index and the work table holds under 1/16 of the target's rows.
 create or replace function ferry.prefers_key_lookups(p_load bigint) returns boolean
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -68,7 +76,7 @@ begin
   -- The target's rows as the planner estimates them: its statistics' rows a page, times the
   -- pages it has now (a target filled since it was last analyzed is not taken for empty),
   -- summed over its partitions. Read from the catalog, not by EXPLAIN: row-level security
-  -- would estimate what the loader itself may see. Never analyzed: 0, the plan as before.
+  -- would estimate what the loader itself may see. Never analyzed: 0, so the join.
   select coalesce(sum(c.reltuples / c.relpages
                       * (pg_relation_size(c.oid) / current_setting('block_size')::float8)), 0)
   into v_target_rows
@@ -79,9 +87,8 @@ begin
 end
 $$;
 
--- Runs a load's plan_N() asking it to look each work row up by key (see compile_load below;
--- plan_N() of a load compiled before this migration ignores the setting). SET on the
--- function restores it when it returns or fails.
+-- Runs a load's plan_<load>() asking it to look each work row up by key (the setting
+-- pgferry.plan_by_key). SET on the function restores the setting when it returns or fails.
 create or replace function ferry.plan_by_key_lookups(p_plan regprocedure) returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -91,20 +98,6 @@ begin
   execute format('select %s()', p_plan::oid::regproc);
 end
 $$;
-
--- Promotion's functions compiled by a function of their own, and two ways they got faster (issue 6).
---
--- compile_load (15_faster_increments.sql) wrote a load's plan_N() and promote_N() itself, so
--- every change to them took a whole new copy of compile_load. Their SQL now comes from
--- ferry.promotion_functions_sql(); compile_load below is 15's, less that part, and a later
--- change to promotion redefines that function alone. What changed in the functions themselves,
--- for a sync's increment (10,000 changed rows of a 1,000,000-row target, bench/sync.ts):
---   * plan_N(), by key lookups: on PostgreSQL 17 and later, a key of one column is looked up
---     in one scan of the key index (= ANY of the work rows' keys) instead of once per work row
---     (PostgreSQL 15 and 16 keep the lookups: see below); and the before-image is to_jsonb()
---     of the target's row itself, not of a record built around it.
---   * promote_N() reads a batch's plan rows once for its counts and its updates (it read them
---     four times), and again for rejects or inserts only when the batch has some.
 
 -- What promotion will do with a work row w, given its target row (p_row: the row's alias, or
 -- an expression of the target's row type; p_found: null when the row is absent).
@@ -144,8 +137,324 @@ as $$
   where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
 $$;
 
--- As in 17_undo_from_promote_batch.sql; on PostgreSQL 18 the plan keeps no before-image, and
--- a batch's updates return theirs, as one undo row (out undo_rows).
+-- The key of a row the promotion wrote (alias t), as the target stores it (a trigger may
+-- have changed it): a JSON object of the key columns.
+create or replace function ferry.written_key_sql(p_keys text[]) returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select format('jsonb_build_object(%s)', (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(p_keys) k))
+$$;
+
+-- plan_<load>(): fills the plan table with every work row, its _action (ferry.plan_action_sql),
+-- its _before (the before-image of a row it will update, for the undo log) and its _tid (the
+-- ctid of its target row, where promote_<load>() finds the row again). p_tag dollar-quotes
+-- the body.
+--
+-- Two ways to the same plan rows, chosen when it runs by the setting pgferry.plan_by_key
+-- (ferry.plan_by_key_lookups() sets it when ferry.prefers_key_lookups() says so):
+--   * a join, which the planner may make a hash join: one scan of the target, for a load of
+--     any size;
+--   * lookups by key, for a small load into a large target. Disabling hash joins instead is
+--     not enough: where the statistics have not seen the tenant, the planner takes its rows
+--     for one and scans them all again for every work row. On PostgreSQL 17 and later a key
+--     of one column is looked up in one scan of the key index, for all the work rows' keys at
+--     once (key = any (array)), hashed and joined. Before 17, a tenant the statistics take
+--     for a row or two gets the ANY as a filter over all of its rows; so there, and for a key
+--     of several columns, a LATERAL subquery that cannot be pulled up looks each work row up.
+--     The row found is kept whole (_row, of the target's type): to_jsonb() of a table row
+--     costs less than of the subquery's record.
+-- On PostgreSQL 18 the plan keeps no before-image: promote_<load>() has its UPDATE return the
+-- rows as they were (RETURNING OLD), which spares the plan a to_jsonb() of every row it plans
+-- to update and lets a batch's updates be one undo row.
+create or replace function ferry.plan_function_sql(
+  p_load    bigint,
+  p_tag     text,
+  p_tenant  ferry.tenants,
+  p_map     ferry.mappings,
+  p_pt      ferry.protected_tables,
+  p_outputs text[]
+) returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_work     text := ferry.quoted_object(p_tenant.schema_name, 'work', p_load);
+  v_target   text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_tenant_value text := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
+  v_keys     text[] := p_map.key_columns;
+  v_key_join text := (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(p_map.key_columns) k);
+  v_nonkeys  text[] := array(select o from unnest(p_outputs) with ordinality as x(o, n)
+                             where not o = any (p_map.key_columns) order by n);
+  v_newer    text := case when p_map.on_conflict like 'newer:%' then substr(p_map.on_conflict, 7) end;
+  v_version  integer := current_setting('server_version_num')::integer;
+  v_lookup   text;
+begin
+  if cardinality(v_keys) = 1 and v_version >= 170000 then
+    v_lookup := format($sql$    left join (
+      select t as _row, t.ctid as _tid from %1$s as t
+      where t.%2$I = %3$s and t.%4$I = any (array(select w.%4$I from %5$s as w))
+      offset 0  -- kept a subquery: one scan of the key index
+    ) as t on (t._row).%4$I = w.%4$I$sql$,
+      v_target, p_pt.tenant_column, v_tenant_value, v_keys[1], v_work);
+  else
+    v_lookup := format($sql$    left join lateral (
+      select t as _row, t.ctid as _tid from %1$s as t where t.%2$I = %3$s and %4$s
+      offset 0  -- kept a subquery: looked up once per work row
+    ) as t on true$sql$,
+      v_target, p_pt.tenant_column, v_tenant_value, v_key_join);
+  end if;
+
+  return format($sql$create function %1$I.%2$I() returns bigint
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_rows bigint;
+begin
+  if coalesce(current_setting('pgferry.plan_by_key', true), '') = 'on' then
+    insert into %4$s
+    select w.*, a._action,
+           %5$s as _before,
+           t._tid
+    from %6$s as w
+%7$s
+    cross join lateral (select %8$s as _action) as a;
+  else
+    insert into %4$s
+    select w.*, a._action,
+           -- the before-image, for the undo log: only of rows that will change
+           %9$s as _before,
+           t.ctid as _tid  -- where promote_N() finds the row again
+    from %6$s as w
+    left join %10$s as t on t.%11$I = %12$s and %13$s
+    cross join lateral (select %14$s as _action) as a;
+  end if;
+  get diagnostics v_rows = row_count;
+  return v_rows;
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'plan_' || p_load, p_tag,                                     -- 1 2 3
+    ferry.quoted_object(p_tenant.schema_name, 'plan', p_load),                           -- 4
+    case when v_version >= 180000 then 'null::jsonb'                                     -- 5
+         else $sql$case when a._action = 'update' then to_jsonb(t._row) end$sql$ end,
+    v_work,                                                                              -- 6
+    v_lookup,                                                                            -- 7
+    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, '(t._row)', 't._tid'),  -- 8
+    case when v_version >= 180000 then 'null::jsonb'                                     -- 9
+         else $sql$case when a._action = 'update' then to_jsonb(t) end$sql$ end,
+    v_target, p_pt.tenant_column, v_tenant_value, v_key_join,                            -- 10 11 12 13
+    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, 't', 't.ctid'));        -- 14
+end
+$$;
+
+-- The part of promote_<load>() that writes a batch's planned updates, and their undo log;
+-- empty when the mapping outputs only keys (nothing is ever planned for update).
+--
+-- The updates are one UPDATE, each row found again where the plan saw it (its ctid), which
+-- costs less than an UPDATE statement a row. The batch's rows are read into an array first;
+-- for the UPDATE itself scans other than by ctid are off, so the only plan left is a nested
+-- loop from those rows to the target's tuples by ctid: a target whose statistics are stale
+-- (this load filling it; a tenant the statistics have not seen yet) cannot be taken for small
+-- and scanned once per row. Only the UPDATE runs with those settings (its triggers too), and
+-- a failed batch's savepoint restores them. A row another writer changed or deleted since
+-- the plan is not at its ctid any more: it is not updated, and promote_<load>() fails.
+--
+-- The undo log of the updates: on PostgreSQL 18, one undo row for the batch, action
+-- 'updates' (the keys as a JSON array, the rows before as the text of an array, from
+-- RETURNING OLD); before 18, an undo row per updated row, action 'update', its before-image
+-- the plan's.
+create or replace function ferry.promote_updates_sql(
+  p_tenant  ferry.tenants,
+  p_map     ferry.mappings,
+  p_pt      ferry.protected_tables,
+  p_nonkeys text[]
+) returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_target      text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_written_key text := ferry.written_key_sql(p_map.key_columns);
+  -- The UPDATE's settings: rows found by ctid, and no JIT for the cost of the other plans.
+  v_settings    text[] := '{enable_seqscan,enable_indexscan,enable_bitmapscan,enable_tidscan,jit}';
+  v_values      text[] := '{off,off,off,on,off}';
+  -- RETURNING's name for the row before: one no column of the target has (a column would win).
+  v_old         text := 'pgferry_before';
+  v_returning   text;
+  v_collect     text;
+  v_append      text;
+begin
+  if cardinality(p_nonkeys) = 0 then
+    return '';
+  end if;
+  if current_setting('server_version_num')::integer >= 180000 then
+    while exists (select from pg_attribute a
+                  where a.attrelid = v_target::regclass and a.attname = v_old and a.attnum > 0) loop
+      v_old := v_old || '_';
+    end loop;
+    v_returning := format('with (old as %1$I) %2$s as key, %1$I as before, t.xmin::text::bigint as xid',
+                          v_old, v_written_key);
+    v_collect := $sql$    select count(*), jsonb_agg(key), array_agg(before)::text, max(xid)
+    into v_updated, v_key, v_rows, v_xid$sql$;
+    v_append := $sql$      undo_action := undo_action || 'updates'::text;
+      undo_key := undo_key || v_key;
+      undo_before := undo_before || null::jsonb;
+      undo_xid := undo_xid || v_xid;
+      undo_rows := undo_rows || v_rows;$sql$;
+  else
+    v_returning := format('%s as key, w._before as before, t.xmin::text::bigint as xid', v_written_key);
+    v_collect := $sql$    select count(*), array_agg(key), array_agg(before), array_agg(xid)
+    into v_updated, v_keys, v_befores, v_xids$sql$;
+    v_append := $sql$      undo_action := undo_action || array_fill('update'::text, array[v_updated]::integer[]);
+      undo_key := undo_key || v_keys;
+      undo_before := undo_before || v_befores;
+      undo_xid := undo_xid || v_xids;
+      undo_rows := undo_rows || array_fill(null::text, array[v_updated]::integer[]);$sql$;
+  end if;
+
+  return format($sql$  if cardinality(v_updates) > 0 then
+    v_settings := array(select current_setting(s) from unnest(%1$L::text[]) as s);
+    perform set_config(s, v, true) from unnest(%1$L::text[], %2$L::text[]) as x(s, v);
+    with written as (
+      update %3$s as t
+      set %4$s
+      from unnest(v_updates) as w
+      where t.ctid = w._tid and t.%5$I = %6$s and %7$s
+      returning %8$s
+    )
+%9$s
+    from written;
+    perform set_config(s, v, true) from unnest(%1$L::text[], v_settings) as x(s, v);
+    if v_updated > 0 then
+%10$s
+    end if;
+  end if;
+$sql$,
+    v_settings, v_values,                                                                -- 1 2
+    v_target,                                                                            -- 3
+    (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(p_nonkeys) c),       -- 4
+    p_pt.tenant_column, format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type),         -- 5 6
+    (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(p_map.key_columns) k),  -- 7
+    v_returning, v_collect, v_append);                                                   -- 8 9 10
+end
+$$;
+
+-- promote_<load>(lo, hi): promotes the plan rows of lines lo to hi, and returns the batch's
+-- counts {inserted, updated, unchanged, conflicts} and its undo log, which
+-- ferry.promote_batch() writes into ferry.undo: it runs as the tenant, who cannot write there.
+-- The batch's plan rows are read once, for its counts and its updates; the rejects and the
+-- inserts read them again only when the batch has some. A planned row that is not written
+-- (a trigger skipped it; another writer changed or deleted it since the plan) fails the batch
+-- (P0002): the loader splits it until the row stands alone and rejects it as
+-- changed_during_load (ferry.reject_promotion_row).
+create or replace function ferry.promote_function_sql(
+  p_load    bigint,
+  p_tag     text,
+  p_tenant  ferry.tenants,
+  p_map     ferry.mappings,
+  p_pt      ferry.protected_tables,
+  p_outputs text[]
+) returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_plan    text := ferry.quoted_object(p_tenant.schema_name, 'plan', p_load);
+  v_target  text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_nonkeys text[] := array(select o from unnest(p_outputs) with ordinality as x(o, n)
+                            where not o = any (p_map.key_columns) order by n);
+begin
+  return format($sql$create function %1$I.%2$I(
+  p_lo bigint, p_hi bigint,
+  out counts bigint[],
+  -- the undo log of the batch, a row an element: ferry.promote_batch() writes it
+  out undo_action text[], out undo_key jsonb[], out undo_before jsonb[], out undo_xid bigint[],
+  out undo_rows text[]  -- action updates: the rows before, as the text of an array
+)
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_counts   bigint[];
+  v_inserted bigint;
+  v_updated  bigint := 0;
+  v_updates  %4$s[];
+  v_settings text[];
+  v_keys     jsonb[];
+  v_befores  jsonb[];
+  v_xids     bigint[];
+  v_key      jsonb;
+  v_xid      bigint;
+  v_rows     text;
+begin
+  undo_action := '{}'; undo_key := '{}'; undo_before := '{}'; undo_xid := '{}'; undo_rows := '{}';
+  select array[count(*) filter (where p._action = 'insert'),
+               count(*) filter (where p._action = 'update'),
+               count(*) filter (where p._action in ('unchanged', 'skip')),
+               count(*) filter (where p._action = 'conflict')],
+         %5$s
+  into v_counts, v_updates
+  from %4$s as p
+  where p._line between p_lo and p_hi;
+
+  if v_counts[4] > 0 then
+    insert into %6$s (line, value, rule, message)
+    select p._line, jsonb_build_object(%7$s)::text, 'conflict', 'the key already exists for this tenant (on_conflict: reject)'
+    from %4$s as p
+    where p._line between p_lo and p_hi and p._action = 'conflict';
+  end if;
+
+  -- Planned inserts, written without a join with the target. The undo log keeps their
+  -- keys, one array a batch, and the id of the transaction that wrote them: a row changed
+  -- later has another xmin, which is how rollback tells.
+  if v_counts[1] > 0 then
+    with written as (
+      insert into %8$s as t (%9$I, %10$s)
+      select %11$s, %12$s
+      from %4$s as w
+      where w._line between p_lo and p_hi and w._action = 'insert'
+      returning %13$s as key, t.xmin::text::bigint as xid
+    )
+    select count(*), jsonb_agg(key), max(xid) into v_inserted, v_key, v_xid from written;
+    if v_inserted > 0 then
+      undo_action := undo_action || 'inserts'::text;
+      undo_key := undo_key || v_key;
+      undo_before := undo_before || null::jsonb;
+      undo_xid := undo_xid || v_xid;
+      undo_rows := undo_rows || null::text;
+    end if;
+  end if;
+
+  -- Planned updates, by ctid; the undo log keeps each before-image.
+%14$s
+  if coalesce(v_inserted, 0) <> v_counts[1] then
+    raise exception using errcode = 'P0002', message = (v_counts[1] - coalesce(v_inserted, 0)) || %15$L;
+  end if;
+  if v_updated <> v_counts[2] then
+    raise exception using errcode = 'P0002', message = (v_counts[2] - v_updated) || %16$L;
+  end if;
+  counts := v_counts;
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'promote_' || p_load, p_tag,                                 -- 1 2 3
+    v_plan,                                                                             -- 4
+    case when cardinality(v_nonkeys) > 0                                                -- 5
+         then $sql$array_agg(p) filter (where p._action = 'update')$sql$ else 'null' end,
+    ferry.quoted_object(p_tenant.schema_name, 'rejects', p_load),                       -- 6
+    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(p_map.key_columns) k),  -- 7
+    v_target, p_pt.tenant_column,                                                       -- 8 9
+    (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),                 -- 10
+    format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type),                            -- 11
+    (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o),              -- 12
+    ferry.written_key_sql(p_map.key_columns),                                           -- 13
+    ferry.promote_updates_sql(p_tenant, p_map, p_pt, v_nonkeys),                        -- 14
+    format(' row(s) planned for insert were not inserted into %s: skipped by a trigger', v_target),  -- 15
+    format(' row(s) planned for update were not updated in %s: changed or deleted by another writer'
+           ' during the load, or skipped by a trigger', v_target));                     -- 16
+end
+$$;
+
+-- The SQL of a load's plan_<load>() and promote_<load>(lo, hi), for compile_load. p_outputs:
+-- the columns the mapping writes, keys included, in the order of the work table's columns.
 create or replace function ferry.promotion_functions_sql(
   p_load    bigint,
   p_tag     text,
@@ -156,293 +465,17 @@ create or replace function ferry.promotion_functions_sql(
   out plan_sql    text,
   out promote_sql text
 )
-language plpgsql
+language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_s        name;
-  v_work     text;
-  v_plan     text;
-  v_rejects  text;
-  v_target   text;
-  v_tenant_value text;
-  v_keys     text[];
-  v_nonkeys  text[];
-  v_newer    text;
-  v_key_join text;
-  v_lookup   text;
-  v_update_sql  text;
-  v_written_key text;
-  -- Settings of a batch's UPDATE: rows found by ctid, and no JIT for the cost of the others.
-  v_by_ctid_settings text[] := '{enable_seqscan,enable_indexscan,enable_bitmapscan,enable_tidscan,jit}';
-  v_by_ctid_values   text[] := '{off,off,off,on,off}';
-  -- PostgreSQL 18: the UPDATE returns the rows as they were (RETURNING OLD); the plan keeps no
-  -- before-image, and the batch's go to the undo log as one text array.
-  v_old_in_returning boolean := current_setting('server_version_num')::integer >= 180000;
-  v_old      text := 'pgferry_before';
-  v_undo_returning text;
-  v_undo_collect   text;
-  v_undo_append    text;
-begin
-  v_s := p_tenant.schema_name;
-  v_work := ferry.quoted_object(v_s, 'work', p_load);
-  v_plan := ferry.quoted_object(v_s, 'plan', p_load);
-  v_rejects := ferry.quoted_object(v_s, 'rejects', p_load);
-  v_target := format('%I.%I', p_map.target_schema, p_map.target_table);
-  v_tenant_value := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
-  v_keys := p_map.key_columns;
-  if p_map.on_conflict like 'newer:%' then
-    v_newer := substr(p_map.on_conflict, 7);
-  end if;
-  v_nonkeys := array(select o from unnest(p_outputs) with ordinality as x(o, n) where not o = any (v_keys) order by n);
-  v_key_join := (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(v_keys) k);
-  -- RETURNING's name for the row before: one no column of the target has (a column would win).
-  while exists (select from pg_attribute a
-                where a.attrelid = v_target::regclass and a.attname = v_old and a.attnum > 0) loop
-    v_old := v_old || '_';
-  end loop;
-
-  -- Two ways to the same plan rows. A join, which the planner may make a hash join: one scan
-  -- of the target for a load of any size. Or, when ferry.prefers_key_lookups() says so (a
-  -- small load into a large target), lookups by key. Disabling hash joins instead was not
-  -- enough: where the statistics have not seen the tenant, the planner took its rows for one
-  -- and scanned them all again for every work row. The lookups: on PostgreSQL 17 and later,
-  -- for a key of one column, one scan of the key index for all the work rows' keys at once
-  -- (key = ANY (array)), hashed and joined: in the increment of bench/sync.ts, plan_promotion
-  -- took 310 ms instead of 470 (medians of 7 interleaved runs). Before 17, a tenant the
-  -- statistics take for a row or two gets the ANY as a filter over all of its rows (1 s for
-  -- 5,000 keys among 30,000 rows on PostgreSQL 15), so there, and for a longer key, a LATERAL
-  -- subquery that cannot be pulled up looks each work row up. The row found is kept whole
-  -- (_row, of the target's type): its before-image is to_jsonb() of a table row, not of the
-  -- subquery's record less its _tid (10,000 rows: 30 to 40 ms less, measured alone).
-  v_lookup := case
-    when cardinality(v_keys) = 1 and current_setting('server_version_num')::integer >= 170000 then format(
-      E'    left join (\n'
-      '      select t as _row, t.ctid as _tid from %s as t\n'
-      '      where t.%I = %s and t.%I = any (array(select w.%I from %s as w))\n'
-      '      offset 0  -- kept a subquery: one scan of the key index\n'
-      '    ) as t on (t._row).%I = w.%I\n',
-      v_target, p_pt.tenant_column, v_tenant_value, v_keys[1], v_keys[1], v_work, v_keys[1], v_keys[1])
-    else format(
-      E'    left join lateral (\n'
-      '      select t as _row, t.ctid as _tid from %s as t where t.%I = %s and %s\n'
-      '      offset 0  -- kept a subquery: looked up once per work row\n'
-      '    ) as t on true\n',
-      v_target, p_pt.tenant_column, v_tenant_value, v_key_join) end;
-  plan_sql := format(
-    E'create function %I.%I() returns bigint\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %s\n'
-    'declare\n'
-    '  v_rows bigint;\n'
-    'begin\n'
-    '  if coalesce(current_setting(%L, true), %L) = %L then\n'
-    '    insert into %s\n'
-    '    select w.*, a._action,\n'
-    '           %s as _before,\n'
-    '           t._tid\n'
-    '    from %s as w\n'
-    '%s'
-    '    cross join lateral (select %s as _action) as a;\n'
-    '  else\n'
-    '    insert into %s\n'
-    '    select w.*, a._action,\n'
-    '           -- the before-image, for the undo log: only of rows that will change\n'
-    '           %s as _before,\n'
-    '           t.ctid as _tid  -- where promote_N() finds the row again\n'
-    '    from %s as w\n'
-    '    left join %s as t on t.%I = %s and %s\n'
-    '    cross join lateral (select %s as _action) as a;\n'
-    '  end if;\n'
-    '  get diagnostics v_rows = row_count;\n'
-    '  return v_rows;\n'
-    'end\n'
-    '%s',
-    v_s, 'plan_' || p_load, p_tag,
-    'pgferry.plan_by_key', '', 'on',
-    v_plan, case when v_old_in_returning then 'null::jsonb'
-                 else format('case when a._action = %L then to_jsonb(t._row) end', 'update') end,
-    v_work,
-    v_lookup,
-    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, '(t._row)', 't._tid'),
-    v_plan, case when v_old_in_returning then 'null::jsonb'
-                 else format('case when a._action = %L then to_jsonb(t) end', 'update') end,
-    v_work, v_target, p_pt.tenant_column, v_tenant_value, v_key_join,
-    ferry.plan_action_sql(v_nonkeys, p_map.on_conflict, v_newer, 't', 't.ctid'),
-    p_tag);
-
-  -- The written rows' keys, as the target stores them (a trigger may have changed them).
-  v_written_key := format('jsonb_build_object(%s)',
-                          (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(v_keys) k));
-  -- A batch's planned updates are one UPDATE, each row found again where the plan saw it (its
-  -- ctid). Row by row, each UPDATE was a statement of its own: 37 µs a row on PostgreSQL 18,
-  -- against 24 µs this way (10,000 rows after a checkpoint: 365 against 240 ms). The batch's
-  -- rows are read into an array first; for the UPDATE itself scans other than by ctid are
-  -- off, so the only plan left is a nested loop from those rows to the target's tuples by
-  -- ctid: a target whose statistics are stale (this load filling it; a tenant the statistics
-  -- have not seen yet) can no longer be taken for small and scanned once per row (measured:
-  -- minutes for a batch). Only the UPDATE runs with those settings (its triggers too), and a
-  -- failed batch's savepoint restores them. A row another writer changed or deleted since the
-  -- plan is not at its ctid any more: not updated, and rejected as changed_during_load. None
-  -- are planned when the mapping outputs only keys.
-  -- How the batch's undo rows are kept: on PostgreSQL 18, one row for the batch (the keys as a
-  -- JSON array, the rows before as the text of an array, from RETURNING OLD); before it, a row
-  -- per updated row, its before-image the plan's.
-  if v_old_in_returning then
-    v_undo_returning := format('with (old as %I) %s as key, %I as before, t.xmin::text::bigint as xid',
-                               v_old, v_written_key, v_old);
-    v_undo_collect :=
-      E'    select count(*), jsonb_agg(key), array_agg(before)::text, max(xid)\n'
-      '    into v_updated, v_key, v_rows, v_xid\n';
-    v_undo_append := format(
-      E'      undo_action := undo_action || %L::text;\n'
-      '      undo_key := undo_key || v_key;\n'
-      '      undo_before := undo_before || null::jsonb;\n'
-      '      undo_xid := undo_xid || v_xid;\n'
-      '      undo_rows := undo_rows || v_rows;\n',
-      'updates');
-  else
-    v_undo_returning := format('%s as key, w._before as before, t.xmin::text::bigint as xid', v_written_key);
-    v_undo_collect :=
-      E'    select count(*), array_agg(key), array_agg(before), array_agg(xid)\n'
-      '    into v_updated, v_keys, v_befores, v_xids\n';
-    v_undo_append := format(
-      E'      undo_action := undo_action || array_fill(%L::text, array[v_updated]::integer[]);\n'
-      '      undo_key := undo_key || v_keys;\n'
-      '      undo_before := undo_before || v_befores;\n'
-      '      undo_xid := undo_xid || v_xids;\n'
-      '      undo_rows := undo_rows || array_fill(null::text, array[v_updated]::integer[]);\n',
-      'update');
-  end if;
-  v_update_sql := case when cardinality(v_nonkeys) > 0
-    then format(
-      E'  if cardinality(v_updates) > 0 then\n'
-      '    v_settings := array(select current_setting(s) from unnest(%L::text[]) as s);\n'
-      '    perform set_config(s, v, true) from unnest(%L::text[], %L::text[]) as x(s, v);\n'
-      '    with written as (\n'
-      '      update %s as t\n'
-      '      set %s\n'
-      '      from unnest(v_updates) as w\n'
-      '      where t.ctid = w._tid and t.%I = %s and %s\n'
-      '      returning %s\n'
-      '    )\n'
-      '%s'
-      '    from written;\n'
-      '    perform set_config(s, v, true) from unnest(%L::text[], v_settings) as x(s, v);\n'
-      '    if v_updated > 0 then\n'
-      '%s'
-      '    end if;\n'
-      '  end if;\n',
-      v_by_ctid_settings,
-      v_by_ctid_settings, v_by_ctid_values,
-      v_target,
-      (select string_agg(format('%I = w.%I', c, c), ', ') from unnest(v_nonkeys) c),
-      p_pt.tenant_column, v_tenant_value, v_key_join,
-      v_undo_returning,
-      v_undo_collect,
-      v_by_ctid_settings,
-      v_undo_append)
-    else '' end;
-  -- The batch's plan rows are read once, for its counts and its updates; the rejects and the
-  -- inserts read them again only when the batch has some.
-  promote_sql := format(
-    E'create function %I.%I(\n'
-    '  p_lo bigint, p_hi bigint,\n'
-    '  out counts bigint[],\n'
-    '  -- the undo log of the batch, a row an element: ferry.promote_batch() writes it\n'
-    '  out undo_action text[], out undo_key jsonb[], out undo_before jsonb[], out undo_xid bigint[],\n'
-    '  out undo_rows text[]  -- action updates: the rows before, as the text of an array\n'
-    ')\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %s\n'
-    'declare\n'
-    '  v_counts   bigint[];\n'
-    '  v_inserted bigint;\n'
-    '  v_updated  bigint := 0;\n'
-    '  v_updates  %s[];\n'
-    '  v_settings text[];\n'
-    '  v_keys     jsonb[];\n'
-    '  v_befores  jsonb[];\n'
-    '  v_xids     bigint[];\n'
-    '  v_key      jsonb;\n'
-    '  v_xid      bigint;\n'
-    '  v_rows     text;\n'
-    'begin\n'
-    '  undo_action := %L; undo_key := %L; undo_before := %L; undo_xid := %L; undo_rows := %L;\n'
-    '  select array[count(*) filter (where p._action = %L),\n'
-    '               count(*) filter (where p._action = %L),\n'
-    '               count(*) filter (where p._action in (%L, %L)),\n'
-    '               count(*) filter (where p._action = %L)],\n'
-    '         %s\n'
-    '  into v_counts, v_updates\n'
-    '  from %s as p\n'
-    '  where p._line between p_lo and p_hi;\n\n'
-    '  if v_counts[4] > 0 then\n'
-    '    insert into %s (line, value, rule, message)\n'
-    '    select p._line, jsonb_build_object(%s)::text, %L, %L\n'
-    '    from %s as p\n'
-    '    where p._line between p_lo and p_hi and p._action = %L;\n'
-    '  end if;\n\n'
-    '  -- Planned inserts, written without a join with the target. The undo log keeps their\n'
-    '  -- keys, one array a batch, and the id of the transaction that wrote them: a row changed\n'
-    '  -- later has another xmin, which is how rollback tells.\n'
-    '  if v_counts[1] > 0 then\n'
-    '    with written as (\n'
-    '      insert into %s as t (%I, %s)\n'
-    '      select %s, %s\n'
-    '      from %s as w\n'
-    '      where w._line between p_lo and p_hi and w._action = %L\n'
-    '      returning %s as key, t.xmin::text::bigint as xid\n'
-    '    )\n'
-    '    select count(*), jsonb_agg(key), max(xid) into v_inserted, v_key, v_xid from written;\n'
-    '    if v_inserted > 0 then\n'
-    '      undo_action := undo_action || %L::text;\n'
-    '      undo_key := undo_key || v_key;\n'
-    '      undo_before := undo_before || null::jsonb;\n'
-    '      undo_xid := undo_xid || v_xid;\n'
-    '      undo_rows := undo_rows || null::text;\n'
-    '    end if;\n'
-    '  end if;\n\n'
-    '  -- Planned updates, by ctid; the undo log keeps each before-image.\n'
-    '%s\n'
-    '  if coalesce(v_inserted, 0) <> v_counts[1] then\n'
-    '    raise exception using errcode = %L, message = (v_counts[1] - coalesce(v_inserted, 0)) || %L;\n'
-    '  end if;\n'
-    '  if v_updated <> v_counts[2] then\n'
-    '    raise exception using errcode = %L, message = (v_counts[2] - v_updated) || %L;\n'
-    '  end if;\n'
-    '  counts := v_counts;\n'
-    'end\n'
-    '%s',
-    v_s, 'promote_' || p_load, p_tag,
-    v_plan,
-    '{}', '{}', '{}', '{}', '{}',
-    'insert', 'update', 'unchanged', 'skip', 'conflict',
-    case when cardinality(v_nonkeys) > 0 then format('array_agg(p) filter (where p._action = %L)', 'update')
-         else 'null' end,
-    v_plan,
-    v_rejects,
-    (select string_agg(format('%L, p.%I', k, k), ', ') from unnest(v_keys) k),
-    'conflict', 'the key already exists for this tenant (on_conflict: reject)',
-    v_plan, 'conflict',
-    v_target, p_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),
-    v_tenant_value, (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o),
-    v_plan, 'insert',
-    v_written_key,
-    'inserts',
-    v_update_sql,
-    'P0002',
-    format(' row(s) planned for insert were not inserted into %s: skipped by a trigger', v_target),
-    'P0002',
-    format(' row(s) planned for update were not updated in %s: changed or deleted by another writer during the load, or skipped by a trigger',
-           v_target),
-    p_tag);
-end
+  select ferry.plan_function_sql(p_load, p_tag, p_tenant, p_map, p_pt, p_outputs),
+         ferry.promote_function_sql(p_load, p_tag, p_tenant, p_map, p_pt, p_outputs)
 $$;
 
--- plan: as in 5_steps.sql, choosing key lookups for a small load into a large target. The plan
--- table is analyzed for the columns promote_N() selects its batches by, not its before-images
--- too (a third of the time of an increment's plan went to statistics on that JSON).
+-- Plans a load's promotion: runs its plan_<load>(), by key lookups when
+-- ferry.prefers_key_lookups() says so, and returns the batches of p_batch_size plan rows.
+-- The plan table is analyzed only for the columns promote_<load>() selects its batches by:
+-- statistics of its before-images' JSON would take a large share of the plan's time.
 create or replace function ferry.plan_promotion(p_load bigint, p_batch_size integer)
 returns table (lo bigint, hi bigint, rows bigint)
 language plpgsql
@@ -495,43 +528,20 @@ begin
 end
 $$;
 
--- One batch: {inserted, updated, unchanged, conflicts}; its undo rows into ferry.undo.
+-- One batch: runs promote_<load>(lo, hi) and writes the undo log it returns into ferry.undo,
+-- in the same statement. Returns {inserted, updated, unchanged, conflicts}. An undo row of
+-- action 'updates' keeps the target's row type as it is now (row_type): what its before_rows
+-- are read back as, even if the table changes later.
 create or replace function ferry.promote_batch(p_load bigint, p_lo bigint, p_hi bigint) returns bigint[]
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_promote regprocedure := ferry.tenant_function(p_load, 'promote', 'bigint, bigint');
-  v_fn      pg_proc;
   v_map     ferry.mappings;
   v_counts  bigint[];
 begin
-  select * into strict v_fn from pg_proc p where p.oid = v_promote;
-  if v_fn.prorettype = 'bigint[]'::regtype then
-    -- compiled before 17_undo_from_promote_batch.sql: it writes the load's undo table itself
-    execute format('select %s($1, $2)', v_promote::oid::regproc) into v_counts using p_lo, p_hi;
-    return v_counts;
-  end if;
   select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  if not 'undo_rows' = any (v_fn.proargnames) then
-    -- compiled before this migration: an undo row per updated row
-    execute format(
-      'with batch as materialized (
-         select * from %s($1, $2)
-       ),
-       undo as (
-         insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-         select $3, $4, $5, u.action, u.key, u.before, u.xid
-         from batch
-         cross join unnest(batch.undo_action, batch.undo_key, batch.undo_before, batch.undo_xid)
-           as u(action, key, before, xid)
-       )
-       select counts from batch',
-      v_promote::oid::regproc)
-    into v_counts
-    using p_lo, p_hi, p_load, v_map.target_schema, v_map.target_table;
-    return v_counts;
-  end if;
   execute format(
     'with batch as materialized (
        select * from %s($1, $2)
@@ -553,7 +563,8 @@ begin
 end
 $$;
 
--- As in 5_steps.sql; the plan's _tid is not part of the rejected row's value either.
+-- Rejects a plan row that failed its batch (the loader found it by splitting). The rejected
+-- value is the plan row less the plan's own columns (_line, _action, _before, _tid).
 create or replace function ferry.reject_promotion_row(
   p_load    bigint,
   p_line    bigint,
@@ -581,8 +592,9 @@ begin
 end
 $$;
 
--- A load's undo log, a row per updated row as before this migration: each 'updates' row read
--- back through a temporary type of the columns it was written with.
+-- A load's undo log, an updated row a row: an 'updates' row (a batch's updates) comes out as
+-- one 'update' row for each of its keys, its before_rows read back through a temporary type
+-- of the columns they were written with (row_type). Other rows come out as they are.
 create or replace function ferry.undo_log(p_load bigint)
 returns table (action text, key jsonb, before jsonb, xid bigint)
 language plpgsql
@@ -617,22 +629,14 @@ begin
 end
 $$;
 
--- As in 5_steps.sql, with the xid column.
+-- Ends a promotion, in its transaction: the promotion's rejects go to ferry.rejects, and the
+-- load records its counts.
 create or replace function ferry.finish_promotion(p_load bigint, p_inserted bigint, p_updated bigint, p_unchanged bigint)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_tenant ferry.tenants := ferry.load_tenant(p_load);
-  v_map    ferry.mappings;
 begin
-  select m.* into v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
-  execute format(
-    'insert into ferry.undo (load_id, target_schema, target_table, action, key, before, xid)
-     select $1, $2, $3, action, key, before, xid from %s',
-    ferry.quoted_object(v_tenant.schema_name, 'undo', p_load))
-  using p_load, v_map.target_schema, v_map.target_table;
   perform ferry.collect_rejects(p_load, 'promote');
   update ferry.loads
   set inserted = p_inserted, updated = p_updated, unchanged = p_unchanged

@@ -1,5 +1,14 @@
--- As in 12_syncs.sql, with the key columns read from a batch of updates as from a batch of
--- inserts (the first key of its array).
+-- The SQL of rollback_<load>(p_force), the function that undoes a load: ferry.rollback_load()
+-- compiles it for the rollback and drops it after. It runs as the tenant, so row-level
+-- security holds as it did for the load. p_undo: a table of the load's undo rows as
+-- ferry.undo_log() reads them (an 'inserts' row holds a batch's keys as a JSON array, every
+-- other row one row's key), which the tenant may read; p_tag dollar-quotes the body.
+--
+-- A row is found again by the tenant's value and its key, read through jsonb_populate_record
+-- so that each key value is compared as its column's type. A row the load wrote that has another
+-- xmin now was changed since, one that is gone was deleted since, and a row a mirror sync
+-- deleted that exists again was created since: these are the conflicts. With any, the
+-- function changes nothing and returns them, unless p_force.
 create or replace function ferry.rollback_function_sql(
   p_load   bigint,
   p_schema name,
@@ -16,100 +25,97 @@ declare
   v_target   text := format('%I.%I', p_schema, p_table);
   v_keys     text[];
   v_cols     text[];
-  v_match    text;
-  v_written  text;
-  v_tenant_value text;
 begin
   select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
-  v_tenant_value := format('%L::%s', p_tenant.tenant_key, v_pt.tenant_type);
+  -- The key columns, from the load's undo rows: a batch's rows ('inserts', 'updates')
+  -- keep an array of keys, the others one key.
   select array_agg(distinct k order by k) into v_keys
   from ferry.undo u
   cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
   where u.load_id = p_load;
+  -- The columns a row is restored with: all but generated ones.
   select array_agg(a.attname::text order by a.attnum) into v_cols
   from pg_attribute a
   where a.attrelid = v_target::regclass and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
-  -- Keys are matched through jsonb_populate_record: each value read back as its column's type.
-  v_match := format('t.%I = %s', v_pt.tenant_column, v_tenant_value)
-    || (select string_agg(format(' and t.%I = k.%I', c, c), '') from unnest(v_keys) c);
-  -- Every row the load wrote: inserted keys out of their arrays, updated rows one each.
-  v_written := format(
-    E'(select u.action, k.key, u.before, u.xid\n'
-    '   from %1$s as u\n'
-    '   cross join lateral jsonb_array_elements(case when u.action = %2$L then u.key else jsonb_build_array(u.key) end) as k (key))',
-    p_undo, 'inserts');
 
-  return format(
-    E'create function %1$I.%2$I(p_force boolean) returns jsonb\n'
-    'language plpgsql security definer set search_path = public, pg_temp\n'
-    'as %3$s\n'
-    'declare\n'
-    '  v_conflicts jsonb;\n'
-    '  v_deleted   bigint;\n'
-    '  v_restored  bigint;\n'
-    '  v_reinserted bigint;\n'
-    '  v_undeleted bigint;\n'
-    'begin\n'
-    '  -- Rows changed or deleted since the load wrote them: another xmin, or gone.\n'
-    '  select jsonb_agg(jsonb_build_object(%4$L, w.key, %5$L, case when w.action = %21$L then %22$L when t.ctid is null then %6$L else %7$L end)\n'
-    '                   order by w.key::text)\n'
-    '  into v_conflicts\n'
-    '  from %8$s as w\n'
-    '  cross join lateral jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  left join %9$s as t on %10$s\n'
-    '  where case when w.action = %21$L then t.ctid is not null\n'
-    '              else t.ctid is null or w.xid is null or t.xmin::text::bigint <> w.xid end;\n'
-    '  if v_conflicts is not null and not p_force then\n'
-    '    return jsonb_build_object(%11$L, v_conflicts);\n'
-    '  end if;\n\n'
-    '  -- Inserted rows are deleted.\n'
-    '  delete from %9$s as t\n'
-    '  using %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k\n'
-    '  where w.action in (%12$L, %13$L) and %10$s;\n'
-    '  get diagnostics v_deleted = row_count;\n\n'
-    '  -- Updated rows get their before-image back.\n'
-    '  update %9$s as t\n'
-    '  set %14$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.key) as k, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L and %10$s;\n'
-    '  get diagnostics v_restored = row_count;\n\n'
-    '  -- Forced: updated rows deleted since come back as they were before the load.\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %15$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_reinserted = row_count;\n\n'
-    '  -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).\n'
-    '  insert into %9$s (%16$s) overriding system value\n'
-    '  select %17$s\n'
-    '  from %8$s as w, jsonb_populate_record(null::%9$s, w.before) as b\n'
-    '  where w.action = %21$L\n'
-    '    and not exists (select from jsonb_populate_record(null::%9$s, w.key) as k, %9$s as t where %10$s);\n'
-    '  get diagnostics v_undeleted = row_count;\n'
-    '  return jsonb_build_object(%18$L, v_deleted, %19$L, v_restored + v_reinserted + v_undeleted, %11$L, coalesce(v_conflicts, %20$L));\n'
-    'end\n'
-    '%3$s',
-    p_tenant.schema_name, 'rollback_' || p_load, p_tag,
-    'key', 'problem', 'deleted since the load', 'changed since the load',
-    v_written, v_target, v_match,
-    'conflicts',
-    'inserts', 'insert',
+  return format($sql$create function %1$I.%2$I(p_force boolean) returns jsonb
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_conflicts jsonb;
+  v_deleted   bigint;
+  v_restored  bigint;
+  v_reinserted bigint;
+  v_undeleted bigint;
+begin
+  -- Rows changed or deleted since the load wrote them: another xmin, or gone.
+  select jsonb_agg(jsonb_build_object('key', w.key, 'problem', case when w.action = 'delete' then 'created again since the load' when t.ctid is null then 'deleted since the load' else 'changed since the load' end)
+                   order by w.key::text)
+  into v_conflicts
+  from %4$s as w
+  cross join lateral jsonb_populate_record(null::%5$s, w.key) as k
+  left join %5$s as t on %6$s
+  where case when w.action = 'delete' then t.ctid is not null
+              else t.ctid is null or t.xmin::text::bigint <> w.xid end;
+  if v_conflicts is not null and not p_force then
+    return jsonb_build_object('conflicts', v_conflicts);
+  end if;
+
+  -- Inserted rows are deleted.
+  delete from %5$s as t
+  using %4$s as w, jsonb_populate_record(null::%5$s, w.key) as k
+  where w.action = 'inserts' and %6$s;
+  get diagnostics v_deleted = row_count;
+
+  -- Updated rows get their before-image back.
+  update %5$s as t
+  set %7$s
+  from %4$s as w, jsonb_populate_record(null::%5$s, w.key) as k, jsonb_populate_record(null::%5$s, w.before) as b
+  where w.action = 'update' and %6$s;
+  get diagnostics v_restored = row_count;
+
+  -- Forced: updated rows deleted since come back as they were before the load.
+  insert into %5$s (%8$s) overriding system value
+  select %9$s
+  from %4$s as w, jsonb_populate_record(null::%5$s, w.before) as b
+  where w.action = 'update'
+    and not exists (select from jsonb_populate_record(null::%5$s, w.key) as k, %5$s as t where %6$s);
+  get diagnostics v_reinserted = row_count;
+
+  -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).
+  insert into %5$s (%8$s) overriding system value
+  select %9$s
+  from %4$s as w, jsonb_populate_record(null::%5$s, w.before) as b
+  where w.action = 'delete'
+    and not exists (select from jsonb_populate_record(null::%5$s, w.key) as k, %5$s as t where %6$s);
+  get diagnostics v_undeleted = row_count;
+  return jsonb_build_object('deleted', v_deleted, 'restored', v_restored + v_reinserted + v_undeleted, 'conflicts', coalesce(v_conflicts, '[]'));
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'rollback_' || p_load, p_tag,                                 -- 1 2 3
+    -- 4: every row the load wrote, the keys of an 'inserts' row out of their array
+    format($sql$(select u.action, k.key, u.before, u.xid
+   from %1$s as u
+   cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key))$sql$,
+           p_undo),
+    v_target,                                                                           -- 5
+    -- 6: the row of the tenant (t) with the key k
+    format('t.%I = %L::%s', v_pt.tenant_column, p_tenant.tenant_key, v_pt.tenant_type)
+      || (select string_agg(format(' and t.%I = k.%I', c, c), '') from unnest(v_keys) c),
+    -- 7: an updated row's columns but the tenant and the keys, set back from its before-image b
+    --    (the tenant column set to itself when no other is left)
     coalesce((select string_agg(format('%I = b.%I', c, c), ', ') from unnest(v_cols) c
               where c <> v_pt.tenant_column and not c = any (v_keys)),
              format('%I = t.%I', v_pt.tenant_column, v_pt.tenant_column)),
-    'update',
-    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),
-    (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c),
-    'deleted', 'restored', '[]',
-    'delete', 'created again since the load');
+    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),                    -- 8
+    (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c));                -- 9
 end
 $$;
 
--- As in 7_rollback.sql, reading the undo log through ferry.undo_log().
 -- Rolls back a succeeded load: in one transaction, holding the tenant+target lock that loads
--- take, as the tenant. Returns the outcome: rolled_back, conflicts (nothing changed; p_force
--- restores anyway), or already_rolled_back.
+-- take, as the tenant (through rollback_<load>(), see ferry.rollback_function_sql). Returns
+-- the outcome: rolled_back, conflicts (nothing changed; p_force restores anyway), or
+-- already_rolled_back.
 create or replace function ferry.rollback_load(p_load bigint, p_force boolean, p_os_user text)
 returns table (outcome text, deleted bigint, restored bigint, conflicts jsonb)
 language plpgsql
