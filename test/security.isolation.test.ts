@@ -249,7 +249,7 @@ left join lateral (select * from app.products p where p.tenant_id = 'bob' offset
       `(select string_agg(x.name, ',') from ferry_t_bob.work_${id} x)`,
       `(select string_agg(x.name, ',') from ferry_t_bob.mapped_${id} x)`,
       `(select string_agg(x.name, ',') from ferry_t_bob.plan_${id} x)`,
-      `(select string_agg(x.before::text, ',') from ferry_t_bob.undo_${id} x)`,
+      `(select string_agg(x.value, ',') from ferry_t_bob.rejects_${id} x)`,
       `(select ferry_t_bob.plan_${id}()::text)`,
     ];
     for (const [i, probe] of probes.entries()) {

@@ -511,7 +511,6 @@ declare
   v_work    text;
   v_plan    text;
   v_rejects text;
-  v_undo    text;
   v_mapped_cols text;
   v_columns record;
   v_sql     text[];
@@ -537,7 +536,6 @@ begin
   v_work := ferry.quoted_object(v_s, 'work', p_load);
   v_plan := ferry.quoted_object(v_s, 'plan', p_load);
   v_rejects := ferry.quoted_object(v_s, 'rejects', p_load);
-  v_undo := ferry.quoted_object(v_s, 'undo', p_load);
 
   -- The mapping's SQL is only ever planned or run as the tenant, inside its SECURITY DEFINER
   -- as_tenant(). First it must be exactly one query the tenant may run; only then is SQL
@@ -557,17 +555,15 @@ begin
       using errcode = '42P17', detail = 'mapping ' || v_map.name || ' version ' || v_map.version;
   end if;
 
-  execute format('drop table if exists %s, %s, %s, %s', v_work, v_rejects, v_undo, v_plan);
+  execute format('drop table if exists %s, %s, %s', v_work, v_rejects, v_plan);
   execute format(E'create unlogged table %s (\n  _line bigint not null,\n  %s\n)',
                  v_work, array_to_string(v_columns.work_cols, E',\n  '));
   execute format('create unlogged table %s (line bigint, column_name text, value text, rule text not null, message text not null)', v_rejects);
-  execute format('create unlogged table %s (action text not null, key jsonb not null, before jsonb, xid bigint not null)', v_undo);
   execute format('create unlogged table %s as select w.*, null::text as _action, null::jsonb as _before, null::tid as _tid from %s as w with no data',
                  v_plan, v_work);
   execute format('create index on %s (_line)', v_plan);
   execute format('grant select, insert, delete on %s to %I', v_work, v_tenant.role_name);
   execute format('grant select, insert on %s to %I', v_rejects, v_tenant.role_name);
-  execute format('grant select, insert on %s to %I', v_undo, v_tenant.role_name); -- select: for RETURNING
   execute format('grant select, insert on %s to %I', v_plan, v_tenant.role_name);
 
   select array[

@@ -66,10 +66,10 @@ create table ferry.undo (
   load_id       bigint not null,
   target_schema name not null,
   target_table  name not null,
-  action        text not null check (action in ('insert', 'update', 'inserts', 'delete', 'updates')),
+  action        text not null check (action in ('inserts', 'update', 'updates', 'delete')),
   key           jsonb not null,
   before        jsonb,
-  xid           bigint,
+  xid           bigint not null,
   before_rows   text,
   row_type      text,
   constraint undo_updates_rows check (action <> 'updates' or (before_rows is not null and row_type is not null))
