@@ -1439,10 +1439,11 @@ CREATE OR REPLACE FUNCTION ferry.plan_by_key_lookups(p_plan regprocedure)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
- SET "pgferry.plan_by_key" TO 'on'
 AS $function$
 begin
+  perform set_config('pgferry.plan_by_key', 'on', true);
   execute format('select %s()', p_plan::oid::regproc);
+  perform set_config('pgferry.plan_by_key', 'off', true);
 end
 $function$;
 

@@ -88,14 +88,17 @@ end
 $$;
 
 -- Runs a load's plan_<load>() asking it to look each work row up by key (the setting
--- pgferry.plan_by_key). SET on the function restores the setting when it returns or fails.
+-- pgferry.plan_by_key), and turns the setting off again. Set in the body, not by a SET clause
+-- on the function: only a superuser may put a custom setting in a function's SET clause. A
+-- plan that fails aborts the caller's transaction or savepoint, which restores the setting.
 create or replace function ferry.plan_by_key_lookups(p_plan regprocedure) returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
-set pgferry.plan_by_key = 'on'
 as $$
 begin
+  perform set_config('pgferry.plan_by_key', 'on', true);
   execute format('select %s()', p_plan::oid::regproc);
+  perform set_config('pgferry.plan_by_key', 'off', true);
 end
 $$;
 
