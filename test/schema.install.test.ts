@@ -94,6 +94,14 @@ describe('migrate', () => {
     expect(rows[0].sha256).toBe(readFunctionFiles().find((f) => f.name === 'promotion.sql')!.sha256);
   });
 
+  it('forgets a function file that is gone (its functions are dropped by a migration)', async () => {
+    await db.pool.query(`insert into ferry.schema_functions (name, sha256) values ('gone.sql', 'x')`);
+    const result = await db.withClient((client) => migrate(client));
+    expect(result).toEqual({ migrations: [], functions: [] });
+    const { rows } = await db.pool.query(`select name from ferry.schema_functions where name = 'gone.sql'`);
+    expect(rows).toEqual([]);
+  });
+
   it('refuses a database whose applied migration differs from its file', async () => {
     await db.pool.query(`update ferry.schema_migrations set sha256 = 'edited' where id = 2`);
     try {

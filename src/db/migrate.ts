@@ -121,9 +121,8 @@ export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
         );
       }
     }
-    await client.query('delete from ferry.schema_functions where not (name = any ($1))', [
-      functionFiles.map((f) => f.name),
-    ]);
+    const removed = [...installed.keys()].filter((name) => !functionFiles.some((f) => f.name === name));
+    if (removed.length) await client.query('delete from ferry.schema_functions where name = any ($1)', [removed]);
     await client.query('commit');
     return { migrations: ranMigrations, functions: changed.map((f) => f.name) };
   } catch (error) {
