@@ -150,11 +150,20 @@ describe('load --queue and the worker', () => {
     expect(await statusOf(queued.loadId!)).toBe('cancelled');
     expect(await countOf('cancel_me')).toBe(0);
     expect(await countOf('queued_x')).toBe(0);
-    const staging = await db.pool.query(
-      `select count(*)::int as n from pg_tables where tablename like '%\\_' || $1::text`,
-      [running.loadId],
+    // The status is recorded first, then the load's tables are dropped: wait for the cleanup.
+    const leftTables = async () =>
+      (
+        await db.pool.query<{ n: number }>(
+          `select count(*)::int as n from pg_tables where tablename like '%\\_' || $1::text`,
+          [running.loadId],
+        )
+      ).rows[0].n;
+    await until(
+      "the cancelled load's tables to be dropped",
+      async () => (await leftTables()) === 0 || undefined,
+      10_000,
     );
-    expect(staging.rows[0].n).toBe(0);
+    expect(await leftTables()).toBe(0);
   });
 });
 
