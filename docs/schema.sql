@@ -529,6 +529,7 @@ declare
   -- Quotes the compiled bodies; unguessable (random() can be seeded by a mapping).
   v_tag     text := '$pgferry_' || replace(gen_random_uuid()::text, '-', '') || '$';
   v_fn      record;
+  v_compiled text;
 begin
   select * into strict v_load from ferry.loads where id = p_load;
   select * into strict v_tenant from ferry.tenants where id = v_load.tenant_id;
@@ -601,11 +602,10 @@ begin
     perform ferry.restrict_to_loader(v_fn.signature, v_tenant);
   end loop;
 
-  update ferry.loads set compiled_sql = array_to_string(v_sql, E';\n\n') || E';\n'
-  where id = p_load;
-  update ferry.mappings set compiled_sql = array_to_string(v_sql, E';\n\n') || E';\n'
-  where id = v_map.id;
-  return array_to_string(v_sql, E';\n\n') || E';\n';
+  v_compiled := array_to_string(v_sql, E';\n\n') || E';\n';
+  update ferry.loads set compiled_sql = v_compiled where id = p_load;
+  update ferry.mappings set compiled_sql = v_compiled where id = v_map.id;
+  return v_compiled;
 end
 $function$;
 
