@@ -22,6 +22,7 @@ export { type EmbeddedServer, type EmbeddedServerOptions, startEmbeddedServer } 
 export { migrate, type MigrateResult } from './db/migrate.js';
 export { migrateDatabase } from './db/migrate-database.js';
 export { demo } from './demo.js';
+export { doctor, type DoctorFinding } from './doctor/doctor.js';
 export { describeError, EXIT, PgferryError } from './errors.js';
 export { type ExportColumn, type ValueKind } from './export/export-column.js';
 export { EXPORT_FORMATS, type ExportFormat } from './export/export-format.js';

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,10 +12,24 @@ import { migrate } from '../src/db/migrate.js';
 
 export const TEMPLATE_DATABASE = 'pgferry_test_template';
 
+/**
+ * The role every test runs as: what managed PostgreSQL hands out (RDS, Cloud SQL, Azure, Neon,
+ * Supabase), LOGIN CREATEROLE CREATEDB and no superuser. It owns the template and so every
+ * test database cloned from it. Kept on the server between runs: on PostgreSQL 16+ it is the
+ * grantor of its tenant roles' memberships, and a role that granted anything cannot be dropped
+ * while a grant is left.
+ */
+export const TEST_ROLE = 'pgferry_tester';
+
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** URL of a superuser connection to the test server's `postgres` database. */
+    /**
+     * URL of the test role's connection to the test server's `postgres` database: a
+     * LOGIN CREATEROLE CREATEDB role, not a superuser (TEST_ROLE).
+     */
     adminUrl: string;
+    /** URL of a superuser connection, for the few tests that need one (their names say why). */
+    superuserUrl: string;
     /** Where the server came from, for messages. */
     serverOrigin: string;
   }
@@ -50,28 +65,53 @@ export async function setup(project: TestProject): Promise<void> {
     origin = 'embedded PostgreSQL 18';
   }
 
-  const admin = new pg.Client({ connectionString: adminUrl });
+  const superuserUrl = adminUrl;
+  const testRoleUrl = await ensureTestRole(superuserUrl);
+  const admin = new pg.Client({ connectionString: superuserUrl });
   await admin.connect();
   try {
     await admin.query(`drop database if exists ${TEMPLATE_DATABASE} with (force)`);
-    await admin.query(`create database ${TEMPLATE_DATABASE}`);
+    await admin.query(`create database ${TEMPLATE_DATABASE} owner ${TEST_ROLE}`);
   } finally {
     await admin.end();
   }
-  const template = new pg.Client({ connectionString: databaseUrl(adminUrl, TEMPLATE_DATABASE) });
+  // Installed by the test role itself, as a user without a superuser would.
+  const template = new pg.Client({ connectionString: databaseUrl(testRoleUrl, TEMPLATE_DATABASE) });
   await template.connect();
   try {
     await migrate(template);
   } finally {
     await template.end();
   }
-  project.provide('adminUrl', adminUrl);
+  project.provide('adminUrl', testRoleUrl);
+  project.provide('superuserUrl', superuserUrl);
   project.provide('serverOrigin', origin);
 }
 
 export async function teardown(): Promise<void> {
   await server?.stop();
   if (home) rmSync(home, { recursive: true, force: true });
+}
+
+/**
+ * Creates TEST_ROLE (or resets it: attributes and a new password) as the superuser, and
+ * returns the URL of its connection to the same database.
+ */
+async function ensureTestRole(superuserUrl: string): Promise<string> {
+  const password = randomBytes(18).toString('base64url');
+  const admin = new pg.Client({ connectionString: superuserUrl });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('select 1 from pg_roles where rolname = $1', [TEST_ROLE]);
+    const attributes = `login createrole createdb nosuperuser nobypassrls password '${password}'`;
+    await admin.query(`${rowCount ? 'alter' : 'create'} role ${TEST_ROLE} ${attributes}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(superuserUrl);
+  url.username = TEST_ROLE;
+  url.password = password;
+  return url.toString();
 }
 
 export function databaseUrl(serverUrl: string, database: string): string {

@@ -15,7 +15,9 @@ import { databaseUrl } from './global-setup.js';
 import { PRODUCTS_DDL, productsMapping, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 
-const adminUrl = inject('adminUrl');
+// A superuser only to give the role its own database (on 16+, CREATE DATABASE … OWNER needs
+// SET ROLE on the owner, which the test role lacks for roles it creates).
+const adminUrl = inject('superuserUrl');
 const suffix = randomBytes(4).toString('hex');
 const ROLE = `pgferry_admin_${suffix}`;
 const PASSWORD = randomBytes(12).toString('hex');

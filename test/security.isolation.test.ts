@@ -13,6 +13,7 @@ import type { LoadResult } from '../src/load/types.js';
 import { protectTable } from '../src/tenants.js';
 import { PRODUCTS_DDL, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { createRoleAsMember } from './helpers/test-role.js';
 
 let db: TestDatabase;
 let dir: string;
@@ -836,13 +837,17 @@ describe('as a non-superuser login', () => {
     appRole = `app_login_${suffix}`;
     const password = randomBytes(12).toString('hex');
     // probe: may become a tenant role (as a loader or a DBA investigating would), nothing else.
-    await db.pool.query(
-      `create role ${probeRole} login password '${password}' nosuperuser nobypassrls noinherit nocreaterole nocreatedb`,
+    await createRoleAsMember(
+      db.pool,
+      probeRole,
+      `login password '${password}' nosuperuser nobypassrls noinherit nocreaterole nocreatedb`,
     );
     await db.pool.query(`grant ${acmeRole} to ${probeRole}`);
     // app_login: what an application's own login would have on its table.
-    await db.pool.query(
-      `create role ${appRole} login password '${password}' nosuperuser nobypassrls nocreaterole nocreatedb`,
+    await createRoleAsMember(
+      db.pool,
+      appRole,
+      `login password '${password}' nosuperuser nobypassrls nocreaterole nocreatedb`,
     );
     await db.pool.query(`grant usage on schema app to ${appRole}`);
     await db.pool.query(`grant select, insert, update, delete on app.products to ${appRole}`);

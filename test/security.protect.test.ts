@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PgferryError } from '../src/errors.js';
 import { addTenant, type ProtectOptions, protectTable } from '../src/tenants.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { createRoleAsMember } from './helpers/test-role.js';
 
 const SUFFIX = randomBytes(3).toString('hex');
 const createdRoles: string[] = [];
@@ -47,7 +48,7 @@ let tableCount = 0;
 
 async function createRole(base: string, options = 'nologin nosuperuser nobypassrls'): Promise<string> {
   const role = `${base}_${SUFFIX}`;
-  await db.pool.query(`create role ${role} ${options}`);
+  await createRoleAsMember(db.pool, role, options);
   createdRoles.push(role);
   return role;
 }
@@ -231,7 +232,8 @@ describe('protect refuses to lock the application out', () => {
   it('the owner keeps access (RLS is enabled, not forced)', async () => {
     const owner = await createRole('app_owner');
     const table = await appTable();
-    await db.pool.query(`grant usage on schema app2 to ${owner}; alter table ${table} owner to ${owner}`);
+    // A new owner needs CREATE on the schema (unless the one who changes it is a superuser).
+    await db.pool.query(`grant usage, create on schema app2 to ${owner}; alter table ${table} owner to ${owner}`);
     await protectTable(db.pool, table);
     expect(await seenBy(owner, table)).toEqual(['acme', 'bob', 'zed']);
     const { rows } = await db.pool.query(`select relforcerowsecurity from pg_class where oid = $1::regclass`, [table]);
@@ -376,7 +378,7 @@ describe('policy names cannot collide between tenants (a database of its own)', 
 
   it("a tenant named passthrough does not take the application's pass-through policy", async () => {
     const appRw = `app_rw5_${SUFFIX}`;
-    await other.pool.query(`create role ${appRw} nologin`);
+    await createRoleAsMember(other.pool, appRw, 'nologin');
     createdRoles.push(appRw);
     const table = await appTable(other);
     await other.pool.query(`grant usage on schema app2 to ${appRw}; grant select on ${table} to ${appRw}`);

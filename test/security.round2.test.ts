@@ -12,13 +12,15 @@
 import { randomBytes } from 'node:crypto';
 
 import pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 
 import { load } from '../src/load/load.js';
 import type { LoadResult } from '../src/load/types.js';
 import { addTenant, protectTable } from '../src/tenants.js';
+import { databaseUrl } from './global-setup.js';
 import { productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { createRoleAsMember } from './helpers/test-role.js';
 
 let db: TestDatabase;
 /** A database of its own for tests that would disturb every tenant of `db`. */
@@ -104,8 +106,10 @@ async function tenantLogin(tenantRole: string) {
   const suffix = randomBytes(4).toString('hex');
   const login = `r2_probe_${suffix}`;
   const password = randomBytes(12).toString('hex');
-  await db.pool.query(
-    `create role ${login} login password '${password}' nosuperuser nobypassrls noinherit nocreaterole nocreatedb`,
+  await createRoleAsMember(
+    db.pool,
+    login,
+    `login password '${password}' nosuperuser nobypassrls noinherit nocreaterole nocreatedb`,
   );
   await db.pool.query(`grant ${tenantRole} to ${login}`);
   const url = new URL(db.url);
@@ -501,13 +505,16 @@ from staged s
 });
 
 describe('roles pgferry adopts', () => {
-  it('add_tenant does not adopt an existing role of the same name with LOGIN or BYPASSRLS', async () => {
+  // Only a superuser (or a BYPASSRLS role) may create a BYPASSRLS role: the squatter here.
+  it('add_tenant does not adopt an existing role of the same name with LOGIN or BYPASSRLS (a superuser makes that role)', async () => {
     // Tenant role names are predictable (pg_roles shows pgf_<instance>_*): a role made
     // beforehand under the next tenant's name (by a CREATEROLE login, or left by an earlier
     // database of the same instance id) becomes that tenant's role as it is.
     const { rows } = await db.pool.query(`select ferry.tenant_role_name('ev9')::text as r`);
     const squatted = rows[0].r as string;
-    await db.pool.query(`create role ${squatted} login bypassrls password '${randomBytes(12).toString('hex')}'`);
+    const superuser = new pg.Client({ connectionString: databaseUrl(inject('superuserUrl'), db.name) });
+    await superuser.connect();
+    await superuser.query(`create role ${squatted} login bypassrls password '${randomBytes(12).toString('hex')}'`);
     try {
       const added = await addTenant(db.pool, 'ev9').then(
         (t) => t,
@@ -521,7 +528,10 @@ describe('roles pgferry adopts', () => {
         expect(attrs[0]).toEqual({ rolcanlogin: false, rolbypassrls: false, rolsuper: false });
       }
     } finally {
-      await db.pool.query(`alter role ${squatted} nologin nobypassrls password null`);
+      // Made by the superuser, so only it can drop it (the test role cannot, on 16+).
+      await superuser.query(`drop owned by ${squatted}`);
+      await superuser.query(`drop role ${squatted}`);
+      await superuser.end();
     }
   });
 });
@@ -534,7 +544,7 @@ describe('code of the application', () => {
     // check_key_distinct() casts every tenant key to the tenant column's type as the loader: a
     // domain's CHECK is a function of the application's owner, run with the loader's rights.
     const owner = `r2_app_owner_${randomBytes(4).toString('hex')}`;
-    await db2.pool.query(`create role ${owner} nologin nosuperuser`);
+    await createRoleAsMember(db2.pool, owner, 'nologin nosuperuser');
     await db2.pool.query(`create schema r2app authorization ${owner}`);
     await addTenant(db2.pool, 'carol').catch(() => undefined);
     await addTenant(db2.pool, 'dave').catch(() => undefined);

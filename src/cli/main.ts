@@ -7,6 +7,7 @@ import { auditCommand } from './audit-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './context.js';
 import { demoCommand } from './demo-command.js';
+import { doctorCommand } from './doctor-command.js';
 import { exportCommand } from './export-command.js';
 import { loadCommand, validateCommand } from './load-command.js';
 import { loadsCommand, statusCommand } from './loads-command.js';
@@ -79,6 +80,7 @@ Legacy databases, syncs and the worker:
     pruneCommand(global),
     auditCommand(global),
     migrateCommand(global),
+    doctorCommand(global),
   ]) {
     program.addCommand(command);
   }
