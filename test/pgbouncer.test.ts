@@ -3,8 +3,8 @@
 // hand a connection's server session to other clients between transactions, every command
 // refuses at start with one line, before it writes anything. Debian's `pgbouncer`, started
 // here in front of the test's server; without it the file is skipped, saying why.
-import { inject } from 'vitest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { type Database, openDatabase } from '../src/db/database.js';
 import { detectPoolerMode } from '../src/db/pooler-mode.js';
@@ -60,8 +60,14 @@ describe.skipIf(!binary)('through PgBouncer', () => {
       expect(report.server).toMatch(/^127\.0\.0\.1:\d+$/);
     });
 
-    it('tells a direct connection from a pooled one', async () => {
+    it('tells a direct connection from a pooled one, on a pool of one connection too', async () => {
       expect((await detectPoolerMode(db.pool)).mode).toBe('session');
+      const single = new pg.Pool({ connectionString: db.url, max: 1 });
+      try {
+        expect((await detectPoolerMode(single)).mode).toBe('session');
+      } finally {
+        await single.end();
+      }
     });
   });
 

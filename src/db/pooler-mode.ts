@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 
 import { PgferryError } from '../errors.js';
 
@@ -34,12 +34,15 @@ export interface PoolerModeReport {
  */
 export async function detectPoolerMode(pool: pg.Pool): Promise<PoolerModeReport> {
   const a = await pool.connect();
-  let b: pg.PoolClient | undefined;
-  let keepB = true;
+  // B is a client of its own, made as the pool makes its clients: a pool sized to one
+  // connection would otherwise wait for A forever.
+  const b = new pg.Client(pool.options);
+  b.on('error', () => {});
+  let failed = false;
   try {
     const server = serverOf(a);
     const first = await backendPid(a);
-    b = await pool.connect();
+    await b.connect();
     const other = await backendPid(b);
     const again = await backendPid(a);
     if (other !== first && again === first) {
@@ -54,7 +57,6 @@ export async function detectPoolerMode(pool: pg.Pool): Promise<PoolerModeReport>
       await b.query('begin');
       await b.query('rollback');
     } catch (error) {
-      keepB = false;
       return {
         mode: 'statement',
         server,
@@ -62,9 +64,12 @@ export async function detectPoolerMode(pool: pg.Pool): Promise<PoolerModeReport>
       };
     }
     return { mode: 'transaction', server, explanation: seen };
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
-    a.release();
-    b?.release(!keepB);
+    a.release(failed);
+    await b.end().catch(() => {});
   }
 }
 
@@ -83,7 +88,7 @@ export async function requireSessionPooling(pool: pg.Pool): Promise<void> {
   );
 }
 
-async function backendPid(client: pg.PoolClient): Promise<number> {
+async function backendPid(client: pg.ClientBase): Promise<number> {
   const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
   return rows[0].pid;
 }

@@ -57,7 +57,8 @@ export async function startPgbouncer(options: {
     mode: 0o644,
   });
 
-  const host = server.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
+  // localhost may resolve to ::1 first, where a server listening on 127.0.0.1 is not.
+  const host = server.hostname.replace(/^\[(.*)\]$/, '$1').replace(/^(localhost)?$/, '127.0.0.1');
   const databases = options.databases.flatMap((db) =>
     (['session', 'transaction', 'statement'] as const).map(
       (mode) => `${db}__${mode} = host=${host} port=${server.port || 5432} dbname=${db} pool_mode=${mode}`,
