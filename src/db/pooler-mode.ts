@@ -75,10 +75,9 @@ export async function detectPoolerMode(pool: pg.Pool): Promise<PoolerModeReport>
 
 /**
  * Refuses, with one line, a pool whose connections have no session of their own: pgferry
- * holds advisory locks (a load's claim, a worker's liveness), LISTENs (cancel, progress),
- * session settings and temporary tables across transactions, and through a
- * transaction-mode pooler those would fail, or land on another client's session, halfway
- * through a load.
+ * holds session advisory locks (a load's claim, a worker's liveness) and LISTENs (cancel,
+ * progress) across transactions, and through a transaction-mode pooler those would be lost,
+ * or land in another client's session, halfway through a load.
  */
 export async function requireSessionPooling(pool: pg.Pool): Promise<void> {
   const { mode, server, explanation } = await detectPoolerMode(pool);
