@@ -25,9 +25,10 @@ export interface PoolerModeReport {
  * and stays checked out, idle; connection B reads its own, then A reads its own again. With a
  * session of its own, A keeps its server process, which no other connection can have. A
  * pooler in transaction mode gives A's server connection back to its pool at the end of each
- * transaction (a statement outside one), and hands it to the next client that asks (PgBouncer reuses the last released
- * one first): B gets A's process, or A gets another one. No false alarm is possible; a
- * pooler whose other clients keep every server connection busy may go unseen.
+ * transaction (a statement outside one) and hands it to the next client that asks (PgBouncer
+ * reuses the last released one first): B gets A's process, or A gets another one. No false
+ * alarm is possible; a pooler whose other clients keep every server connection busy may go
+ * unseen.
  *
  * @example
  *   const { mode, explanation } = await detectPoolerMode(pool); // 'session' | 'transaction' | 'statement'
