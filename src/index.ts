@@ -21,6 +21,7 @@ export {
 export { type EmbeddedServer, type EmbeddedServerOptions, startEmbeddedServer } from './db/embedded-server.js';
 export { migrate, type MigrateResult } from './db/migrate.js';
 export { migrateDatabase } from './db/migrate-database.js';
+export { detectPoolerMode, type PoolerMode, type PoolerModeReport, requireSessionPooling } from './db/pooler-mode.js';
 export { demo } from './demo.js';
 export { doctor, type DoctorFinding } from './doctor/doctor.js';
 export { describeError, EXIT, PgferryError } from './errors.js';

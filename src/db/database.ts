@@ -2,6 +2,7 @@ import pg from 'pg';
 
 import { type EmbeddedServer, startEmbeddedServer } from './embedded-server.js';
 import { migrate } from './migrate.js';
+import { requireSessionPooling } from './pooler-mode.js';
 
 /** The server pgferry works on, and how to let go of it. */
 export interface Database {
@@ -18,6 +19,12 @@ export interface OpenDatabaseOptions {
   embeddedDir?: string;
   /** Install or upgrade the ferry schema. (Default: true) */
   migrate?: boolean;
+  /**
+   * Refuse a connection through a pooler in transaction or statement mode (see
+   * detectPoolerMode), before anything is written. (Default: true; the embedded server has
+   * no pooler and is not asked)
+   */
+  requireSession?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -68,6 +75,7 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
   try {
+    if (!server && options.requireSession !== false) await requireSessionPooling(pool);
     if (options.migrate !== false) {
       const client = await pool.connect();
       try {
