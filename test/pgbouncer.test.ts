@@ -103,6 +103,12 @@ describe.skipIf(!binary)('through PgBouncer', () => {
       expect(rows[0].n).toBe(0);
     });
 
+    it('doctor finds nothing wrong with the pooler', async () => {
+      const run = await cli('doctor', '--json');
+      const findings = JSON.parse(run.stdout) as { check: string; status: string }[];
+      expect(findings.find((f) => f.check === 'pooler')).toMatchObject({ status: 'ok' });
+    });
+
     it('runs a queued load in the worker (advisory locks and LISTEN on its sessions)', async () => {
       const d = await openDatabase({ url: through('session') });
       opened.push(d);
@@ -151,6 +157,16 @@ describe.skipIf(!binary)('through PgBouncer', () => {
       expect(run.stderr).toMatch(refusal);
       expect(run.stderr).not.toMatch(/\n\s+at /);
       expect(await loadCount()).toBe(before);
+    });
+
+    it('doctor reports the pooler mode, with the fix, instead of refusing', async () => {
+      const run = await cli('doctor');
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toMatch(
+        new RegExp(`^FAIL {2}pooler +127\\.0\\.0\\.1:\\d+ goes through a pooler in ${mode} mode`, 'm'),
+      );
+      expect(run.stdout).toMatch(/^ +fix: connect to the pooler's session-mode port, or to PostgreSQL directly/m);
     });
   });
 });

@@ -20,13 +20,19 @@ export const stdio: Output = {
 
 /**
  * Opens the database (embedded unless DATABASE_URL/PG* say otherwise), runs fn, closes it.
- * The schema is installed or upgraded first unless `migrate: false`.
+ * The schema is installed or upgraded first unless `migrate: false`; a transaction-mode pooler
+ * is refused unless `requireSession: false`.
  */
 export async function withDatabase<T>(
-  global: GlobalOptions & { migrate?: boolean },
+  global: GlobalOptions & { migrate?: boolean; requireSession?: boolean },
   fn: (db: Database) => Promise<T>,
 ): Promise<T> {
-  const db = await openDatabase({ url: global.databaseUrl, embeddedDir: global.home, migrate: global.migrate });
+  const db = await openDatabase({
+    url: global.databaseUrl,
+    embeddedDir: global.home,
+    migrate: global.migrate,
+    requireSession: global.requireSession,
+  });
   try {
     return await fn(db);
   } finally {

@@ -21,7 +21,9 @@ Examples:
   DATABASE_URL='postgres://app@db.example.com/app?sslmode=verify-full' pgferry doctor --json`,
     )
     .action(async (opts) => {
-      const findings = await withDatabase({ ...global(), migrate: false }, (db) => doctor(db.pool));
+      const findings = await withDatabase({ ...global(), migrate: false, requireSession: false }, (db) =>
+        doctor(db.pool),
+      );
       if (findings.some((f) => f.status === 'fail')) setExitCode(1);
       if (opts.json) {
         stdio.out(JSON.stringify(findings, null, 2));

@@ -1,6 +1,21 @@
 import type pg from 'pg';
 
-import { type DoctorFinding, ok, warn } from './finding.js';
+import { detectPoolerMode } from '../db/pooler-mode.js';
+import { type DoctorFinding, fail, ok, warn } from './finding.js';
+
+/** Whether each connection keeps its session: a transaction-mode pooler breaks pgferry. */
+export async function poolerChecks(pool: pg.Pool): Promise<DoctorFinding[]> {
+  const report = await detectPoolerMode(pool);
+  if (report.mode === 'session') return [ok('pooler', `${report.server}: every connection keeps its session`)];
+  return [
+    fail(
+      'pooler',
+      `${report.server} goes through a pooler in ${report.mode} mode (${report.explanation}); pgferry needs a session ` +
+        '(advisory locks, LISTEN)',
+      "connect to the pooler's session-mode port, or to PostgreSQL directly (docs/managed-postgresql.md)",
+    ),
+  ];
+}
 
 /** Whether the connection is encrypted, as the server sees it (pg_stat_ssl). */
 export async function tlsChecks(client: pg.ClientBase): Promise<DoctorFinding[]> {
