@@ -61,6 +61,8 @@ export async function startWorker(pool: pg.Pool, options: WorkerOptions = {}): P
   // graphile-worker locks jobs with its pool's id (locked_by): that id is what lives or dies.
   events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
     liveness.hold(workerPool.id).catch(() => {});
+    // The id the catalog shows for its jobs (locked_by) and loads (progress): which machine is which.
+    log(`worker ${workerPool.id} started, ${concurrency} at a time`);
   });
 
   const project = options.projectFile ? await readProject(options.projectFile) : undefined;
