@@ -11,6 +11,7 @@ import type { PlanStepPayload } from '../plans/plan-run.js';
 import { planStepTask } from '../plans/plan-step-task.js';
 import { type Project, readProject } from '../project/project-file.js';
 import { runSync } from '../syncs/run-sync.js';
+import { earlierLoadsInQueue } from './earlier-loads.js';
 import { syncQueueName } from './enqueue-sync.js';
 import { ensureQueueSchema, MAX_ATTEMPTS, quietLogger, TASKS } from './queue.js';
 import { unlockDeadWorkers, WorkerLiveness } from './worker-liveness.js';
@@ -119,11 +120,28 @@ async function loadTask(
   helpers: JobHelpers,
   log: (line: string) => void,
 ): Promise<void> {
+  // Loads queued before this one whose jobs wait for a retry: theirs first, in queue order.
+  for (const earlier of await earlierLoadsInQueue(pool, helpers.job)) {
+    await runQueuedLoad(pool, earlier, `before load ${loadId}, queued after it`, helpers, log);
+  }
+  const waiting = await earlierLoadsInQueue(pool, helpers.job);
+  if (waiting.length > 0) throw new Error(`load ${loadId} waits for load ${waiting[0]}, queued before it`);
+  await runQueuedLoad(pool, loadId, `attempt ${helpers.job.attempts}`, helpers, log);
+}
+
+/** Runs (resumes) one queued load in a job; throws for the job to be tried again. */
+async function runQueuedLoad(
+  pool: pg.Pool,
+  loadId: number,
+  why: string,
+  helpers: JobHelpers,
+  log: (line: string) => void,
+): Promise<void> {
   const { rows } = await pool.query<{ claimed: boolean }>('select ferry.load_is_claimed($1) as claimed', [loadId]);
   if (!rows[0]) return log(`load ${loadId}: no such load any more`);
   // A worker taken for dead that was not: try again once it lets go.
   if (rows[0].claimed) throw new Error(`load ${loadId} is running in another process`);
-  log(`load ${loadId}: started (attempt ${helpers.job.attempts})`);
+  log(`load ${loadId}: started (${why})`);
   try {
     const outcome = await resume(pool, loadId, { jobs: 2, runner: helpers.job.locked_by ?? undefined });
     if (outcome.outcome === 'finished') return log(`load ${loadId}: ${outcome.status}, nothing to do`);
