@@ -14,7 +14,7 @@ import { runSync } from '../syncs/run-sync.js';
 import { earlierLoadsInQueue } from './earlier-loads.js';
 import { syncQueueName } from './enqueue-sync.js';
 import { ensureQueueSchema, MAX_ATTEMPTS, quietLogger, TASKS } from './queue.js';
-import { unlockDeadWorkers, WorkerLiveness } from './worker-liveness.js';
+import { DeadWorkerSweep, WorkerLiveness } from './worker-liveness.js';
 
 export interface WorkerOptions {
   /** Jobs run side by side (loads of one tenant and table are one queue: one at a time). (Default: 4) */
@@ -23,7 +23,10 @@ export interface WorkerOptions {
   projectFile?: string;
   /** How often to look for jobs scheduled later (retries), in ms. (Default: 2000) */
   pollInterval?: number;
-  /** How often to look for jobs of dead workers, and how old their lock must be, in ms. (Default: 5000, 5000) */
+  /**
+   * How often to look for jobs of dead workers, and how long a worker holding jobs must be
+   * seen without its liveness lock to be taken for dead, in ms. (Default: 5000, 5000)
+   */
   sweepIntervalMs?: number;
   deadAfterMs?: number;
   /** Cron: missed runs within this many ms (while no worker ran) are caught up at start, once. (Default: 0) */
@@ -86,8 +89,10 @@ export async function startWorker(pool: pg.Pool, options: WorkerOptions = {}): P
   });
 
   const sweepEvery = options.sweepIntervalMs ?? 5000;
+  const deadWorkers = new DeadWorkerSweep(pool, options.deadAfterMs ?? 5000);
   const sweeper = setInterval(() => {
-    unlockDeadWorkers(pool, options.deadAfterMs ?? 5000)
+    deadWorkers
+      .sweep()
       .then((dead) => {
         for (const id of dead) log(`worker ${id} is gone: its jobs are unlocked for another worker`);
       })
