@@ -8,32 +8,109 @@ import pg from 'pg';
  */
 export const WORKER_LOCK_CLASS = 1885956983; // 'pgfw' in ASCII, beside the loads' 'pgfo'
 
+/** How often a lost liveness connection is tried again: well within a sweep's interval. */
+const RECONNECT_MS = 250;
+
 export class WorkerLiveness {
-  private constructor(private readonly client: pg.Client) {}
+  /** The worker ids this process holds, taken again on a new connection after a lost one. */
+  private readonly held = new Set<string>();
+  private client: pg.Client | undefined;
+  private closed = false;
+
+  private constructor(private readonly config: pg.ClientConfig) {}
 
   static async open(pool: pg.Pool): Promise<WorkerLiveness> {
-    const client = new pg.Client({ ...pool.options, application_name: 'pgferry worker' });
-    client.on('error', () => {});
-    await client.connect();
-    return new WorkerLiveness(client);
+    const liveness = new WorkerLiveness({ ...pool.options, application_name: 'pgferry worker' });
+    liveness.watch(await liveness.connect());
+    return liveness;
   }
 
-  /** Marks a worker (pool) id as alive for as long as this process (this connection) lives. */
+  /** Marks a worker (pool) id as alive for as long as this process lives. */
   async hold(workerId: string): Promise<void> {
-    await this.client.query('select pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, workerId]);
+    this.held.add(workerId);
+    await this.client?.query('select pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, workerId]);
   }
 
   async close(): Promise<void> {
-    await this.client.end().catch(() => {});
+    this.closed = true;
+    await this.client?.end().catch(() => {});
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const client = new pg.Client(this.config);
+    client.on('error', () => {});
+    await client.connect();
+    return client;
+  }
+
+  /**
+   * A lost connection (the server restarted, a network blip, a session timeout) loses the
+   * locks with it, and the other workers would take this live worker for dead and hand its
+   * running jobs to another: connect again and take them again, until this process closes.
+   */
+  private watch(client: pg.Client): void {
+    this.client = client;
+    client.once('end', () => {
+      if (this.client === client) this.client = undefined;
+      if (!this.closed) setTimeout(() => void this.reconnect(), RECONNECT_MS).unref();
+    });
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.closed) return;
+    let client: pg.Client | undefined;
+    try {
+      client = await this.connect();
+      for (const id of this.held) {
+        await client.query('select pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, id]);
+      }
+    } catch {
+      await client?.end().catch(() => {});
+      if (!this.closed) setTimeout(() => void this.reconnect(), RECONNECT_MS).unref();
+      return;
+    }
+    if (this.closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.watch(client);
   }
 }
 
 /**
- * Unlocks the pgferry jobs of workers that are gone: locked for longer than `graceMs` (a live
- * worker takes its lock as it starts) by a worker id whose advisory lock nobody holds.
- * Returns the dead workers' ids.
+ * Unlocks the pgferry jobs of workers that are gone, look after look (one sweep of the
+ * worker's): a worker is gone once it has been seen without its advisory lock, while holding
+ * jobs locked for longer than `graceMs` (a live worker takes its lock as it starts), in looks
+ * at least `graceMs` apart. One look is not enough: a live worker whose connection was lost
+ * takes its lock again within moments, and must not lose its running jobs meanwhile.
  */
-export async function unlockDeadWorkers(pool: pg.Pool, graceMs: number): Promise<string[]> {
+export class DeadWorkerSweep {
+  /** Worker ids seen without their lock, and since when. */
+  private readonly locklessSince = new Map<string, number>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly graceMs: number,
+  ) {}
+
+  /** One look; returns the ids of the workers found gone, whose jobs it unlocked. */
+  async sweep(): Promise<string[]> {
+    const now = Date.now();
+    const lockless = await locklessWorkers(this.pool, this.graceMs);
+    for (const id of [...this.locklessSince.keys()]) if (!lockless.includes(id)) this.locklessSince.delete(id);
+    const dead = lockless.filter((id) => {
+      if (!this.locklessSince.has(id)) this.locklessSince.set(id, now);
+      return now - this.locklessSince.get(id)! >= this.graceMs;
+    });
+    if (dead.length === 0) return [];
+    await this.pool.query('select graphile_worker.force_unlock_workers($1)', [dead]);
+    for (const id of dead) this.locklessSince.delete(id);
+    return dead;
+  }
+}
+
+/** Worker ids holding pgferry jobs locked for longer than `graceMs` whose advisory lock nobody holds. */
+async function locklessWorkers(pool: pg.Pool, graceMs: number): Promise<string[]> {
   const { rows } = await pool.query<{ dead: string[] }>(
     `select coalesce(array_agg(distinct j.locked_by), '{}') as dead
      from graphile_worker._private_jobs j
@@ -50,7 +127,5 @@ export async function unlockDeadWorkers(pool: pg.Pool, graceMs: number): Promise
        )`,
     [WORKER_LOCK_CLASS, graceMs],
   );
-  const dead = rows[0].dead;
-  if (dead.length > 0) await pool.query('select graphile_worker.force_unlock_workers($1)', [dead]);
-  return dead;
+  return rows[0].dead;
 }

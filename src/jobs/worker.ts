@@ -11,9 +11,10 @@ import type { PlanStepPayload } from '../plans/plan-run.js';
 import { planStepTask } from '../plans/plan-step-task.js';
 import { type Project, readProject } from '../project/project-file.js';
 import { runSync } from '../syncs/run-sync.js';
+import { earlierLoadsInQueue } from './earlier-loads.js';
 import { syncQueueName } from './enqueue-sync.js';
 import { ensureQueueSchema, MAX_ATTEMPTS, quietLogger, TASKS } from './queue.js';
-import { unlockDeadWorkers, WorkerLiveness } from './worker-liveness.js';
+import { DeadWorkerSweep, WorkerLiveness } from './worker-liveness.js';
 
 export interface WorkerOptions {
   /** Jobs run side by side (loads of one tenant and table are one queue: one at a time). (Default: 4) */
@@ -22,7 +23,10 @@ export interface WorkerOptions {
   projectFile?: string;
   /** How often to look for jobs scheduled later (retries), in ms. (Default: 2000) */
   pollInterval?: number;
-  /** How often to look for jobs of dead workers, and how old their lock must be, in ms. (Default: 5000, 5000) */
+  /**
+   * How often to look for jobs of dead workers, and how long a worker holding jobs must be
+   * seen without its liveness lock to be taken for dead, in ms. (Default: 5000, 5000)
+   */
   sweepIntervalMs?: number;
   deadAfterMs?: number;
   /** Cron: missed runs within this many ms (while no worker ran) are caught up at start, once. (Default: 0) */
@@ -61,6 +65,8 @@ export async function startWorker(pool: pg.Pool, options: WorkerOptions = {}): P
   // graphile-worker locks jobs with its pool's id (locked_by): that id is what lives or dies.
   events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
     liveness.hold(workerPool.id).catch(() => {});
+    // The id the catalog shows for its jobs (locked_by) and loads (progress): which machine is which.
+    log(`worker ${workerPool.id} started, ${concurrency} at a time`);
   });
 
   const project = options.projectFile ? await readProject(options.projectFile) : undefined;
@@ -83,8 +89,10 @@ export async function startWorker(pool: pg.Pool, options: WorkerOptions = {}): P
   });
 
   const sweepEvery = options.sweepIntervalMs ?? 5000;
+  const deadWorkers = new DeadWorkerSweep(pool, options.deadAfterMs ?? 5000);
   const sweeper = setInterval(() => {
-    unlockDeadWorkers(pool, options.deadAfterMs ?? 5000)
+    deadWorkers
+      .sweep()
       .then((dead) => {
         for (const id of dead) log(`worker ${id} is gone: its jobs are unlocked for another worker`);
       })
@@ -117,11 +125,28 @@ async function loadTask(
   helpers: JobHelpers,
   log: (line: string) => void,
 ): Promise<void> {
+  // Loads queued before this one whose jobs wait for a retry: theirs first, in queue order.
+  for (const earlier of await earlierLoadsInQueue(pool, helpers.job)) {
+    await runQueuedLoad(pool, earlier, `before load ${loadId}, queued after it`, helpers, log);
+  }
+  const waiting = await earlierLoadsInQueue(pool, helpers.job);
+  if (waiting.length > 0) throw new Error(`load ${loadId} waits for load ${waiting[0]}, queued before it`);
+  await runQueuedLoad(pool, loadId, `attempt ${helpers.job.attempts}`, helpers, log);
+}
+
+/** Runs (resumes) one queued load in a job; throws for the job to be tried again. */
+async function runQueuedLoad(
+  pool: pg.Pool,
+  loadId: number,
+  why: string,
+  helpers: JobHelpers,
+  log: (line: string) => void,
+): Promise<void> {
   const { rows } = await pool.query<{ claimed: boolean }>('select ferry.load_is_claimed($1) as claimed', [loadId]);
   if (!rows[0]) return log(`load ${loadId}: no such load any more`);
   // A worker taken for dead that was not: try again once it lets go.
   if (rows[0].claimed) throw new Error(`load ${loadId} is running in another process`);
-  log(`load ${loadId}: started (attempt ${helpers.job.attempts})`);
+  log(`load ${loadId}: started (${why})`);
   try {
     const outcome = await resume(pool, loadId, { jobs: 2, runner: helpers.job.locked_by ?? undefined });
     if (outcome.outcome === 'finished') return log(`load ${loadId}: ${outcome.status}, nothing to do`);
