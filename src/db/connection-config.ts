@@ -26,7 +26,7 @@ export interface ConnectionSettings {
 }
 
 /** URL parameters that are TLS settings: read here, never by pg-connection-string. */
-const TLS_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'ssl', 'uselibpqcompat'];
+const TLS_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'ssl', 'uselibpqcompat', 'sslnegotiation'];
 
 /**
  * The pg config for `url` (or, without one, the PG* variables of `env`) with the TLS settings
@@ -41,21 +41,29 @@ const TLS_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'ssl', 'u
  */
 export function connectionSettings(source: { url?: string; env?: NodeJS.ProcessEnv }): ConnectionSettings {
   const env = source.env ?? process.env;
-  let base: pg.ClientConfig = {};
+  let base: pg.ClientConfig;
   let params = new URLSearchParams();
+  let address: { host?: string; port?: number | string };
   if (source.url) {
     const split = splitTlsParameters(source.url);
-    base = toClientConfig(parse(split.url));
     params = split.params;
-  }
-  // As libpq: what the URL leaves out comes from the PG* variables.
-  base.host ||= env.PGHOST;
-  base.port ||= env.PGPORT ? Number(env.PGPORT) : undefined;
-  base.database ||= env.PGDATABASE;
-  base.user ||= env.PGUSER;
-  base.password ||= env.PGPASSWORD;
-  for (const key of ['host', 'port', 'database', 'user', 'password'] as const) {
-    if (base[key] === undefined || base[key] === '') delete base[key];
+    // The URL, TLS parameters taken out, stays whole: a copy of a pool's options (which hide
+    // the password) still holds the password, and pg reads the rest as it always did.
+    base = { connectionString: split.url };
+    // pg-connection-string would turn it into ssl=true (verify-full); pg reads it from here.
+    const negotiation = params.get('sslnegotiation');
+    if (negotiation) Object.assign(base, { sslnegotiation: negotiation });
+    const parsed = toClientConfig(parse(split.url));
+    address = { host: parsed.host || env.PGHOST, port: parsed.port || env.PGPORT };
+  } else {
+    // pg reads the PG* variables of process.env itself; these are those of `env`.
+    base = {};
+    if (env.PGHOST) base.host = env.PGHOST;
+    if (env.PGPORT) base.port = Number(env.PGPORT);
+    if (env.PGDATABASE) base.database = env.PGDATABASE;
+    if (env.PGUSER) base.user = env.PGUSER;
+    if (env.PGPASSWORD) base.password = env.PGPASSWORD;
+    address = { host: env.PGHOST, port: env.PGPORT };
   }
 
   const setting = (name: string): string | undefined =>
@@ -65,11 +73,11 @@ export function connectionSettings(source: { url?: string; env?: NodeJS.ProcessE
     params.get('sslmode') ?? sslParameter(params.get('ssl')) ?? env.PGSSLMODE,
     rootCertSetting,
   );
-  const address = `${base.host ?? 'localhost'}:${base.port ?? 5432}`;
+  const where = `${address.host || 'localhost'}:${address.port || 5432}`;
   const home = env.HOME || os.homedir();
   const defaultFile = (name: string) => path.join(home, '.postgresql', name);
 
-  if (sslmode === 'disable') return { config: { ...base, ssl: false }, sslmode, address };
+  if (sslmode === 'disable') return { config: { ...base, ssl: false }, sslmode, address: where };
   if (rootCertSetting === 'system' && sslmode !== 'verify-full')
     throw new PgferryError(`weak sslmode "${sslmode}" may not be used with sslrootcert=system (use "verify-full")`);
 
@@ -105,10 +113,10 @@ export function connectionSettings(source: { url?: string; env?: NodeJS.ProcessE
 
   // `allow` starts without TLS and `prefer` with it; the other way is their fallback.
   if (sslmode === 'allow')
-    return { config: { ...base, ssl: false }, fallback: { ...base, ssl }, sslmode, rootCert, address };
+    return { config: { ...base, ssl: false }, fallback: { ...base, ssl }, sslmode, rootCert, address: where };
   if (sslmode === 'prefer')
-    return { config: { ...base, ssl }, fallback: { ...base, ssl: false }, sslmode, rootCert, address };
-  return { config: { ...base, ssl }, sslmode, rootCert, address };
+    return { config: { ...base, ssl }, fallback: { ...base, ssl: false }, sslmode, rootCert, address: where };
+  return { config: { ...base, ssl }, sslmode, rootCert, address: where };
 }
 
 /** The URL without its TLS parameters, and those parameters. */
