@@ -19,6 +19,7 @@ import { until } from './helpers/until.js';
 
 const CERT_USER = 'pgferry_cert_user';
 const TLS_ONLY_USER = 'pgferry_tls_only';
+const PLAIN_ONLY_USER = 'pgferry_plain_only';
 
 const missing = opensslMissing();
 if (missing) console.warn(`tls.sslmodes: skipped: ${missing}`);
@@ -66,7 +67,7 @@ describe.skipIf(missing)('sslmode as libpq reads it', () => {
     result.hostname = host;
     if (user) {
       result.username = user;
-      result.password = user === TLS_ONLY_USER ? TLS_ONLY_USER : '';
+      result.password = user === CERT_USER ? '' : user;
     }
     for (const [name, value] of Object.entries(params)) result.searchParams.set(name, value);
     return result.toString();
@@ -113,6 +114,10 @@ describe.skipIf(missing)('sslmode as libpq reads it', () => {
     it('uses TLS when the server offers it, nothing verified', async () => {
       expect(await usesTls({ url: url({ sslmode: 'prefer' }) })).toBe(true);
       expect(await usesTls({ url: url({}) })).toBe(true);
+    });
+
+    it('falls back to no TLS when pg_hba.conf refuses the connection with it', async () => {
+      expect(await usesTls({ url: url({ sslmode: 'prefer' }, '127.0.0.1', PLAIN_ONLY_USER) })).toBe(false);
     });
 
     it('falls back to no TLS on a server that refuses it', async ({ skip }) => {
@@ -289,6 +294,29 @@ describe.skipIf(missing)('sslmode as libpq reads it', () => {
     });
   });
 
+  it("pools and clients made from the pool's options (the worker's, a claim's) connect the same way", async () => {
+    const tlsOf = async (client: pg.Pool | pg.Client) =>
+      (await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0].ssl;
+    const cases = [
+      { url: url({ sslmode: 'verify-full', sslrootcert: certs.ca.cert }, 'localhost'), ssl: true },
+      // prefer, settled to no TLS on the first connection
+      { url: url({ sslmode: 'prefer' }, '127.0.0.1', PLAIN_ONLY_USER), ssl: false },
+    ];
+    for (const { url, ssl } of cases) {
+      const db = await openDatabase({ url, env: { HOME: home }, migrate: false });
+      const copy = new pg.Pool({ ...db.pool.options, max: 1 });
+      const client = new pg.Client(db.pool.options);
+      try {
+        await client.connect();
+        expect([await tlsOf(copy), await tlsOf(client)]).toEqual([ssl, ssl]);
+      } finally {
+        await client.end();
+        await copy.end();
+        await db.close();
+      }
+    }
+  });
+
   it('an invalid sslmode is refused in one line', async () => {
     expect(await refusal({ url: url({ sslmode: 'verify' }) })).toBe(
       'invalid sslmode value: "verify" (use one of disable, allow, prefer, require, verify-ca, verify-full, no-verify)',
@@ -372,12 +400,14 @@ async function turnTlsOn(server: EmbeddedServer, dataDir: string, certs: TestCer
       [
         `hostssl all ${CERT_USER} 127.0.0.1/32 cert`,
         `hostnossl all ${TLS_ONLY_USER} 127.0.0.1/32 reject`,
+        `hostssl all ${PLAIN_ONLY_USER} 127.0.0.1/32 reject`,
         'host all all 127.0.0.1/32 scram-sha-256',
         '',
       ].join('\n'),
     );
     await admin.query(`create role ${CERT_USER} login`);
     await admin.query(`create role ${TLS_ONLY_USER} login password '${TLS_ONLY_USER}'`);
+    await admin.query(`create role ${PLAIN_ONLY_USER} login password '${PLAIN_ONLY_USER}'`);
     await admin.query(`alter system set ssl_cert_file = '${files.cert}'`);
     await admin.query(`alter system set ssl_key_file = '${files.key}'`);
     await admin.query(`alter system set ssl_ca_file = '${files.ca}'`);

@@ -11,20 +11,20 @@ import { connectionError, isTlsError, SERVER_REFUSED_TLS } from './connection-er
  * every pool or client made from its options) keeps that way: a server whose `ssl` setting
  * changes meanwhile is seen by the next process.
  *
- * - `prefer`: TLS first; without it when the server refuses TLS or the TLS handshake fails.
- * - `allow`: without TLS first; with it when pg_hba.conf refuses a connection without
- *   encryption (a `hostssl` line alone matches the client).
+ * - `prefer`: TLS first; without it when the server refuses TLS, the TLS handshake fails, or
+ *   the server refuses the connection (pg_hba.conf: a `hostnossl` line alone matches).
+ * - `allow`: without TLS first; with it when the server refuses the connection (a `hostssl`
+ *   line alone matches).
+ *
+ * libpq retries on any error the server sends while the connection starts; here, on those of
+ * SQLSTATE class 28 (pg_hba.conf, authentication), which are the ones TLS can change.
  */
 export function tlsFallback(settings: ConnectionSettings, error: unknown): pg.ClientConfig | undefined {
   if (!settings.fallback) return undefined;
-  if (settings.sslmode === 'prefer' && (isServerRefusingTls(error) || isTlsError(error))) return settings.fallback;
-  if (
-    settings.sslmode === 'allow' &&
-    isDatabaseError(error) &&
-    error.code === '28000' &&
-    /no encryption/.test(error.message)
-  )
+  const refusedConnection = isDatabaseError(error) && error.code?.startsWith('28') === true;
+  if (settings.sslmode === 'prefer' && (isServerRefusingTls(error) || isTlsError(error) || refusedConnection))
     return settings.fallback;
+  if (settings.sslmode === 'allow' && refusedConnection) return settings.fallback;
   return undefined;
 }
 
