@@ -9,6 +9,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { connectionSettings } from '../src/db/connection-config.js';
 import { openDatabase } from '../src/db/database.js';
 import { type EmbeddedServer, startEmbeddedServer } from '../src/db/embedded-server.js';
 import { PgferryError } from '../src/errors.js';
@@ -315,6 +316,15 @@ describe.skipIf(missing)('sslmode as libpq reads it', () => {
         await db.close();
       }
     }
+  });
+
+  it('a Unix-domain socket: sslmode is ignored, as libpq (no server of the suite listens on one)', () => {
+    const settings = connectionSettings({
+      url: 'postgres://app@%2Fvar%2Frun%2Fpostgresql/app?sslmode=verify-full',
+      env: { HOME: home },
+    });
+    expect(settings.config.ssl).toBe(false);
+    expect(connectionSettings({ env: { PGHOST: '/tmp', PGSSLMODE: 'require', HOME: home } }).config.ssl).toBe(false);
   });
 
   it('an invalid sslmode is refused in one line', async () => {

@@ -77,7 +77,9 @@ export function connectionSettings(source: { url?: string; env?: NodeJS.ProcessE
   const home = env.HOME || os.homedir();
   const defaultFile = (name: string) => path.join(home, '.postgresql', name);
 
-  if (sslmode === 'disable') return { config: { ...base, ssl: false }, sslmode, address: where };
+  // libpq ignores sslmode on a Unix-domain socket: PostgreSQL offers no TLS there.
+  if (sslmode === 'disable' || address.host?.startsWith('/'))
+    return { config: { ...base, ssl: false }, sslmode, address: where };
   if (rootCertSetting === 'system' && sslmode !== 'verify-full')
     throw new PgferryError(`weak sslmode "${sslmode}" may not be used with sslrootcert=system (use "verify-full")`);
 
