@@ -66,22 +66,22 @@ export function connectionSettings(source: { url?: string; env?: NodeJS.ProcessE
     address = { host: env.PGHOST, port: env.PGPORT };
   }
 
-  const setting = (name: string): string | undefined =>
-    params.get(name) ?? (env[`PG${name.toUpperCase()}`] || undefined);
+  // An empty value is no value, as in libpq.
+  const setting = (name: string): string | undefined => params.get(name) || env[`PG${name.toUpperCase()}`] || undefined;
   const rootCertSetting = setting('sslrootcert');
   const sslmode = readSslMode(
-    params.get('sslmode') ?? sslParameter(params.get('ssl')) ?? env.PGSSLMODE,
+    params.get('sslmode') || sslParameter(params.get('ssl')) || env.PGSSLMODE,
     rootCertSetting,
   );
   const where = `${address.host || 'localhost'}:${address.port || 5432}`;
   const home = env.HOME || os.homedir();
   const defaultFile = (name: string) => path.join(home, '.postgresql', name);
 
+  if (rootCertSetting === 'system' && sslmode !== 'verify-full')
+    throw new PgferryError(`weak sslmode "${sslmode}" may not be used with sslrootcert=system (use "verify-full")`);
   // libpq ignores sslmode on a Unix-domain socket: PostgreSQL offers no TLS there.
   if (sslmode === 'disable' || address.host?.startsWith('/'))
     return { config: { ...base, ssl: false }, sslmode, address: where };
-  if (rootCertSetting === 'system' && sslmode !== 'verify-full')
-    throw new PgferryError(`weak sslmode "${sslmode}" may not be used with sslrootcert=system (use "verify-full")`);
 
   const clientCert = clientCertificate(
     setting('sslcert') ?? defaultFile('postgresql.crt'),
