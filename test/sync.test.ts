@@ -113,7 +113,12 @@ describe('the source connection', () => {
       const run = await sync('wrapped');
       expect(run.result.status).toBe('succeeded');
       expect(run.result.counts.read).toBeGreaterThan(0);
-      const toSource = connect.mock.contexts.filter((client) => (client as pg.Client).database === database);
+      // Connections made, not attempts: without sslmode, a first attempt with TLS is refused
+      // by a server without it (libpq's prefer) and is made again without.
+      const toSource = connect.mock.contexts.filter(
+        (client, i) =>
+          (client as pg.Client).database === database && connect.mock.settledResults[i]?.type === 'fulfilled',
+      );
       expect(toSource).toHaveLength(1);
     } finally {
       connect.mockRestore();

@@ -1,8 +1,10 @@
 import pg from 'pg';
 
+import { type ConnectionSettings, connectionSettings } from './connection-config.js';
 import { type EmbeddedServer, startEmbeddedServer } from './embedded-server.js';
 import { migrate } from './migrate.js';
 import { requireSessionPooling } from './pooler-mode.js';
+import { connectWithTlsFallback } from './tls-fallback.js';
 
 /** The server pgferry works on, and how to let go of it. */
 export interface Database {
@@ -50,13 +52,13 @@ const types = {
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
   const env = options.env ?? process.env;
   let server: EmbeddedServer | undefined;
-  let config: pg.PoolConfig;
+  let settings: ConnectionSettings;
   let origin: string;
   if (options.url ?? env.DATABASE_URL) {
-    config = { connectionString: options.url ?? env.DATABASE_URL };
+    settings = connectionSettings({ url: options.url ?? env.DATABASE_URL, env });
     origin = options.url ? 'connection string' : 'DATABASE_URL';
   } else if (PG_ENV.some((name) => env[name])) {
-    config = {};
+    settings = connectionSettings({ env });
     origin = 'PG* variables';
   } else {
     const dir = options.embeddedDir ?? env.PGFERRY_HOME ?? '.pgferry';
@@ -64,28 +66,36 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
     await ensureDatabase(server.url, EMBEDDED_DATABASE);
     const url = new URL(server.url);
     url.pathname = `/${EMBEDDED_DATABASE}`;
-    config = { connectionString: url.toString() };
+    // It listens on 127.0.0.1 alone and has no certificate.
+    url.searchParams.set('sslmode', 'disable');
+    settings = connectionSettings({ url: url.toString(), env: {} });
     origin = `embedded PostgreSQL (${dir})`;
   }
 
-  // Room for a load's parallel COPY streams (up to 8) and one more.
-  const pool = new pg.Pool({ ...config, max: 10, types, application_name: 'pgferry' });
-  // A connection dropped by the server (a restart) must not crash the process: idle, the pool
-  // drops it; checked out, the query running on it fails, and the load's retries take over.
-  pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  let pool: pg.Pool;
   try {
-    if (!server && options.requireSession !== false) await requireSessionPooling(pool);
-    if (options.migrate !== false) {
-      const client = await pool.connect();
+    // The first connection tells a TLS problem in one line, and settles `prefer` and `allow`:
+    // the pool's options (which other pools and clients copy) are the way that worked.
+    let client: pg.PoolClient;
+    ({ pool, client } = await connectWithTlsFallback(settings, async (config) => {
+      const pool = newPool(config);
       try {
-        await migrate(client);
-      } finally {
-        client.release();
+        return { pool, client: await pool.connect() };
+      } catch (error) {
+        await pool.end();
+        throw error;
       }
+    }));
+    try {
+      if (!server && options.requireSession !== false) await requireSessionPooling(pool);
+      if (options.migrate !== false) await migrate(client);
+    } catch (error) {
+      client.release();
+      await pool.end();
+      throw error;
     }
+    client.release();
   } catch (error) {
-    await pool.end();
     await server?.stop();
     throw error;
   }
@@ -97,6 +107,17 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
       await server?.stop();
     },
   };
+}
+
+function newPool(config: pg.ClientConfig): pg.Pool {
+  // Room for a load's parallel COPY streams (up to 8) and one more. The URL's
+  // application_name wins, as it did when pg read the URL.
+  const pool = new pg.Pool({ application_name: 'pgferry', ...config, max: 10, types });
+  // A connection dropped by the server (a restart) must not crash the process: idle, the pool
+  // drops it; checked out, the query running on it fails, and the load's retries take over.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  return pool;
 }
 
 /** Creates database `name` on the server of `serverUrl` unless it exists. */

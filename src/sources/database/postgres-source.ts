@@ -1,5 +1,7 @@
 import pg from 'pg';
 
+import { connectionSettings } from '../../db/connection-config.js';
+import { connectWithTlsFallback } from '../../db/tls-fallback.js';
 import { PgferryError } from '../../errors.js';
 
 /**
@@ -7,16 +9,31 @@ import { PgferryError } from '../../errors.js';
  * never writes to a source, and the columns it describes are those it reads.
  */
 export async function openPostgresSource(url: string, display: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'pgferry source' });
-  client.on('error', () => {});
+  let client: pg.Client;
   try {
-    await client.connect();
+    // The URL's sslmode and the PG* variables mean what they mean to psql.
+    const settings = connectionSettings({ url });
+    client = await connectWithTlsFallback(settings, async (config) => {
+      const client = new pg.Client({ application_name: 'pgferry source', ...config });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+      } catch (error) {
+        await client.end().catch(() => {});
+        throw error;
+      }
+      return client;
+    });
+  } catch (error) {
+    // The driver's message names the host, never the password.
+    throw new PgferryError(`cannot read the source ${display}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
     await client.query('begin transaction isolation level repeatable read, read only');
     // Dates as ISO text whatever the source's settings: what the staging and a sync's cursor read.
     await client.query(`set local datestyle to 'ISO, YMD'`);
   } catch (error) {
     await client.end().catch(() => {});
-    // The driver's message names the host, never the password.
     throw new PgferryError(`cannot read the source ${display}: ${(error as Error).message}`);
   }
   return client;
