@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectionSettings } from '../src/db/connection-config.js';
 import { openDatabase } from '../src/db/database.js';
 import { type EmbeddedServer, startEmbeddedServer } from '../src/db/embedded-server.js';
+import { doctor } from '../src/doctor/doctor.js';
 import { PgferryError } from '../src/errors.js';
 import { openPostgresSource } from '../src/sources/database/postgres-source.js';
 import { runCli } from './helpers/run-cli.js';
@@ -170,6 +171,27 @@ describe.skipIf(missing)('sslmode as libpq reads it', () => {
       expect(message).toContain(path.join(otherHome, '.postgresql', 'root.crt'));
       copyFileSync(certs.ca.cert, path.join(otherHome, '.postgresql', 'root.crt'));
       expect(await usesTls({ url: url({ sslmode: 'require' }), env: { HOME: otherHome } })).toBe(true);
+    });
+  });
+
+  describe('pgferry doctor', () => {
+    it('tells how the connection is encrypted, and whether the certificate was checked', async () => {
+      const tlsFinding = async (u: string) => {
+        const db = await openDatabase({ url: u, env: { HOME: home }, migrate: false });
+        try {
+          return (await doctor(db.pool)).find((f) => f.check === 'tls')!;
+        } finally {
+          await db.close();
+        }
+      };
+      const full = await tlsFinding(url({ sslmode: 'verify-full', sslrootcert: certs.ca.cert }, 'localhost'));
+      expect(full).toMatchObject({ status: 'ok', message: expect.stringMatching(/^encrypted \(TLSv1\.[23]\)$/) });
+      const ca = await tlsFinding(url({ sslmode: 'verify-ca', sslrootcert: certs.ca.cert }));
+      expect(ca.message).toMatch(
+        /^encrypted \(TLSv1\.[23]\), the certificate checked against the CA, not the host name$/,
+      );
+      // Not checked, but on this machine (loopback): no one in between to pose as the server.
+      expect(await tlsFinding(url({ sslmode: 'require' }))).toMatchObject({ status: 'ok' });
     });
   });
 

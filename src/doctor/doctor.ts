@@ -24,7 +24,7 @@ export async function doctor(pool: pg.Pool): Promise<DoctorFinding[]> {
   const pooler = await poolerChecks(pool);
   const client = await pool.connect();
   try {
-    const connection = [...(await serverChecks(client)), ...(await tlsChecks(client)), ...pooler];
+    const connection = [...(await serverChecks(client)), ...(await tlsChecks(client, pool.options)), ...pooler];
     // The other checks try things in a rolled-back transaction, which such a pooler refuses.
     if (pooler.some((f) => f.status === 'fail' && /in statement mode/.test(f.message))) return connection;
     return [
