@@ -10,8 +10,9 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { dropDatabase } from '../src/db/database.js';
 import { addTenant, load, migrate, planUninstall, protectTable, uninstall, type UninstallItem } from '../src/index.js';
 import { ensureQueueSchema } from '../src/jobs/queue.js';
-import { databaseUrl } from './global-setup.js';
+import { databaseUrl, TEMPLATE_DATABASE } from './global-setup.js';
 import { PRODUCTS_DDL, productsMapping, tempDir, writeFile } from './helpers/fixtures.js';
+import { leftoverTenantRoles } from './helpers/leftover-roles.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
@@ -40,7 +41,7 @@ async function instanceOf(pool: pg.Pool): Promise<string> {
 }
 
 /** Roles of the server named pgf_<instance>_… */
-async function rolesOf(pool: pg.Pool, instance: string): Promise<string[]> {
+async function rolesOf(pool: pg.Pool | pg.ClientBase, instance: string): Promise<string[]> {
   const { rows } = await pool.query<{ rolname: string }>(
     'select rolname from pg_roles where left(rolname, length($1)) = $1 order by 1',
     [`pgf_${instance}_`],
@@ -300,5 +301,52 @@ describe('as a LOGIN CREATEROLE CREATEDB role (a superuser only creates that rol
     expect(await schemas(pool)).toEqual(['app', 'public']);
     const { rows } = await pool.query('select count(*)::int as n from app.products');
     expect(rows[0].n).toBe(3);
+  });
+});
+
+describe("a test database's roles (the suite leaves none on the server)", () => {
+  async function asAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      return await fn(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** A database with tenants, made as the test databases are; returns its name and instance. */
+  async function databaseWithTenants(): Promise<{ name: string; instance: string }> {
+    const name = `pgferry_roles_${randomBytes(4).toString('hex')}`;
+    await asAdmin((c) => c.query(`create database ${name} template ${TEMPLATE_DATABASE}`));
+    const pool = new pg.Pool({ connectionString: databaseUrl(adminUrl, name), max: 2 });
+    try {
+      const instance = randomBytes(3).toString('hex');
+      await pool.query('update ferry.settings set instance_id = $1', [instance]);
+      await installed({ pool });
+      return { name, instance };
+    } finally {
+      await pool.end();
+    }
+  }
+
+  it("dropDatabase drops the roles of the instance it finds in the database's own ferry.settings", async () => {
+    const { name, instance } = await databaseWithTenants();
+    await dropDatabase(adminUrl, name);
+    expect(await asAdmin((c) => rolesOf(c, instance))).toEqual([]);
+  });
+
+  it('a database dropped without its roles shows in leftoverTenantRoles (the check for the teardown)', async () => {
+    const { name, instance } = await databaseWithTenants();
+    await asAdmin((c) => c.query(`drop database ${name} with (force)`));
+    const leftover = await asAdmin((c) => leftoverTenantRoles(c));
+    expect(leftover.filter((r) => r.startsWith(`pgf_${instance}_`))).toEqual([
+      `pgf_${instance}__tenants`,
+      `pgf_${instance}_acme`,
+      `pgf_${instance}_bob`,
+    ]);
+    // the database is gone: the instance must be given
+    await dropDatabase(adminUrl, name, instance);
+    expect((await asAdmin((c) => leftoverTenantRoles(c))).filter((r) => r.startsWith(`pgf_${instance}_`))).toEqual([]);
   });
 });
