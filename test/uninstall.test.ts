@@ -10,6 +10,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { dropDatabase } from '../src/db/database.js';
 import { addTenant, load, migrate, planUninstall, protectTable, uninstall, type UninstallItem } from '../src/index.js';
 import { ensureQueueSchema } from '../src/jobs/queue.js';
+import { WORKER_LOCK_CLASS } from '../src/jobs/worker-liveness.js';
 import { databaseUrl, TEMPLATE_DATABASE } from './global-setup.js';
 import { PRODUCTS_DDL, productsMapping, tempDir, writeFile } from './helpers/fixtures.js';
 import { leftoverTenantRoles } from './helpers/leftover-roles.js';
@@ -47,6 +48,31 @@ async function rolesOf(pool: pg.Pool | pg.ClientBase, instance: string): Promise
     [`pgf_${instance}_`],
   );
   return rows.map((r) => r.rolname);
+}
+
+async function asAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A database with tenants, made as the test databases are; returns its name and instance. */
+async function databaseWithTenants(): Promise<{ name: string; instance: string }> {
+  const name = `pgferry_roles_${randomBytes(4).toString('hex')}`;
+  await asAdmin((c) => c.query(`create database ${name} template ${TEMPLATE_DATABASE}`));
+  const pool = new pg.Pool({ connectionString: databaseUrl(adminUrl, name), max: 2 });
+  try {
+    const instance = randomBytes(3).toString('hex');
+    await pool.query('update ferry.settings set instance_id = $1', [instance]);
+    await installed({ pool });
+    return { name, instance };
+  } finally {
+    await pool.end();
+  }
 }
 
 async function schemas(pool: pg.Pool): Promise<string[]> {
@@ -225,9 +251,57 @@ describe('pgferry uninstall', () => {
     } finally {
       await claim.end();
     }
+    // a pgferry worker running on the database (its liveness lock)
+    const worker = new pg.Client({ connectionString: db.url });
+    await worker.connect();
+    try {
+      await worker.query('select pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, 'a-worker']);
+      expect((await planUninstall(db.pool)).blockers).toEqual([
+        'a pgferry worker is running on this database (stop it first)',
+      ]);
+    } finally {
+      await worker.end();
+    }
     expect(await schemas(db.pool)).toContain('ferry');
     await uninstall(db.pool);
     expect(await rolesOf(db.pool, instance)).toEqual([]);
+  });
+
+  it('keeps the roles a database cloned from this one still uses', async () => {
+    const { name, instance } = await databaseWithTenants();
+    const clone = `${name}_clone`;
+    try {
+      await asAdmin((c) => c.query(`create database ${clone} template ${name}`));
+      const pool = new pg.Pool({ connectionString: databaseUrl(adminUrl, name), max: 2 });
+      try {
+        const plan = await planUninstall(pool);
+        expect(plan.items.filter((i) => i.kind === 'role').map((i) => [i.object, i.statement])).toEqual([
+          [`pgf_${instance}_acme`, null],
+          [`pgf_${instance}_bob`, null],
+          [`pgf_${instance}__tenants`, null],
+        ]);
+        expect(plan.items.find((i) => i.kind === 'role')?.detail).toBe(
+          `kept: database ${clone} uses it too (cloned from this one?)`,
+        );
+        const result = await uninstall(pool);
+        expect(result.kept.filter((i) => i.kind === 'role')).toHaveLength(3);
+        expect(await schemas(pool)).toEqual(['app', 'public']);
+      } finally {
+        await pool.end();
+      }
+      // the clone still works as its tenants' roles
+      const cloned = new pg.Pool({ connectionString: databaseUrl(adminUrl, clone), max: 4 });
+      try {
+        const again = await load(cloned, { file: csv('c.csv', 'C-1,Cup,1\n'), tenant: 'acme', mapping });
+        expect(again.counts).toMatchObject({ inserted: 1 });
+      } finally {
+        await cloned.end();
+      }
+    } finally {
+      await dropDatabase(adminUrl, name);
+      await dropDatabase(adminUrl, clone);
+    }
+    expect(await asAdmin((c) => rolesOf(c, instance))).toEqual([]);
   });
 
   it('lists through the CLI, says to re-run with --yes, then removes and prints a summary', async () => {
@@ -305,31 +379,6 @@ describe('as a LOGIN CREATEROLE CREATEDB role (a superuser only creates that rol
 });
 
 describe("a test database's roles (the suite leaves none on the server)", () => {
-  async function asAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    try {
-      return await fn(client);
-    } finally {
-      await client.end();
-    }
-  }
-
-  /** A database with tenants, made as the test databases are; returns its name and instance. */
-  async function databaseWithTenants(): Promise<{ name: string; instance: string }> {
-    const name = `pgferry_roles_${randomBytes(4).toString('hex')}`;
-    await asAdmin((c) => c.query(`create database ${name} template ${TEMPLATE_DATABASE}`));
-    const pool = new pg.Pool({ connectionString: databaseUrl(adminUrl, name), max: 2 });
-    try {
-      const instance = randomBytes(3).toString('hex');
-      await pool.query('update ferry.settings set instance_id = $1', [instance]);
-      await installed({ pool });
-      return { name, instance };
-    } finally {
-      await pool.end();
-    }
-  }
-
   it("dropDatabase drops the roles of the instance it finds in the database's own ferry.settings", async () => {
     const { name, instance } = await databaseWithTenants();
     await dropDatabase(adminUrl, name);
