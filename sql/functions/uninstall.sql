@@ -4,8 +4,9 @@
 -- on, the privileges it gave its roles, its schemas and its roles.
 --
 -- Roles belong to the whole cluster: only this database's instance's (pgf_<instance>_…) are
--- listed, never another database's pgferry's. The caller runs the statements in order in one
--- transaction (DROP ROLE is transactional too), after this function's own schema is gone.
+-- listed, never another database's pgferry's. The caller reads the list, then runs its
+-- statements in order in one transaction (DROP ROLE is transactional too); ferry, the last
+-- schema dropped, takes these functions with it.
 
 -- The schemas pgferry made here: ferry, ferry_util, one per tenant, and graphile-worker's when
 -- only pgferry's jobs ever ran in it (an application's own graphile-worker keeps its schema).
