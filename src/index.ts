@@ -57,3 +57,4 @@ export { listSyncs, type SyncListing } from './syncs/list-syncs.js';
 export { type PauseOptions, pauseSync, unpauseSync } from './syncs/pause-sync.js';
 export { runSync, type SyncOptions, type SyncResult } from './syncs/run-sync.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';
+export { planUninstall, uninstall, type UninstallItem, type UninstallPlan, type UninstallResult } from './uninstall.js';

@@ -167,9 +167,16 @@ describe('pgferry CLI', () => {
     const refused = await runCli(['tenant', 'protect', 'app.orders'], { env });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(new RegExp(`would lock out: ${role}`));
-    const kept = await runCli(['tenant', 'protect', 'app.orders', '--keep-role', role], { env });
-    expect(kept.code).toBe(0);
-    expect(kept.stdout).toMatch(new RegExp(`roles keeping full access: ${role}`));
+    try {
+      const kept = await runCli(['tenant', 'protect', 'app.orders', '--keep-role', role], { env });
+      expect(kept.code).toBe(0);
+      expect(kept.stdout).toMatch(new RegExp(`roles keeping full access: ${role}`));
+    } finally {
+      // A role outlives the database: the run leaves none behind.
+      await db.pool.query(
+        `drop policy if exists pgferry_keep on app.orders; revoke all on app.orders from ${role}; drop role ${role}`,
+      );
+    }
   });
 });
 

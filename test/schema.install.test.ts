@@ -43,7 +43,13 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
 describe('sql/', () => {
   it('has exactly the migrations this test pins (a new migration updates this list and docs/schema.sql)', async () => {
     const names = readMigrations().map((f) => f.name);
-    expect(names).toEqual(['0001_catalog.sql', '0002_loads.sql', '0003_syncs.sql', '0004_plans.sql']);
+    expect(names).toEqual([
+      '0001_catalog.sql',
+      '0002_loads.sql',
+      '0003_syncs.sql',
+      '0004_plans.sql',
+      '0005_protect_rls_before.sql',
+    ]);
     const { rows } = await db.pool.query('select id, name from ferry.schema_migrations order by id');
     expect(rows.map((r) => r.name)).toEqual(names);
   });

@@ -271,6 +271,7 @@ declare
   v_kept    name[];
   v_row     ferry.protected_tables;
   v_tenant  ferry.tenants;
+  v_before  boolean;
 begin
   select n.nspname, c.relname into v_schema, v_name
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -305,8 +306,12 @@ begin
     end if;
   end loop;
 
-  select coalesce(passthrough_roles, '{}') into v_kept
+  -- Protected again: what the table was before the first time (uninstall restores that).
+  select coalesce(passthrough_roles, '{}'), rls_before into v_kept, v_before
   from ferry.protected_tables where schema_name = v_schema and table_name = v_name;
+  if not found then
+    select relrowsecurity into v_before from pg_class where oid = p_table;
+  end if;
   v_kept := array(select distinct unnest(coalesce(v_kept, '{}') || coalesce(p_keep_roles, '{}')) order by 1);
   if cardinality(v_kept) > 0 then
     execute format('drop policy if exists pgferry_keep on %I.%I', v_schema, v_name);
@@ -319,8 +324,8 @@ begin
   execute format('alter table %I.%I enable row level security', v_schema, v_name);
 
   delete from ferry.protected_tables where schema_name = v_schema and table_name = v_name;
-  insert into ferry.protected_tables (schema_name, table_name, tenant_column, tenant_type, passthrough_roles)
-  values (v_schema, v_name, p_tenant_column, v_type, v_kept)
+  insert into ferry.protected_tables (schema_name, table_name, tenant_column, tenant_type, passthrough_roles, rls_before)
+  values (v_schema, v_name, p_tenant_column, v_type, v_kept, v_before)
   returning * into v_row;
 
   perform ferry.check_key_distinct(v_row);

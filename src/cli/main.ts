@@ -19,6 +19,7 @@ import { resumeCommand } from './resume-command.js';
 import { pruneCommand, rollbackCommand } from './rollback-command.js';
 import { pauseCommands, syncCommand, syncsCommand } from './sync-command.js';
 import { tenantCommand } from './tenant-command.js';
+import { uninstallCommand } from './uninstall-command.js';
 import { workerCommand } from './worker-command.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -79,6 +80,7 @@ Legacy databases, syncs and the worker:
     exportCommand(global),
     pruneCommand(global),
     auditCommand(global),
+    uninstallCommand(global),
     migrateCommand(global),
     doctorCommand(global),
   ]) {

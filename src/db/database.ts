@@ -133,23 +133,56 @@ export async function ensureDatabase(serverUrl: string, name: string): Promise<v
 }
 
 /**
- * Drops database `name` of the server of `serverUrl` (its sessions closed), then the tenant
- * roles its pgferry instance made (pgf_<instance>_…): roles belong to the server, not the
- * database, and would pile up on one that is reused (CI's). For databases made for one run.
+ * Drops database `name` of the server of `serverUrl` (its sessions closed), then the roles its
+ * pgferry instance made (pgf_<instance>_…): roles belong to the server, not the database, and
+ * would pile up on one that is reused (CI's). The instance is read from the database itself
+ * (its ferry.settings) as well as taken from `instance`, the one a caller may have set. For
+ * databases made for one run; `pgferry uninstall` is what removes pgferry from a database that
+ * stays. Throws, naming them, when roles of the instance remain.
  */
-export async function dropDatabase(serverUrl: string, name: string, instance: string): Promise<void> {
+export async function dropDatabase(serverUrl: string, name: string, instance?: string): Promise<void> {
+  const instances = new Set(instance ? [instance] : []);
+  const own = await readInstance(serverUrl, name);
+  if (own) instances.add(own);
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
     await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
-    const { rows } = await client.query<{ role: string }>(
-      `select rolname as role from pg_roles where left(rolname, length($1)) = $1`,
-      [`pgf_${instance}_`],
-    );
-    for (const { role } of rows)
-      await client.query(`drop role if exists ${client.escapeIdentifier(role)}`).catch(() => {});
+    const failed: string[] = [];
+    for (const prefix of [...instances].map((i) => `pgf_${i}_`)) {
+      // The group last: its members first.
+      const { rows } = await client.query<{ role: string }>(
+        `select rolname as role from pg_roles where left(rolname, length($1)) = $1
+         order by right(rolname, 9) = '__tenants', rolname`,
+        [prefix],
+      );
+      for (const { role } of rows) {
+        await client.query(`drop role if exists ${client.escapeIdentifier(role)}`).catch((error: Error) => {
+          failed.push(`${role} (${error.message})`);
+        });
+      }
+    }
+    if (failed.length) throw new Error(`dropDatabase ${name}: roles left behind: ${failed.join('; ')}`);
   } finally {
     await client.end();
+  }
+}
+
+/** The pgferry instance id of database `name`; undefined when it has none, or is gone. */
+async function readInstance(serverUrl: string, name: string): Promise<string | undefined> {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const client = new pg.Client({ connectionString: url.toString() });
+  try {
+    await client.connect();
+    const { rows: found } = await client.query(`select to_regclass('ferry.settings') is not null as ok`);
+    if (!found[0].ok) return undefined;
+    const { rows } = await client.query<{ id: string }>('select instance_id as id from ferry.settings');
+    return rows[0]?.id ?? undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => {});
   }
 }
 
