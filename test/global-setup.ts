@@ -36,6 +36,8 @@ declare module 'vitest' {
 }
 
 let server: EmbeddedServer | undefined;
+/** The superuser's connection, and the server's roles when the run started. */
+let superuser: { url: string; rolesAtStart: Set<string> } | undefined;
 let home: string | undefined;
 
 /**
@@ -67,6 +69,7 @@ export async function setup(project: TestProject): Promise<void> {
 
   const superuserUrl = adminUrl;
   const testRoleUrl = await ensureTestRole(superuserUrl);
+  superuser = { url: superuserUrl, rolesAtStart: await withClient(superuserUrl, roleNames) };
   const admin = new pg.Client({ connectionString: superuserUrl });
   await admin.connect();
   try {
@@ -89,8 +92,47 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  await server?.stop();
-  if (home) rmSync(home, { recursive: true, force: true });
+  let leftover: Error | undefined;
+  try {
+    if (superuser) await refuseLeftoverRoles(superuser.url, superuser.rolesAtStart);
+  } catch (error) {
+    leftover = error as Error;
+  } finally {
+    await server?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  }
+  if (leftover) {
+    // vitest prints an error thrown here but still exits 0, its reports already written: the
+    // exit code must say it (.ci/run counts a failed exit as a failure).
+    console.error(`global-setup: ${leftover.message}`);
+    process.exit(1);
+  }
+}
+
+/**
+ * Roles are the server's, not a database's: a test that drops its database but not its
+ * roles (tenant roles, roles it made to probe with) leaves them behind on a server that is
+ * reused (CI's). The run fails, naming them: every role made since the start is gone again.
+ * Runs sharing one server at the same time would see each other's; CI runs one at a time.
+ */
+async function refuseLeftoverRoles(superuserUrl: string, rolesAtStart: Set<string>): Promise<void> {
+  const admin = new pg.Client({ connectionString: superuserUrl });
+  await admin.connect();
+  try {
+    const left = [...(await roleNames(admin))].filter((r) => !rolesAtStart.has(r) && r !== TEST_ROLE);
+    if (left.length)
+      throw new Error(
+        `the test run left ${left.length} role(s) on the server: ${left.join(', ')} ` +
+          '(drop them with dropDatabase(), or in the test that made them)',
+      );
+  } finally {
+    await admin.end();
+  }
+}
+
+async function roleNames(client: pg.ClientBase): Promise<Set<string>> {
+  const { rows } = await client.query<{ rolname: string }>('select rolname from pg_roles');
+  return new Set(rows.map((r) => r.rolname));
 }
 
 /**
@@ -112,6 +154,16 @@ async function ensureTestRole(superuserUrl: string): Promise<string> {
   url.username = TEST_ROLE;
   url.password = password;
   return url.toString();
+}
+
+async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
 }
 
 export function databaseUrl(serverUrl: string, database: string): string {

@@ -334,9 +334,11 @@ describe('as a LOGIN CREATEROLE CREATEDB role (a superuser only creates that rol
   const database = `pgferry_uninstall_${suffix}`;
   const password = randomBytes(12).toString('hex');
   let pool: pg.Pool | undefined;
+  // The suite's own role cannot drop a database or a role another role made: a superuser can.
+  const superuserUrl = inject('superuserUrl');
 
   async function asSuperuser(sql: string): Promise<void> {
-    const client = new pg.Client({ connectionString: adminUrl });
+    const client = new pg.Client({ connectionString: superuserUrl });
     await client.connect();
     try {
       await client.query(sql);
@@ -347,7 +349,7 @@ describe('as a LOGIN CREATEROLE CREATEDB role (a superuser only creates that rol
 
   afterAll(async () => {
     await pool?.end();
-    await dropDatabase(adminUrl, database);
+    await dropDatabase(superuserUrl, database);
     await asSuperuser(`drop role if exists ${role}`);
   });
 
