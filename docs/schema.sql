@@ -199,10 +199,12 @@ alter table ferry.schema_migrations add constraint schema_migrations_pkey PRIMAR
 create table ferry.settings (
   singleton boolean default true not null,
   instance_id text default substr(md5(((random())::text || (clock_timestamp())::text)), 1, 6) not null,
-  created_at timestamp with time zone default now() not null
+  created_at timestamp with time zone default now() not null,
+  lock_secret text default replace(((gen_random_uuid())::text || (gen_random_uuid())::text), '-'::text, ''::text) not null
 );
 alter table ferry.settings add constraint settings_pkey PRIMARY KEY (singleton);
 alter table ferry.settings add constraint settings_singleton_check CHECK (singleton);
+comment on column ferry.settings.lock_secret is 'Secret mixed into every advisory lock key of pgferry (ferry.lock_key); never readable by tenant roles.';
 
 create table ferry.sync_state (
   sync_name text not null,
@@ -1144,6 +1146,33 @@ CREATE OR REPLACE FUNCTION ferry.load_tenant(p_load bigint)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select t.* from ferry.tenants t join ferry.loads l on l.tenant_id = t.id where l.id = p_load
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.lock_is_held(p_key bigint)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select exists (
+    select from pg_locks
+    where locktype = 'advisory'
+      and database = (select oid from pg_database where datname = current_database())
+      and classid = ((p_key >> 32) & 4294967295)::oid
+      and objid = (p_key & 4294967295)::oid
+      and objsubid = 1
+      and granted
+  )
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.lock_key(p_purpose text, p_subject text)
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select hashtextextended(s.lock_secret || ':' || p_purpose || ':' || p_subject, 0)
+  from ferry.settings s
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.lock_target(p_load bigint)
