@@ -2773,16 +2773,18 @@ declare
   v_xmax xid;
 begin
   perform ferry.make_lock_row(p_purpose, p_subject);
-  begin
-    perform from ferry.coordination_locks where purpose = p_purpose and subject = p_subject for update nowait;
+  -- SKIP LOCKED, not NOWAIT in an exception block: the lock is then this transaction's own,
+  -- not a subtransaction's (whose xid a later lock_row of the same transaction would join
+  -- into a multixact, hiding the holder).
+  perform from ferry.coordination_locks where purpose = p_purpose and subject = p_subject for update skip locked;
+  if found then
     return null;
-  exception when lock_not_available then
-    select c.xmax into v_xmax from ferry.coordination_locks c where purpose = p_purpose and subject = p_subject;
-    return coalesce((
-      select k.pid from pg_locks k
-      where k.locktype = 'transactionid' and k.transactionid = v_xmax and k.mode = 'ExclusiveLock' and k.granted
-      limit 1), 0);
-  end;
+  end if;
+  select c.xmax into v_xmax from ferry.coordination_locks c where purpose = p_purpose and subject = p_subject;
+  return coalesce((
+    select k.pid from pg_locks k
+    where k.locktype = 'transactionid' and k.transactionid = v_xmax and k.mode = 'ExclusiveLock' and k.granted
+    limit 1), 0);
 end
 $function$;
 
