@@ -32,6 +32,13 @@ alter table ferry.cancel_requests add constraint cancel_requests_load_id_fkey FO
 alter table ferry.cancel_requests add constraint cancel_requests_pkey PRIMARY KEY (load_id);
 comment on table ferry.cancel_requests is '`pgferry cancel` asked these running loads to stop: each stops at its next batch and rolls back';
 
+create table ferry.coordination_locks (
+  purpose text not null,
+  subject text not null
+);
+alter table ferry.coordination_locks add constraint coordination_locks_pkey PRIMARY KEY (purpose, subject);
+comment on table ferry.coordination_locks is 'One row per thing pgferry''s transactions take turns on (ferry.lock_row); its row lock is the lock.';
+
 create table ferry.load_progress (
   load_id bigint not null,
   step text not null,
@@ -453,6 +460,9 @@ begin
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'transform_' || p_load);
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'plan_' || p_load);
   execute format('drop function if exists %I.%I(bigint, bigint)', v_tenant.schema_name, 'promote_' || p_load);
+  -- Whatever large objects the tenant's code left (transform unlinks its own; this is for a
+  -- load cleaned up after an interruption, or cancelled).
+  perform ferry.unlink_tenant_large_objects(v_tenant);
 end
 $function$;
 
@@ -558,6 +568,9 @@ begin
   -- as_tenant(). First it must be exactly one query the tenant may run; only then is SQL
   -- built around it executed, and spliced into the compiled functions.
   perform ferry.install_as_tenant(v_tenant);
+  -- The row of the target's lock, committed with the compile: try_lock_target, which must not
+  -- wait, would wait for a promotion that inserted it and has not committed yet.
+  perform ferry.make_lock_row('target', ferry.target_lock_subject(p_load));
   execute format('drop table if exists %s', v_mapped);
   execute format('select string_agg(format(%L, column_name, format_type(type_oid, typmod)), %L) from %I.as_tenant($1, true)',
                  '%I %s', E',\n  ', v_s)
@@ -1055,7 +1068,7 @@ CREATE OR REPLACE FUNCTION ferry.install_as_tenant(p_tenant ferry.tenants)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 begin
-  perform pg_advisory_xact_lock(hashtextextended('pgferry:as_tenant:' || p_tenant.schema_name, 0));
+  perform ferry.lock_row('as_tenant', p_tenant.schema_name);
   execute format('drop function if exists %I.as_tenant(text, boolean)', p_tenant.schema_name);
   execute format($f$
     create function %I.as_tenant(p_sql text, p_describe boolean)
@@ -1082,6 +1095,18 @@ begin
   $f$, p_tenant.schema_name);
   execute format('alter function %I.as_tenant(text, boolean) owner to %I', p_tenant.schema_name, p_tenant.role_name);
   perform ferry.restrict_to_loader(format('%I.as_tenant(text, boolean)', p_tenant.schema_name), p_tenant);
+  -- Large objects the tenant's code made (PUBLIC may call lo_create and lo_from_bytea, and only
+  -- a superuser could forbid it) are unlinked by this function, which runs as the tenant: only a
+  -- large object's owner may unlink it. ferry.unlink_tenant_large_objects calls it.
+  execute format($f$
+    create or replace function %I.unlink_large_objects() returns bigint
+    language sql security definer set search_path = pg_catalog, pg_temp
+    as $body$
+      select count(lo_unlink(m.oid)) from pg_largeobject_metadata m where m.lomowner = current_user::regrole
+    $body$
+  $f$, p_tenant.schema_name);
+  execute format('alter function %I.unlink_large_objects() owner to %I', p_tenant.schema_name, p_tenant.role_name);
+  perform ferry.restrict_to_loader(format('%I.unlink_large_objects()', p_tenant.schema_name), p_tenant);
 end
 $function$;
 
@@ -1175,17 +1200,30 @@ AS $function$
   from ferry.settings s
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.lock_row(p_purpose text, p_subject text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  perform ferry.make_lock_row(p_purpose, p_subject);
+  perform from ferry.coordination_locks where purpose = p_purpose and subject = p_subject for update;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.lock_target(p_load bigint)
  RETURNS void
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$ select ferry.lock_row('target', ferry.target_lock_subject(p_load)) $function$;
+
+CREATE OR REPLACE FUNCTION ferry.make_lock_row(p_purpose text, p_subject text)
+ RETURNS void
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  select pg_advisory_xact_lock(
-    hashtextextended(format('pgferry:%s:%s.%s', t.slug, m.target_schema, m.target_table), 0))
-  from ferry.loads l
-  join ferry.tenants t on t.id = l.tenant_id
-  join ferry.mappings m on m.id = l.mapping_id
-  where l.id = p_load
+  insert into ferry.coordination_locks (purpose, subject) values (p_purpose, p_subject)
+  on conflict do nothing
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.mapping_query(p_stage text, p_select_sql text)
@@ -2136,7 +2174,7 @@ declare
   v_schema  name;
   v_table   name;
 begin
-  perform pg_advisory_xact_lock(hashtextextended('pgferry:mapping:' || p_name, 0));
+  perform ferry.lock_row('mapping', p_name);
   if v_target is null then
     raise exception 'target table % does not exist', p_target using errcode = '42P01';
   end if;
@@ -2547,6 +2585,19 @@ end
 $function$;
 comment on function ferry.staging_lost(bigint) is 'Whether a server crash emptied the load''s UNLOGGED staging table: it holds fewer rows up to the checkpoint than the checkpoint counts.';
 
+CREATE OR REPLACE FUNCTION ferry.target_lock_subject(p_load bigint)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select format('%s:%s.%s', t.slug, m.target_schema, m.target_table)
+  from ferry.loads l
+  join ferry.tenants t on t.id = l.tenant_id
+  join ferry.mappings m on m.id = l.mapping_id
+  where l.id = p_load
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.tenant(p_slug text)
  RETURNS ferry.tenants
  LANGUAGE plpgsql
@@ -2623,6 +2674,7 @@ begin
                  ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load));
   delete from ferry.rejects where load_id = p_load and step = 'transform';
   execute format('select %s()', ferry.tenant_function(p_load, 'transform', '')::oid::regproc);
+  perform ferry.unlink_tenant_large_objects(v_tenant);
   execute format('analyze %s (%s)', v_work,
                  (select string_agg(quote_ident(c), ', ') from unnest('_line'::text || v_keys) as c));
   perform ferry.collect_rejects(p_load, 'transform');
@@ -2712,35 +2764,44 @@ declare
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.try_lock_row(p_purpose text, p_subject text)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_xmax xid;
+begin
+  perform ferry.make_lock_row(p_purpose, p_subject);
+  -- SKIP LOCKED, not NOWAIT in an exception block: the lock is then this transaction's own,
+  -- not a subtransaction's (whose xid a later lock_row of the same transaction would join
+  -- into a multixact, hiding the holder).
+  perform from ferry.coordination_locks where purpose = p_purpose and subject = p_subject for update skip locked;
+  if found then
+    return null;
+  end if;
+  select c.xmax into v_xmax from ferry.coordination_locks c where purpose = p_purpose and subject = p_subject;
+  return coalesce((
+    select k.pid from pg_locks k
+    where k.locktype = 'transactionid' and k.transactionid = v_xmax and k.mode = 'ExclusiveLock' and k.granted
+    limit 1), 0);
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.try_lock_target(p_load bigint)
  RETURNS bigint
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
-  v_key    bigint;
-  v_holder bigint;
+  v_pid integer := ferry.try_lock_row('target', ferry.target_lock_subject(p_load));
 begin
-  select hashtextextended(format('pgferry:%s:%s.%s', t.slug, m.target_schema, m.target_table), 0)
-  into strict v_key
-  from ferry.loads l
-  join ferry.tenants t on t.id = l.tenant_id
-  join ferry.mappings m on m.id = l.mapping_id
-  where l.id = p_load;
-  if pg_try_advisory_xact_lock(v_key) then
+  if v_pid is null then
     return null;
   end if;
-  -- A bigint advisory key shows in pg_locks as its high and low 32 bits.
-  select substring(a.application_name from '^pgferry load ([0-9]+)$')::bigint
-  into v_holder
-  from pg_locks k
-  join pg_stat_activity a on a.pid = k.pid
-  where k.locktype = 'advisory' and k.granted and k.objsubid = 1
-    and k.database = (select oid from pg_database where datname = current_database())
-    and k.classid = ((v_key >> 32) & 4294967295)::text::oid
-    and k.objid = (v_key & 4294967295)::text::oid
-  limit 1;
-  return coalesce(v_holder, 0);
+  return coalesce((
+    select substring(a.application_name from '^pgferry load ([0-9]+)$')::bigint
+    from pg_stat_activity a where a.pid = v_pid), 0);
 end
 $function$;
 
@@ -3029,6 +3090,24 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.unlink_tenant_large_objects(p_tenant ferry.tenants)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_fn     regprocedure := to_regprocedure(format('%I.unlink_large_objects()', p_tenant.schema_name));
+  v_count  bigint;
+begin
+  if v_fn is null or not exists (select from pg_largeobject_metadata m join pg_roles r on r.oid = m.lomowner
+                                 where r.rolname = p_tenant.role_name) then
+    return 0;
+  end if;
+  execute format('select %s()', v_fn::oid::regproc) into v_count;
+  return v_count;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.verify_load(p_load bigint)
  RETURNS ferry.loads
  LANGUAGE plpgsql
@@ -3076,6 +3155,13 @@ begin
   return v_load;
 end
 $function$;
+
+CREATE OR REPLACE FUNCTION ferry.worker_lock_class()
+ RETURNS integer
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$ select (ferry.lock_key('worker', '') >> 32)::integer $function$;
 
 CREATE OR REPLACE FUNCTION ferry.written_key_sql(p_keys text[])
  RETURNS text

@@ -2,7 +2,6 @@ import type pg from 'pg';
 
 import { migrate } from './db/migrate.js';
 import { isDatabaseError, PgferryError } from './errors.js';
-import { WORKER_LOCK_CLASS } from './jobs/worker-liveness.js';
 
 /** One thing pgferry made, and the statement that removes it (null: it is kept; `detail` says why). */
 export interface UninstallItem {
@@ -117,9 +116,8 @@ async function readPlan(client: pg.ClientBase): Promise<UninstallPlan> {
   );
   const { rows: workers } = await client.query<{ n: number }>(
     `select count(*)::int as n from pg_locks
-     where locktype = 'advisory' and granted and classid = $1::int::oid and objsubid = 2
+     where locktype = 'advisory' and granted and classid = ferry.worker_lock_class()::oid and objsubid = 2
        and database = (select oid from pg_database where datname = current_database())`,
-    [WORKER_LOCK_CLASS],
   );
   const { rows: blockers } = await client.query<{ line: string }>('select ferry.uninstall_blockers() as line');
   return {

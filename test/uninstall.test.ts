@@ -10,7 +10,6 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { dropDatabase } from '../src/db/database.js';
 import { addTenant, load, migrate, planUninstall, protectTable, uninstall, type UninstallItem } from '../src/index.js';
 import { ensureQueueSchema } from '../src/jobs/queue.js';
-import { WORKER_LOCK_CLASS } from '../src/jobs/worker-liveness.js';
 import { databaseUrl, TEMPLATE_DATABASE } from './global-setup.js';
 import { PRODUCTS_DDL, productsMapping, tempDir, writeFile } from './helpers/fixtures.js';
 import { leftoverTenantRoles } from './helpers/leftover-roles.js';
@@ -255,7 +254,7 @@ describe('pgferry uninstall', () => {
     const worker = new pg.Client({ connectionString: db.url });
     await worker.connect();
     try {
-      await worker.query('select pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, 'a-worker']);
+      await worker.query('select pg_advisory_lock(ferry.worker_lock_class(), hashtext($1))', ['a-worker']);
       expect((await planUninstall(db.pool)).blockers).toEqual([
         'a pgferry worker is running on this database (stop it first)',
       ]);
@@ -311,7 +310,7 @@ describe('pgferry uninstall', () => {
     const listed = await runCli(['uninstall'], { env });
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/policy\s+pgferry_tenant_acme on app\.products/);
-    expect(listed.stdout).toMatch(/schema\s+ferry_t_acme\s+1 function, of tenant acme/);
+    expect(listed.stdout).toMatch(/schema\s+ferry_t_acme\s+2 functions, of tenant acme/);
     expect(listed.stdout).toMatch(/Run again with --yes to remove it all\./);
     const json = await runCli(['uninstall', '--json'], { env });
     expect(JSON.parse(json.stdout)).toMatchObject({ installed: true, blockers: [] });

@@ -4,7 +4,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningWorker, startWorker } from '../src/jobs/worker.js';
-import { WORKER_LOCK_CLASS } from '../src/jobs/worker-liveness.js';
 import { load } from '../src/load/load.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -42,9 +41,8 @@ const livenessLocks = async () =>
   (
     await db.pool.query<{ n: number }>(
       `select count(*)::int as n from pg_locks
-       where locktype = 'advisory' and granted and objsubid = 2 and classid = $1::integer::oid
+       where locktype = 'advisory' and granted and objsubid = 2 and classid = ferry.worker_lock_class()::oid
          and database = (select oid from pg_database where datname = current_database())`,
-      [WORKER_LOCK_CLASS],
     )
   ).rows[0].n;
 

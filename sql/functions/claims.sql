@@ -39,18 +39,24 @@ as $$
 $$;
 
 -- Loads into the same tenant and target take turns: the promotion (and a rollback) takes this
--- lock, held until its transaction ends.
-create or replace function ferry.lock_target(p_load bigint) returns void
-language sql
+-- lock, held until its transaction ends. A row lock of ferry.coordination_locks (lock_row,
+-- coordination.sql), not an advisory lock: a tenant's mapping can neither take it nor wait on it
+-- to stall another tenant's promotion.
+create or replace function ferry.target_lock_subject(p_load bigint) returns text
+language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select pg_advisory_xact_lock(
-    hashtextextended(format('pgferry:%s:%s.%s', t.slug, m.target_schema, m.target_table), 0))
+  select format('%s:%s.%s', t.slug, m.target_schema, m.target_table)
   from ferry.loads l
   join ferry.tenants t on t.id = l.tenant_id
   join ferry.mappings m on m.id = l.mapping_id
   where l.id = p_load
 $$;
+
+create or replace function ferry.lock_target(p_load bigint) returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$ select ferry.lock_row('target', ferry.target_lock_subject(p_load)) $$;
 
 -- The lock of lock_target, tried without waiting by the loader before it promotes: NULL when
 -- this load now holds it, else the id of the load whose session holds it (its promotion sets
@@ -61,28 +67,13 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_key    bigint;
-  v_holder bigint;
+  v_pid integer := ferry.try_lock_row('target', ferry.target_lock_subject(p_load));
 begin
-  select hashtextextended(format('pgferry:%s:%s.%s', t.slug, m.target_schema, m.target_table), 0)
-  into strict v_key
-  from ferry.loads l
-  join ferry.tenants t on t.id = l.tenant_id
-  join ferry.mappings m on m.id = l.mapping_id
-  where l.id = p_load;
-  if pg_try_advisory_xact_lock(v_key) then
+  if v_pid is null then
     return null;
   end if;
-  -- A bigint advisory key shows in pg_locks as its high and low 32 bits.
-  select substring(a.application_name from '^pgferry load ([0-9]+)$')::bigint
-  into v_holder
-  from pg_locks k
-  join pg_stat_activity a on a.pid = k.pid
-  where k.locktype = 'advisory' and k.granted and k.objsubid = 1
-    and k.database = (select oid from pg_database where datname = current_database())
-    and k.classid = ((v_key >> 32) & 4294967295)::text::oid
-    and k.objid = (v_key & 4294967295)::text::oid
-  limit 1;
-  return coalesce(v_holder, 0);
+  return coalesce((
+    select substring(a.application_name from '^pgferry load ([0-9]+)$')::bigint
+    from pg_stat_activity a where a.pid = v_pid), 0);
 end
 $$;

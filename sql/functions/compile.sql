@@ -17,7 +17,7 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  perform pg_advisory_xact_lock(hashtextextended('pgferry:as_tenant:' || p_tenant.schema_name, 0));
+  perform ferry.lock_row('as_tenant', p_tenant.schema_name);
   execute format('drop function if exists %I.as_tenant(text, boolean)', p_tenant.schema_name);
   execute format($f$
     create function %I.as_tenant(p_sql text, p_describe boolean)
@@ -44,6 +44,38 @@ begin
   $f$, p_tenant.schema_name);
   execute format('alter function %I.as_tenant(text, boolean) owner to %I', p_tenant.schema_name, p_tenant.role_name);
   perform ferry.restrict_to_loader(format('%I.as_tenant(text, boolean)', p_tenant.schema_name), p_tenant);
+  -- Large objects the tenant's code made (PUBLIC may call lo_create and lo_from_bytea, and only
+  -- a superuser could forbid it) are unlinked by this function, which runs as the tenant: only a
+  -- large object's owner may unlink it. ferry.unlink_tenant_large_objects calls it.
+  execute format($f$
+    create or replace function %I.unlink_large_objects() returns bigint
+    language sql security definer set search_path = pg_catalog, pg_temp
+    as $body$
+      select count(lo_unlink(m.oid)) from pg_largeobject_metadata m where m.lomowner = current_user::regrole
+    $body$
+  $f$, p_tenant.schema_name);
+  execute format('alter function %I.unlink_large_objects() owner to %I', p_tenant.schema_name, p_tenant.role_name);
+  perform ferry.restrict_to_loader(format('%I.unlink_large_objects()', p_tenant.schema_name), p_tenant);
+end
+$$;
+
+-- Unlinks every large object the tenant's role owns: after each step that ran the tenant's
+-- code, so that nothing its mapping made outlives the step. Nothing before the tenant's first
+-- compile (which installs its unlink_large_objects()).
+create or replace function ferry.unlink_tenant_large_objects(p_tenant ferry.tenants) returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_fn     regprocedure := to_regprocedure(format('%I.unlink_large_objects()', p_tenant.schema_name));
+  v_count  bigint;
+begin
+  if v_fn is null or not exists (select from pg_largeobject_metadata m join pg_roles r on r.oid = m.lomowner
+                                 where r.rolname = p_tenant.role_name) then
+    return 0;
+  end if;
+  execute format('select %s()', v_fn::oid::regproc) into v_count;
+  return v_count;
 end
 $$;
 
@@ -542,6 +574,9 @@ begin
   -- as_tenant(). First it must be exactly one query the tenant may run; only then is SQL
   -- built around it executed, and spliced into the compiled functions.
   perform ferry.install_as_tenant(v_tenant);
+  -- The row of the target's lock, committed with the compile: try_lock_target, which must not
+  -- wait, would wait for a promotion that inserted it and has not committed yet.
+  perform ferry.make_lock_row('target', ferry.target_lock_subject(p_load));
   execute format('drop table if exists %s', v_mapped);
   execute format('select string_agg(format(%L, column_name, format_type(type_oid, typmod)), %L) from %I.as_tenant($1, true)',
                  '%I %s', E',\n  ', v_s)

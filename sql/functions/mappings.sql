@@ -26,7 +26,7 @@ declare
   v_schema  name;
   v_table   name;
 begin
-  perform pg_advisory_xact_lock(hashtextextended('pgferry:mapping:' || p_name, 0));
+  perform ferry.lock_row('mapping', p_name);
   if v_target is null then
     raise exception 'target table % does not exist', p_target using errcode = '42P01';
   end if;

@@ -28,6 +28,7 @@ begin
                  ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load));
   delete from ferry.rejects where load_id = p_load and step = 'transform';
   execute format('select %s()', ferry.tenant_function(p_load, 'transform', '')::oid::regproc);
+  perform ferry.unlink_tenant_large_objects(v_tenant);
   execute format('analyze %s (%s)', v_work,
                  (select string_agg(quote_ident(c), ', ') from unnest('_line'::text || v_keys) as c));
   perform ferry.collect_rejects(p_load, 'transform');

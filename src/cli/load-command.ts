@@ -36,6 +36,11 @@ export function loadCommand(global: () => GlobalOptions): Command {
       10000,
     )
     .option(
+      '--mapping-timeout <seconds>',
+      "how long the mapping's SQL may run before the load fails (default: 1800, 30 minutes)",
+      wholeNumber('--mapping-timeout'),
+    )
+    .option(
       '-j, --jobs <n>',
       `CSV: parallel COPY streams while staging, 1-${MAX_JOBS} (default: the number of CPU cores, at most ${MAX_JOBS}); other formats stage on one`,
       wholeNumber('--jobs'),
@@ -76,6 +81,7 @@ Examples:
         keepStaging: opts.keepStaging,
         force: opts.force,
         batchSize: opts.batchSize,
+        mappingTimeoutMs: opts.mappingTimeout === undefined ? undefined : opts.mappingTimeout * 1000,
         jobs: opts.jobs,
         queue: opts.queue,
       }),

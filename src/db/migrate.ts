@@ -72,6 +72,11 @@ export function readFunctionFiles(dir = FUNCTIONS_DIR): SqlFile[] {
 export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
   const migrations = readMigrations();
   const functionFiles = readFunctionFiles();
+  // Up to date, the lock is not taken: every command migrates as it connects, and the lock's key
+  // is a constant (it is taken before ferry.settings, and the secret of ferry.lock_key, may
+  // exist), which a tenant's mapping could hold for as long as its statement runs. So it can
+  // delay only an install or an upgrade, never a load.
+  if (await upToDate(client, migrations, functionFiles)) return { migrations: [], functions: [] };
   await client.query('begin');
   try {
     // Transaction-scoped: released by the commit, also behind a transaction-pooling proxy.
@@ -129,6 +134,17 @@ export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
     await client.query('rollback').catch(() => {});
     throw error;
   }
+}
+
+/** Whether the database has every migration and every function file as they are (read without the lock). */
+async function upToDate(client: pg.ClientBase, migrations: SqlFile[], functionFiles: SqlFile[]): Promise<boolean> {
+  if (!(await bookkeepingExists(client))) return false;
+  if ((await appliedMigrationCount(client, migrations)) < migrations.length) return false;
+  const { rows } = await client.query<{ name: string; sha256: string }>(
+    'select name, sha256 from ferry.schema_functions',
+  );
+  const installed = new Map(rows.map((r) => [r.name, r.sha256]));
+  return installed.size === functionFiles.length && functionFiles.every((f) => installed.get(f.name) === f.sha256);
 }
 
 /**

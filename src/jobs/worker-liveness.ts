@@ -4,9 +4,11 @@ import pg from 'pg';
  * Telling a live worker from a dead one without graphile-worker's 4-hour lock timeout: each
  * worker of this process holds a session advisory lock keyed on its id on a connection of
  * its own. A job locked by a worker id whose advisory lock nobody holds belongs to a process
- * that died (SIGKILL, a lost machine): its jobs are unlocked for another worker.
+ * that died (SIGKILL, a lost machine): its jobs are unlocked for another worker. The lock is
+ * (ferry.worker_lock_class(), hashtext(worker id)): a class derived from the installation's
+ * secret, which tenant code cannot name (coordination.sql), and which `uninstall` and
+ * `plan run` look for in pg_locks to tell whether a worker runs.
  */
-export const WORKER_LOCK_CLASS = 1885956983; // 'pgfw' in ASCII, beside the loads' 'pgfo'
 
 /** How often a lost liveness connection is tried again: well within a sweep's interval. */
 const RECONNECT_MS = 250;
@@ -28,7 +30,7 @@ export class WorkerLiveness {
   /** Marks a worker (pool) id as alive for as long as this process lives. */
   async hold(workerId: string): Promise<void> {
     this.held.add(workerId);
-    await this.client?.query('select pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, workerId]);
+    await this.client?.query('select pg_advisory_lock(ferry.worker_lock_class(), hashtext($1))', [workerId]);
   }
 
   async close(): Promise<void> {
@@ -62,7 +64,7 @@ export class WorkerLiveness {
     try {
       client = await this.connect();
       for (const id of this.held) {
-        await client.query('select pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, id]);
+        await client.query('select pg_advisory_lock(ferry.worker_lock_class(), hashtext($1))', [id]);
       }
     } catch {
       await client?.end().catch(() => {});
@@ -116,16 +118,16 @@ async function locklessWorkers(pool: pg.Pool, graceMs: number): Promise<string[]
      from graphile_worker._private_jobs j
      join graphile_worker._private_tasks t on t.id = j.task_id
      where j.locked_by is not null
-       and j.locked_at < now() - make_interval(secs => $2::double precision / 1000)
+       and j.locked_at < now() - make_interval(secs => $1::double precision / 1000)
        and t.identifier like 'pgferry\\_%'
        and not exists (
          select from pg_locks l
          where l.locktype = 'advisory' and l.granted and l.objsubid = 2
            and l.database = (select oid from pg_database where datname = current_database())
-           and l.classid = $1::integer::oid
+           and l.classid = ferry.worker_lock_class()::oid
            and l.objid = hashtext(j.locked_by)::oid
        )`,
-    [WORKER_LOCK_CLASS, graceMs],
+    [graceMs],
   );
   return rows[0].dead;
 }

@@ -13,8 +13,13 @@ export class LoadClaim {
   cancelRequested = false;
 
   private readonly onLost = () => (this.lost = true);
+  /**
+   * A notification is only a hint: any role may pg_notify('pgferry_cancel', …), a tenant's
+   * mapping too. The load stops only if the catalog has the request, which only
+   * ferry.request_cancel writes (tenant roles cannot touch ferry.cancel_requests).
+   */
   private readonly onNotification = (message: pg.Notification) => {
-    if (message.channel === 'pgferry_cancel' && message.payload === String(this.loadId)) this.cancelRequested = true;
+    if (message.channel === 'pgferry_cancel' && message.payload === String(this.loadId)) this.checkCancelRequest();
   };
 
   private constructor(
@@ -95,6 +100,11 @@ export class LoadClaim {
     this.client.on('end', this.onLost);
     this.client.on('notification', this.onNotification);
     // Asked before this process listened (while queued, or while its connection was lost).
+    this.checkCancelRequest();
+  }
+
+  /** Sets cancelRequested when ferry.cancel_requests has a request for this load. */
+  private checkCancelRequest(): void {
     this.client
       .query<{ asked: boolean }>('select exists (select from ferry.cancel_requests where load_id = $1) as asked', [
         this.loadId,

@@ -26,8 +26,10 @@ export async function promoteAndVerify(
   return withTransaction(
     pool,
     async (client) => {
-      await client.query('savepoint pgferry_promotion');
+      // Before the savepoint: the target's lock is a row lock, which a rollback to the savepoint
+      // would release.
       await lockTarget(client, run);
+      await client.query('savepoint pgferry_promotion');
       // finish_promotion (the undo log and rejects copied to the catalog) is promotion too.
       await timed('promote', () =>
         promote(client, loadId, {

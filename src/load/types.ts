@@ -51,6 +51,11 @@ export interface LoadOptions extends SourceOptions {
   force?: boolean;
   /** Rows per MERGE batch. (Default: 10000) */
   batchSize?: number;
+  /**
+   * How long the mapping's SQL may run (the transform's statement), in milliseconds: a mapping
+   * that runs longer is stopped and the load fails naming it. (Default: 30 minutes)
+   */
+  mappingTimeoutMs?: number;
   /** Rows per staging commit. (Default: 100000) */
   chunkRows?: number;
   /**

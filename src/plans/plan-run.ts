@@ -5,7 +5,6 @@ import type pg from 'pg';
 import { withTransaction } from '../db/database.js';
 import { PgferryError } from '../errors.js';
 import { addJob, ensureQueueSchema, TASKS } from '../jobs/queue.js';
-import { WORKER_LOCK_CLASS } from '../jobs/worker-liveness.js';
 import type { LoadCounts } from '../load/types.js';
 import type { Plan } from './plan-file.js';
 
@@ -102,9 +101,8 @@ export async function workerIsRunning(pool: pg.Pool): Promise<boolean> {
        select from pg_locks l
        where l.locktype = 'advisory' and l.granted and l.objsubid = 2
          and l.database = (select oid from pg_database where datname = current_database())
-         and l.classid = $1::integer::oid
+         and l.classid = ferry.worker_lock_class()::oid
      ) as running`,
-    [WORKER_LOCK_CLASS],
   );
   return rows[0].running;
 }

@@ -78,7 +78,7 @@ export async function runSync(
     await declareSync(pool, config, mapping.name);
     await lockConnected;
     const { rows: locked } = await lock.query<{ ok: boolean }>(
-      `select pg_try_advisory_lock(hashtextextended('pgferry sync ' || $1, 0)) as ok`,
+      `select pg_try_advisory_lock(ferry.lock_key('sync', $1)) as ok`,
       [name],
     );
     if (!locked[0].ok) {
