@@ -128,13 +128,12 @@ describe('the source connection', () => {
 
 describe('a run that cannot start', () => {
   it('is refused while another process runs the sync, and leaves no connection behind', async () => {
-    const lockName = 'pgferry sync products';
     const holder = await db.pool.connect();
     try {
-      await holder.query(`select pg_advisory_lock(hashtextextended($1, 0))`, [lockName]);
+      await holder.query(`select pg_advisory_lock(ferry.lock_key('sync', 'products'))`);
       await expect(sync('products')).rejects.toThrow('sync products is running in another process');
     } finally {
-      await holder.query(`select pg_advisory_unlock(hashtextextended($1, 0))`, [lockName]);
+      await holder.query(`select pg_advisory_unlock(ferry.lock_key('sync', 'products'))`);
       holder.release();
     }
     // Neither the sync's own connection (its last statement, the refused lock) nor a source's
@@ -145,7 +144,7 @@ describe('a run that cannot start', () => {
           await db.pool.query(
             `select count(*) from pg_stat_activity
              where pid <> pg_backend_pid()
-               and (application_name = 'pgferry source' or query like '%pg_try_advisory_lock(hashtextextended(''pgferry sync %')`,
+               and (application_name = 'pgferry source' or query like '%pg_try_advisory_lock(ferry.lock_key(''sync''%')`,
           )
         ).rows[0].count,
       );
