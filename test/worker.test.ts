@@ -138,8 +138,11 @@ describe('load --queue and the worker', () => {
     await worker([]);
     // Another promotion of the same tenant and table holds the load at its first batch.
     const holder = await db.pool.connect();
+    // The lock's row made (committed) first, so that the load's compile, which makes it too,
+    // does not wait for this transaction.
+    await holder.query(`select ferry.make_lock_row('target', 'cancel_me:app.products')`);
     await holder.query('begin');
-    await holder.query(`select pg_advisory_xact_lock(hashtextextended('pgferry:cancel_me:app.products', 0))`);
+    await holder.query(`select ferry.lock_row('target', 'cancel_me:app.products')`);
     const running = await queue(big, 'cancel_me', { batchSize: 500 });
     await until('the load to wait for the promotion lock', async () => (await stepOf(running.loadId!)) === 'promote');
     const asked = await db.pool.query('select ferry.request_cancel($1, $2) as done', [running.loadId, 'test']);
