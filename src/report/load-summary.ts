@@ -65,7 +65,10 @@ export function formatLoadResult(result: LoadResult): string {
   return out.join('\n');
 }
 
-/** `csv (gzip), delimiter ";", windows-1252` — how the file was read, in one line. */
+/**
+ * `csv (gzip), delimiter ";", encoding windows-1252 (detected: not UTF-8: …)` — how the file was
+ * read, in one line, with why the encoding was chosen.
+ */
 export function describeSource(source: SourceSummary): string {
   const parts: string[] = [source.format];
   if (source.compression === 'gzip') parts[0] += ' (gzip)';
@@ -77,7 +80,9 @@ export function describeSource(source: SourceSummary): string {
   if (source.headerRow !== undefined) parts.push(`header row ${source.headerRow}`);
   if (source.records !== undefined) parts.push(`records ${source.records}`);
   if (source.table !== undefined) parts.push(`table ${source.table}`);
-  if (source.encoding !== undefined) parts.push(source.encoding);
+  if (source.encoding !== undefined) {
+    parts.push(`encoding ${source.encoding}${source.encodingReason ? ` (${source.encodingReason})` : ''}`);
+  }
   return parts.join(', ');
 }
 
