@@ -4,7 +4,8 @@ import { formatMs, oneLine, textTable } from './text-table.js';
 /** The summary `pgferry load` prints for people. */
 export function formatLoadResult(result: LoadResult): string {
   if (result.status === 'skipped') {
-    return `skipped ${result.file}: this file was already loaded for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
+    const by = result.previousLoadRunning ? 'is being loaded' : 'was already loaded';
+    return `skipped ${result.file}: this file ${by} for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
   }
   if (result.status === 'queued') {
     return `load ${result.loadId} queued  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version}): a worker runs it (pgferry worker); follow it with: pgferry status ${result.loadId} --follow`;
