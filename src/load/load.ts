@@ -19,6 +19,7 @@ import { checkTenantAndRegisterMapping, FileAlreadyLoaded, type RegisteredSource
 import { runLoad } from './run.js';
 import { sourceSummary } from './source-summary.js';
 import { stagingJobs } from './staging-jobs.js';
+import { refuseTooWideForStaging } from './staging-width.js';
 import type { LoadEvent, LoadOptions, LoadResult } from './types.js';
 
 /**
@@ -161,6 +162,7 @@ async function registerAndRun(
   },
 ): Promise<LoadResult> {
   const { layout } = load;
+  refuseTooWideForStaging(layout, load.file);
   const loadId = await registerLoad(pool, options, load.mappingRow.id, load);
   if (options.queue) {
     await enqueueLoad(pool, loadId);
