@@ -24,6 +24,10 @@ export const SQLSTATE = {
   invalidObjectDefinition: '42P17',
   /** Raised by a compiled promote_<load>() when a row planned for update is gone. */
   noDataFound: 'P0002',
+  /** Raised by ferry.register_load: a load of the same file succeeded or is on its way (DETAIL: its id). */
+  fileAlreadyLoaded: 'PF001',
+  /** Raised by ferry.register_load: a load of the same file was interrupted (resume or cancel it). */
+  fileLoadInterrupted: 'PF002',
 } as const;
 
 export interface Location {

@@ -21,6 +21,13 @@ $$;
 
 -- Records a new load (status `registered`) of a source for a tenant and a mapping version,
 -- and audits it. Returns the load's row.
+--
+-- Each file once, race-free: a file's load (a sha256, neither forced nor a dry run) takes a
+-- transaction lock on the file for its tenant and mapping version, then looks for a load of the
+-- same content that succeeded or is on its way (queued, registered, or running under a claim).
+-- Finding one raises SQLSTATE PF001, its id in DETAIL: the caller reports the file skipped.
+-- One on its way that nobody runs any more (interrupted) raises PF002: resume it or cancel it,
+-- or a second copy of the file could be promoted beside it.
 create or replace function ferry.register_load(
   p_tenant     text,
   p_mapping_id bigint,
@@ -35,10 +42,35 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  v_tenant_id bigint := (ferry.tenant(p_tenant)).id;
   v_load ferry.loads;
+  v_other ferry.loads;
 begin
+  if p_sha256 is not null
+     and not coalesce((p_options ->> 'force')::boolean, false)
+     and not coalesce((p_options ->> 'dryRun')::boolean, false) then
+    perform pg_advisory_xact_lock(ferry.lock_key('file', v_tenant_id || ':' || p_mapping_id || ':' || p_sha256));
+    select l.* into v_other
+    from ferry.loads l
+    where l.tenant_id = v_tenant_id and l.mapping_id = p_mapping_id and l.file_sha256 = p_sha256
+      and l.status in ('succeeded', 'queued', 'registered', 'staging', 'transforming', 'promoting')
+      and not coalesce((l.options ->> 'dryRun')::boolean, false)
+    order by (l.status = 'succeeded') desc, l.id desc
+    limit 1;
+    if found then
+      if v_other.status in ('staging', 'transforming', 'promoting') and not ferry.load_is_claimed(v_other.id) then
+        raise exception 'load % of the same file was interrupted (%): resume it, or cancel it and load again',
+                        v_other.id, v_other.status
+          using errcode = 'PF002', detail = v_other.id::text,
+                hint = format('pgferry resume %s, or pgferry cancel %s', v_other.id, v_other.id);
+      end if;
+      raise exception 'load % % this file', v_other.id,
+                      case when v_other.status = 'succeeded' then 'already loaded' else 'is loading' end
+        using errcode = 'PF001', detail = v_other.id::text;
+    end if;
+  end if;
   insert into ferry.loads (tenant_id, mapping_id, source, file_sha256, file_bytes, format, options, os_user)
-  values ((ferry.tenant(p_tenant)).id, p_mapping_id, p_source, p_sha256, p_bytes, p_format,
+  values (v_tenant_id, p_mapping_id, p_source, p_sha256, p_bytes, p_format,
           coalesce(p_options, '{}'), p_os_user)
   returning * into v_load;
   insert into ferry.audit (os_user, command, tenant, load_id, outcome, details)

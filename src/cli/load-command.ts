@@ -11,6 +11,7 @@ import { SOURCE_FORMATS } from '../sources/source-format.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
+import { loadExitCode } from './load-exit-code.js';
 
 export function loadCommand(global: () => GlobalOptions): Command {
   return fileCommand('load', 'load a data file for a tenant through a mapping: stage, transform, promote, verify')
@@ -54,8 +55,8 @@ The load's id is printed as soon as it is registered. With --queue, follow it wi
 \`pgferry status ID --follow\` (the file must be readable by the worker at the same path;
 a database source must be given as --from env:NAME, set in the worker's environment).
 
-Exit codes: 0 loaded (or skipped, already loaded; or queued), 1 the load failed or crossed
-its reject threshold (nothing promoted), 2 bad usage or input (missing file, unknown
+Exit codes: 0 loaded (or skipped, already loaded; or queued), 1 the load failed, crossed
+its reject threshold or was cancelled (nothing promoted), 2 bad usage or input (missing file, unknown
 tenant, broken mapping).
 
 What the file is — format, gzip or zip wrapper, text encoding, CSV delimiter, XLSX header
@@ -203,7 +204,7 @@ async function sheetsToLoad(file: string, opts: FileCommandOptions): Promise<(st
 
 /**
  * Runs the load or validation (one per sheet asked for), with progress on stderr, and prints
- * each result; a failed load exits 1.
+ * each result; a failed or cancelled load exits 1.
  */
 async function runLoadCommand(
   global: () => GlobalOptions,
@@ -237,7 +238,7 @@ async function runLoadCommand(
         if (results.length > 1) stdio.out('');
         stdio.out(formatLoadResult(result));
       }
-      if (result.status === 'failed') setExitCode(EXIT.loadFailed);
+      if (loadExitCode(result.status) !== EXIT.ok) setExitCode(loadExitCode(result.status));
     }
   });
   if (opts.json) stdio.out(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));

@@ -8,6 +8,7 @@ import { ProgressBar } from '../report/progress-bar.js';
 import { formatNumber } from '../report/text-table.js';
 import { type GlobalOptions, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
+import { loadExitCode } from './load-exit-code.js';
 
 export function resumeCommand(global: () => GlobalOptions): Command {
   return new Command('resume')
@@ -31,7 +32,7 @@ export function resumeCommand(global: () => GlobalOptions): Command {
 Staging resumes after the load's last checkpoint: the file is read again from its start (it
 must be unchanged: same sha256) but only later records are sent; then the steps after it run
 with the mapping version the load started with. A load that had finished is left as it is
-(exit 0). Exit codes: 0 finished, 1 the load failed, 2 it cannot be resumed (unknown, still
+(exit 0). Exit codes: 0 finished, 1 the load failed or was cancelled, 2 it cannot be resumed (unknown, still
 running, failed before, or its file changed).
 
 Examples:
@@ -65,6 +66,8 @@ Examples:
               : 'the start (nothing was staged)';
         stdio.out(`resumed load ${id} at ${where}\n${formatLoadResult(outcome.result)}`);
       }
-      if (outcome.outcome === 'resumed' && outcome.result.status === 'failed') setExitCode(EXIT.loadFailed);
+      if (outcome.outcome === 'resumed' && loadExitCode(outcome.result.status) !== EXIT.ok) {
+        setExitCode(loadExitCode(outcome.result.status));
+      }
     });
 }

@@ -11,6 +11,7 @@ import { pauseSync, unpauseSync } from '../syncs/pause-sync.js';
 import { runSync } from '../syncs/run-sync.js';
 import { type GlobalOptions, setExitCode, stdio, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
+import { loadExitCode } from './load-exit-code.js';
 
 const projectOption = ['--project <file>', 'the project file declaring the syncs', DEFAULT_PROJECT_FILE] as const;
 
@@ -29,7 +30,7 @@ export function syncCommand(global: () => GlobalOptions): Command {
 Rows at or after the stored cursor are pulled (inclusive: rows sharing the cursor's value
 come back, and their keys make them unchanged); the first run, or --full, pulls all. The
 cursor moves in the transaction that promotes the rows, so a crash never skips or doubles
-an increment. Exit codes: 0 synced, 1 the load failed, 2 bad usage or project file.
+an increment. Exit codes: 0 synced, 1 the load failed or was cancelled, 2 bad usage or project file.
 
 Examples:
   pgferry sync legacy_products
@@ -64,7 +65,7 @@ Examples:
           );
           stdio.out(formatLoadResult(synced.result));
         }
-        if (synced.result.status === 'failed') setExitCode(EXIT.loadFailed);
+        if (loadExitCode(synced.result.status) !== EXIT.ok) setExitCode(loadExitCode(synced.result.status));
       });
     });
 }

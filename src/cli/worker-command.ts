@@ -18,8 +18,9 @@ Loads of the same tenant and table share a queue and run one after another; othe
 by side, up to --concurrency. A job failing for a passing reason (the server restarting) is
 tried again with backoff; a data error fails its load, never retried. SIGTERM or Ctrl-C:
 running loads stop at their next batch, resumable, and the worker exits (a second signal
-exits at once). A worker killed outright is noticed by the others within seconds, and its
-loads are taken over and resumed. Schedules are cron lines read in UTC.
+exits at once). A failed job is one line in the log (pgferry --debug worker adds its stack
+trace). A worker killed outright is noticed by the others within seconds, and its loads are
+taken over and resumed. Schedules are cron lines read in UTC.
 
 Examples:
   pgferry worker
@@ -31,6 +32,7 @@ Examples:
         const worker = await startWorker(db.pool, {
           concurrency: opts.concurrency,
           projectFile,
+          debug: global().debug,
           log: (line) => stdio.out(`${new Date().toISOString()} ${line}`),
         });
         const schedules = worker.scheduled.map((s) => `${s.name} (${s.schedule})`).join(', ');

@@ -1,5 +1,7 @@
-import { Logger, runMigrations } from 'graphile-worker';
+import { runMigrations } from 'graphile-worker';
 import type pg from 'pg';
+
+import { workerLogger } from './worker-logger.js';
 
 /** graphile-worker's task names for pgferry's jobs. */
 export const TASKS = {
@@ -11,10 +13,8 @@ export const TASKS = {
 /** Tries of a job whose failure was passing (graphile-worker backs off exponentially). */
 export const MAX_ATTEMPTS = 8;
 
-/** graphile-worker's own messages: errors only (pgferry reports what its jobs do itself). */
-export const quietLogger = new Logger(() => (level, message) => {
-  if (level === 'error') process.stderr.write(`pgferry worker: ${message}\n`);
-});
+/** graphile-worker's own messages: errors only, one line each (pgferry reports what its jobs do itself). */
+export const quietLogger = workerLogger();
 
 const installed = new WeakSet<pg.Pool>();
 

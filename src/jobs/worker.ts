@@ -15,6 +15,7 @@ import { earlierLoadsInQueue } from './earlier-loads.js';
 import { syncQueueName } from './enqueue-sync.js';
 import { ensureQueueSchema, MAX_ATTEMPTS, quietLogger, TASKS } from './queue.js';
 import { DeadWorkerSweep, WorkerLiveness } from './worker-liveness.js';
+import { workerLogger } from './worker-logger.js';
 
 export interface WorkerOptions {
   /** Jobs run side by side (loads of one tenant and table are one queue: one at a time). (Default: 4) */
@@ -35,6 +36,8 @@ export interface WorkerOptions {
   tasks?: TaskList;
   /** A line per thing done (default: stdout). */
   log?: (line: string) => void;
+  /** Failures with their stack traces (`pgferry --debug worker`); otherwise one line each. */
+  debug?: boolean;
 }
 
 export interface RunningWorker {
@@ -77,7 +80,7 @@ export async function startWorker(pool: pg.Pool, options: WorkerOptions = {}): P
     concurrency,
     noHandleSignals: true,
     pollInterval: options.pollInterval ?? 2000,
-    logger: quietLogger,
+    logger: options.debug ? workerLogger({ debug: true }) : quietLogger,
     events,
     parsedCronItems: parseCronItems(cron.items),
     taskList: {

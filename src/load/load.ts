@@ -15,10 +15,11 @@ import { stagedColumnNames } from '../sources/staged-column-names.js';
 import { LoadClaim } from './claim.js';
 import { fileSha256, partSha256, sourcePart } from './file-sha256.js';
 import { NO_COUNTS } from './load-counts.js';
-import { checkTenantAndRegisterMapping, type RegisteredSource, registerLoad } from './register.js';
+import { checkTenantAndRegisterMapping, FileAlreadyLoaded, type RegisteredSource, registerLoad } from './register.js';
 import { runLoad } from './run.js';
 import { sourceSummary } from './source-summary.js';
 import { stagingJobs } from './staging-jobs.js';
+import { refuseTooWideForStaging } from './staging-width.js';
 import type { LoadEvent, LoadOptions, LoadResult } from './types.js';
 
 /**
@@ -76,18 +77,33 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   }
 
   const layout = await readSourceLayout(file, options);
-  return registerAndRun(pool, options, {
-    mapping,
-    mappingRow,
-    jobs,
-    emit,
-    source: path.resolve(file),
-    file,
-    sha256,
-    bytes: fileStat.size,
-    layout,
-    extra: { part },
-  });
+  try {
+    return await registerAndRun(pool, options, {
+      mapping,
+      mappingRow,
+      jobs,
+      emit,
+      source: path.resolve(file),
+      file,
+      sha256,
+      bytes: fileStat.size,
+      layout,
+      extra: { part },
+    });
+  } catch (error) {
+    // Another load of the file registered first (the look above raced with it).
+    if (!(error instanceof FileAlreadyLoaded)) throw error;
+    return {
+      status: 'skipped',
+      previousLoadId: error.previousLoadId,
+      previousLoadRunning: error.running || undefined,
+      mapping: { name: mapping.name, version: mappingRow.version },
+      file,
+      counts: NO_COUNTS,
+      reasons: [],
+      timings: {},
+    };
+  }
 }
 
 /** `load --from`: a source database's query, described there, then staged from it. */
@@ -146,6 +162,7 @@ async function registerAndRun(
   },
 ): Promise<LoadResult> {
   const { layout } = load;
+  refuseTooWideForStaging(layout, load.file);
   const loadId = await registerLoad(pool, options, load.mappingRow.id, load);
   if (options.queue) {
     await enqueueLoad(pool, loadId);

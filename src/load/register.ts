@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import type pg from 'pg';
 
-import { asUserError } from '../errors.js';
+import { asUserError, isDatabaseError, PgferryError, SQLSTATE } from '../errors.js';
 import type { Mapping } from '../mappings/mapping-file.js';
 import type { SourceLayout } from '../sources/source-layout.js';
 import type { LoadOptions } from './types.js';
@@ -19,9 +19,22 @@ export interface RegisteredSource {
   extra?: Record<string, unknown>;
 }
 
+/** A load of the same file, for the same tenant and mapping version, succeeded or is on its way. */
+export class FileAlreadyLoaded extends Error {
+  constructor(
+    readonly previousLoadId: number,
+    /** Still on its way (queued or running), not yet succeeded. */
+    readonly running: boolean,
+  ) {
+    super(`load ${previousLoadId} ${running ? 'is loading' : 'already loaded'} this file`);
+  }
+}
+
 /**
  * Registers a load (ferry.register_load) with everything resume needs to run it again: how
- * its source is read and the options it was given. Returns the load's id.
+ * its source is read and the options it was given. Returns the load's id. A file loaded, or
+ * being loaded, already (not forced) is FileAlreadyLoaded; one whose load was interrupted is a
+ * PgferryError saying to resume or cancel it.
  */
 export async function registerLoad(
   pool: pg.Pool,
@@ -30,7 +43,7 @@ export async function registerLoad(
   registered: RegisteredSource,
 ): Promise<number> {
   const { layout } = registered;
-  const { rows } = await pool.query<{ id: number }>('select (ferry.register_load($1, $2, $3, $4, $5, $6, $7, $8)).id', [
+  const registering = pool.query<{ id: number }>('select (ferry.register_load($1, $2, $3, $4, $5, $6, $7, $8)).id', [
     options.tenant,
     mappingId,
     registered.source,
@@ -52,7 +65,19 @@ export async function registerLoad(
     }),
     os.userInfo().username,
   ]);
-  return Number(rows[0].id);
+  try {
+    const { rows } = await registering;
+    return Number(rows[0].id);
+  } catch (error) {
+    if (!isDatabaseError(error)) throw error;
+    if (error.code === SQLSTATE.fileAlreadyLoaded) {
+      throw new FileAlreadyLoaded(Number(error.detail), !error.message.includes('already loaded'));
+    }
+    if (error.code === SQLSTATE.fileLoadInterrupted) {
+      throw new PgferryError(error.message, { hint: error.hint, cause: error });
+    }
+    throw error;
+  }
 }
 
 /** An unknown tenant is an input error, reported before anything is registered; then the mapping's version. */

@@ -137,6 +137,8 @@ export interface LoadResult {
   loadId?: number;
   /** For a skipped file: the load that already brought it in. */
   previousLoadId?: number;
+  /** For a skipped file: that load is still on its way (queued or running), not yet succeeded. */
+  previousLoadRunning?: boolean;
   mapping: { name: string; version?: number };
   file: string;
   delimiter?: string;

@@ -4,7 +4,8 @@ import { formatMs, oneLine, textTable } from './text-table.js';
 /** The summary `pgferry load` prints for people. */
 export function formatLoadResult(result: LoadResult): string {
   if (result.status === 'skipped') {
-    return `skipped ${result.file}: this file was already loaded for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
+    const by = result.previousLoadRunning ? 'is being loaded' : 'was already loaded';
+    return `skipped ${result.file}: this file ${by} for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
   }
   if (result.status === 'queued') {
     return `load ${result.loadId} queued  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version}): a worker runs it (pgferry worker); follow it with: pgferry status ${result.loadId} --follow`;
@@ -65,7 +66,10 @@ export function formatLoadResult(result: LoadResult): string {
   return out.join('\n');
 }
 
-/** `csv (gzip), delimiter ";", windows-1252` — how the file was read, in one line. */
+/**
+ * `csv (gzip), delimiter ";", encoding windows-1252 (detected: not UTF-8: …)` — how the file was
+ * read, in one line, with why the encoding was chosen.
+ */
 export function describeSource(source: SourceSummary): string {
   const parts: string[] = [source.format];
   if (source.compression === 'gzip') parts[0] += ' (gzip)';
@@ -77,7 +81,9 @@ export function describeSource(source: SourceSummary): string {
   if (source.headerRow !== undefined) parts.push(`header row ${source.headerRow}`);
   if (source.records !== undefined) parts.push(`records ${source.records}`);
   if (source.table !== undefined) parts.push(`table ${source.table}`);
-  if (source.encoding !== undefined) parts.push(source.encoding);
+  if (source.encoding !== undefined) {
+    parts.push(`encoding ${source.encoding}${source.encodingReason ? ` (${source.encodingReason})` : ''}`);
+  }
   return parts.join(', ');
 }
 

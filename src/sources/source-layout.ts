@@ -18,6 +18,8 @@ export interface SourceLayout {
   entry?: string;
   /** Text formats: the encoding, and the byte order mark's length. */
   encoding?: string;
+  /** Text formats: why that encoding (`given by --encoding`, `valid UTF-8 but 1 invalid byte (line 17: rejected)`). */
+  encodingReason?: string;
   bomBytes?: number;
   delimiter?: string;
   /** XLSX: the sheet's name (or position, when the workbook is gzipped and was not opened). */

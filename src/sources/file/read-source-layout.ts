@@ -100,6 +100,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
   const detected = detectEncoding(head);
   const encoding = forcedEncoding ?? detected.encoding;
   const bomBytes = forcedEncoding === undefined || forcedEncoding === detected.encoding ? detected.bomBytes : 0;
+  const encodingReason = forcedEncoding === undefined ? `detected: ${detected.reason}` : 'given by --encoding';
   const format = forced ?? detectTextFormat(await decodedSample(head, encoding, bomBytes), options);
   refuseOptionsOfOtherFormats(file, format, options);
 
@@ -111,6 +112,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
       compression,
       entry,
       encoding,
+      encodingReason,
       bomBytes,
       delimiter: layout.delimiter,
       columns: layout.header,
@@ -121,6 +123,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
     compression,
     entry,
     encoding,
+    encodingReason,
     bomBytes,
     records: format === 'json' || format === 'xml' ? options.records : undefined,
     table: format === 'sql' ? options.table : undefined,
