@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
 import yauzl from 'yauzl';
@@ -74,11 +74,28 @@ export async function openInput(input: InputFile, limit: ExpansionLimit = {}): P
   // Counted as the compressed bytes go by: pipe reads with 'data' events already.
   raw.on('data', (chunk) => (read += chunk.length));
   raw.pipe(gunzip);
+  // Checked on the stream itself, so that readers of `bytes` (exceljs) are held to it too.
   const check = expansionCheck(input.file, 'gzip', limit, () => read);
   let out = 0;
+  const checked = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      try {
+        check((out += chunk.length));
+        done(null, chunk);
+      } catch (error) {
+        done(error as Error);
+      }
+    },
+  });
+  gunzip.on('error', (error) => checked.destroy(error));
+  checked.on('close', () => {
+    gunzip.destroy();
+    raw.destroy();
+  });
+  gunzip.pipe(checked);
   return {
-    bytes: gunzip,
-    chunks: () => chunksOf(gunzip, input.file, 'gzip', (n) => check((out += n))),
+    bytes: checked,
+    chunks: () => chunksOf(checked, input.file, 'gzip'),
     bytesRead: () => read,
     totalBytes: size,
   };
