@@ -151,6 +151,19 @@ describe('a flood of identical lines', () => {
       { line: '4', kept_line: '2', message: 'key appears on 3 lines; line 2 wins (duplicates: first)' },
       { line: '5', kept_line: '2', message: 'key appears on 3 lines; line 2 wins (duplicates: first)' },
     ]);
+    // A load compiled before ferry.duplicates kept a reject row per superseded line: still read.
+    await db.pool.query(
+      `insert into ferry.rejects (load_id, step, line, value, rule, message, raw)
+       values ($1, 'transform', 3, '{"sku": "B"}', 'duplicate', 'an older load''s', '{"sku": "B"}')`,
+      [result.loadId],
+    );
+    const { rows: counted } = await db.pool.query(`select ferry.duplicate_count($1)::int as n`, [result.loadId]);
+    expect(counted[0].n).toBe(3);
+    expect((await listRejects(db.pool, result.loadId!)).map((r) => [r.line, r.rule, r.raw])).toEqual([
+      [3, 'duplicate', '{"sku": "B"}'],
+      [4, 'duplicate', null],
+      [5, 'duplicate', null],
+    ]);
   });
 });
 
