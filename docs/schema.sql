@@ -39,6 +39,19 @@ create table ferry.coordination_locks (
 alter table ferry.coordination_locks add constraint coordination_locks_pkey PRIMARY KEY (purpose, subject);
 comment on table ferry.coordination_locks is 'One row per thing pgferry''s transactions take turns on (ferry.lock_row); its row lock is the lock.';
 
+create table ferry.duplicates (
+  load_id bigint not null,
+  key jsonb not null,
+  kept_line bigint not null,
+  lines bigint[] not null
+);
+alter table ferry.duplicates add constraint duplicates_load_id_fkey FOREIGN KEY (load_id) REFERENCES ferry.loads(id) ON DELETE CASCADE;
+CREATE INDEX duplicates_load ON ferry.duplicates USING btree (load_id, kept_line);
+comment on table ferry.duplicates is 'lines superseded by another line of the same key within a load (duplicates: last or first): one row per key (per million superseded lines), the line kept and the lines superseded. ferry.duplicate_lines(load) gives them a line per row; ferry.loads.duplicates counts them';
+comment on column ferry.duplicates.key is 'the key''s values, as {"column": value}';
+comment on column ferry.duplicates.kept_line is 'the line of the key that was kept (the last, or the first)';
+comment on column ferry.duplicates.lines is 'the lines superseded, ascending';
+
 create table ferry.load_progress (
   load_id bigint not null,
   step text not null,
@@ -454,7 +467,7 @@ declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_kind   text;
 begin
-  foreach v_kind in array array['stage', 'mapped', 'work', 'rejects', 'plan'] loop
+  foreach v_kind in array array['stage', 'mapped', 'work', 'rejects', 'duplicates', 'plan'] loop
     execute format('drop table if exists %s', ferry.quoted_object(v_tenant.schema_name, v_kind, p_load));
   end loop;
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'transform_' || p_load);
@@ -537,6 +550,7 @@ declare
   v_work    text;
   v_plan    text;
   v_rejects text;
+  v_dups    text;
   v_mapped_cols text;
   v_columns record;
   v_sql     text[];
@@ -563,6 +577,7 @@ begin
   v_work := ferry.quoted_object(v_s, 'work', p_load);
   v_plan := ferry.quoted_object(v_s, 'plan', p_load);
   v_rejects := ferry.quoted_object(v_s, 'rejects', p_load);
+  v_dups := ferry.quoted_object(v_s, 'duplicates', p_load);
 
   -- The mapping's SQL is only ever planned or run as the tenant, inside its SECURITY DEFINER
   -- as_tenant(). First it must be exactly one query the tenant may run; only then is SQL
@@ -585,15 +600,17 @@ begin
       using errcode = '42P17', detail = 'mapping ' || v_map.name || ' version ' || v_map.version;
   end if;
 
-  execute format('drop table if exists %s, %s, %s', v_work, v_rejects, v_plan);
+  execute format('drop table if exists %s, %s, %s, %s', v_work, v_rejects, v_plan, v_dups);
   execute format(E'create unlogged table %s (\n  _line bigint not null,\n  %s\n)',
                  v_work, array_to_string(v_columns.work_cols, E',\n  '));
   execute format('create unlogged table %s (line bigint, column_name text, value text, rule text not null, message text not null)', v_rejects);
+  execute format('create unlogged table %s (key jsonb not null, kept_line bigint not null, lines bigint[] not null)', v_dups);
   execute format('create unlogged table %s as select w.*, null::text as _action, null::jsonb as _before, null::tid as _tid from %s as w with no data',
                  v_plan, v_work);
   execute format('create index on %s (_line)', v_plan);
   execute format('grant select, insert, delete on %s to %I', v_work, v_tenant.role_name);
   execute format('grant select, insert on %s to %I', v_rejects, v_tenant.role_name);
+  execute format('grant select, insert on %s to %I', v_dups, v_tenant.role_name);
   execute format('grant select, insert on %s to %I', v_plan, v_tenant.role_name);
 
   select array[
@@ -636,7 +653,7 @@ AS $function$
   from (
     select count(*) filter (where step = 'parse') as parse,
            count(distinct line) filter (where step <> 'parse' and rule <> 'duplicate') as rejected,
-           count(*) filter (where rule = 'duplicate') as dups
+           ferry.duplicate_count(p_load) as dups
     from ferry.rejects
     where load_id = p_load
   ) as r
@@ -689,38 +706,88 @@ $sql$, p_work, p_rejects);
 end
 $function$;
 
-CREATE OR REPLACE FUNCTION ferry.duplicates_sql(p_map ferry.mappings, p_work text, p_rejects text)
+CREATE OR REPLACE FUNCTION ferry.duplicate_count(p_load bigint)
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select coalesce((select sum(cardinality(lines)) from ferry.duplicates where load_id = p_load), 0)::bigint
+       + (select count(*) from ferry.rejects where load_id = p_load and rule = 'duplicate')
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.duplicate_lines(p_load bigint)
+ RETURNS TABLE(line bigint, key jsonb, kept_line bigint, message text)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with d as (
+    select key, kept_line, lines, sum(cardinality(lines)) over (partition by kept_line) as superseded
+    from ferry.duplicates
+    where load_id = p_load
+  )
+  select u.line, d.key, d.kept_line,
+         format('key appears on %s lines; line %s wins (duplicates: %s)',
+                d.superseded + 1, d.kept_line, case when d.kept_line < u.line then 'first' else 'last' end)
+  from d
+  cross join lateral unnest(d.lines) as u (line)
+  union all
+  select r.line, r.value::jsonb, null, r.message
+  from ferry.rejects as r
+  where r.load_id = p_load and r.rule = 'duplicate'
+  order by 1
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.duplicates_sql(p_map ferry.mappings, p_work text, p_rejects text, p_dups text)
  RETURNS text
  LANGUAGE sql
  IMMUTABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  select format($sql$  with dup as (
-    select %1$s, count(*) as n, min(_line) as first_line, max(_line) as last_line
+  select case when p_map.duplicates = 'reject' then format($sql$  with dup as (
+    select %1$s, count(*) as n
     from %2$s
     group by %1$s
     having count(*) > 1
   )
   insert into %3$s (line, value, rule, message)
-  select w._line, jsonb_build_object(%4$s)::text, %5$s
+  select w._line, jsonb_build_object(%4$s)::text, 'duplicate_key', format('key appears on %%s lines (duplicates: reject)', d.n)
   from %2$s as w
-  join dup as d on %6$s
-  where %7$s;
-  delete from %2$s as w using %3$s as r where r.line = w._line and r.rule in ('duplicate', 'duplicate_key');
+  join dup as d on %5$s;
+  delete from %2$s as w using %3$s as r where r.line = w._line and r.rule = 'duplicate_key';
 $sql$,
     (select string_agg(quote_ident(k), ', ') from unnest(p_map.key_columns) k),
     p_work,
     p_rejects,
     (select string_agg(format('%L, w.%I', k, k), ', ') from unnest(p_map.key_columns) k),
-    case p_map.duplicates
-      when 'last' then $m$'duplicate', format('key appears on %s lines; line %s wins (duplicates: last)', d.n, d.last_line)$m$
-      when 'first' then $m$'duplicate', format('key appears on %s lines; line %s wins (duplicates: first)', d.n, d.first_line)$m$
-      else $m$'duplicate_key', format('key appears on %s lines (duplicates: reject)', d.n)$m$ end,
+    (select string_agg(format('w.%I = d.%I', k, k), ' and ') from unnest(p_map.key_columns) k))
+  else format($sql$  with dup as (
+    select jsonb_build_object(%1$s) as key, %2$s, %6$s(_line) as kept_line
+    from %3$s
+    group by %2$s
+    having count(*) > 1
+  ),
+  superseded as (
+    select d.key, d.kept_line, w._line,
+           (row_number() over (partition by d.kept_line order by w._line) - 1) / 1000000 as part
+    from %3$s as w
+    join dup as d on %5$s
+    where w._line <> d.kept_line
+  )
+  insert into %4$s (key, kept_line, lines)
+  select key, kept_line, array_agg(_line order by _line)
+  from superseded
+  group by key, kept_line, part;
+  delete from %3$s as w using (select unnest(lines) as line from %4$s) as d where d.line = w._line;
+$sql$,
+    (select string_agg(format('%L, %I', k, k), ', ') from unnest(p_map.key_columns) k),
+    (select string_agg(quote_ident(k), ', ') from unnest(p_map.key_columns) k),
+    p_work,
+    p_dups,
     (select string_agg(format('w.%I = d.%I', k, k), ' and ') from unnest(p_map.key_columns) k),
-    case p_map.duplicates
-      when 'last' then 'w._line <> d.last_line'
-      when 'first' then 'w._line <> d.first_line'
-      else 'true' end)
+    case p_map.duplicates when 'first' then 'min' else 'max' end)
+  end
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.ensure_tenant_group()
@@ -2688,6 +2755,7 @@ AS $function$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_work   text := ferry.quoted_object(v_tenant.schema_name, 'work', p_load);
+  v_dups   regclass := to_regclass(ferry.quoted_object(v_tenant.schema_name, 'duplicates', p_load));
   v_keys   text[];
   v_rows   bigint;
 begin
@@ -2697,12 +2765,23 @@ begin
                  ferry.quoted_object(v_tenant.schema_name, 'mapped', p_load),
                  v_work,
                  ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load));
+  -- A load compiled before duplicates had a table of their own writes them as rejects.
+  if v_dups is not null then
+    execute format('truncate %s', v_dups);
+  end if;
   delete from ferry.rejects where load_id = p_load and step = 'transform';
+  delete from ferry.duplicates where load_id = p_load;
   execute format('select %s()', ferry.tenant_function(p_load, 'transform', '')::oid::regproc);
   perform ferry.unlink_tenant_large_objects(v_tenant);
   execute format('analyze %s (%s)', v_work,
                  (select string_agg(quote_ident(c), ', ') from unnest('_line'::text || v_keys) as c));
   perform ferry.collect_rejects(p_load, 'transform');
+  if v_dups is not null then
+    execute format('insert into ferry.duplicates (load_id, key, kept_line, lines)
+                    select $1, key, kept_line, lines from %s order by kept_line, lines[1]', v_dups)
+    using p_load;
+    execute format('truncate %s', v_dups);
+  end if;
   execute format('select count(*) from %s', v_work) into v_rows;
   return v_rows;
 end
@@ -2785,7 +2864,7 @@ declare
     array_to_string(p_casts, E',\n         '),
     ferry.declared_checks_sql(p_tenant, p_map.checks, v_work, v_rejects),
     ferry.foreign_key_checks_sql(p_map, p_pt, p_tenant, p_outputs, v_work, v_rejects),
-    ferry.duplicates_sql(p_map, v_work, v_rejects));
+    ferry.duplicates_sql(p_map, v_work, v_rejects, ferry.quoted_object(v_s, 'duplicates', p_load)));
 end
 $function$;
 
@@ -3152,7 +3231,7 @@ begin
   into v_in_table;
   select count(*) filter (where step = 'parse'),
          count(distinct line) filter (where step <> 'parse' and rule <> 'duplicate'),
-         count(*) filter (where rule = 'duplicate')
+         ferry.duplicate_count(p_load)
   into v_parse, v_rejected, v_dups
   from ferry.rejects
   where load_id = p_load;

@@ -71,10 +71,19 @@ export interface RejectRow {
 
 export async function listRejects(pool: pg.Pool, loadId: number, limit?: number): Promise<RejectRow[]> {
   await getLoad(pool, loadId);
+  // Superseded lines are kept a row per key (ferry.duplicates); each is listed as a
+  // `duplicate` of its own, with the key as its value.
   const { rows } = await pool.query(
     `select line, step, rule, column_name as column, value, message, raw
-     from ferry.rejects
-     where load_id = $1
+     from (
+       select line, step, rule, column_name, value, message, raw, id
+       from ferry.rejects
+       where load_id = $1
+       union all
+       select line, 'transform', 'duplicate', null, key::text, message, null, 0
+       from ferry.duplicate_lines($1)
+       where kept_line is not null
+     ) as r
      order by line nulls last, id
      limit $2`,
     [loadId, limit ?? null],

@@ -122,10 +122,9 @@ describe('duplicates within a load', () => {
       { code: 'A', label: 'third', qty: 3 },
       { code: 'B', label: 'only', qty: 1 },
     ]);
-    const { rows: dups } = await db.pool.query(
-      `select line from ferry.rejects where load_id = $1 and rule = 'duplicate' order by line`,
-      [result.loadId],
-    );
+    const { rows: dups } = await db.pool.query(`select line from ferry.duplicate_lines($1) order by line`, [
+      result.loadId,
+    ]);
     expect(dups.map((r) => Number(r.line))).toEqual([2, 4]);
   });
 

@@ -45,8 +45,9 @@ describe('every input row is accounted for (the shipped dirty catalog)', () => {
          select _line as line, 'promoted' as fate from ${tenantSchema}.plan_${result.loadId} where _action <> 'conflict'
        ),
        rejected as (
-         select distinct line, case when rule = 'duplicate' then 'duplicate' else 'rejected' end as fate
-         from ferry.rejects where load_id = $1
+         select distinct line, 'rejected' as fate from ferry.rejects where load_id = $1
+         union all
+         select line, 'duplicate' from ferry.duplicate_lines($1)
        ),
        fates as (select * from promoted union all select * from rejected)
        select count(*)::int as records, count(distinct line)::int as lines,

@@ -52,6 +52,7 @@ describe('sql/', () => {
       '0006_lock_secret.sql',
       '0007_reserved.sql',
       '0008_coordination_locks.sql',
+      '0009_duplicates.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.schema_migrations order by id');
     expect(rows.map((r) => r.name)).toEqual(names);

@@ -1,7 +1,7 @@
 -- Cleanup: what a load leaves in its tenant's schema, dropped once the load has ended (unless
 -- --keep-staging), failed before it could start, or was cancelled.
 
--- Drops the load's tables (stage, mapped, work, rejects, plan) and its compiled
+-- Drops the load's tables (stage, mapped, work, rejects, duplicates, plan) and its compiled
 -- functions. Every drop is `if exists`: it runs after whichever step the load got to, and
 -- runs again without harm.
 create or replace function ferry.cleanup_load(p_load bigint) returns void
@@ -12,7 +12,7 @@ declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_kind   text;
 begin
-  foreach v_kind in array array['stage', 'mapped', 'work', 'rejects', 'plan'] loop
+  foreach v_kind in array array['stage', 'mapped', 'work', 'rejects', 'duplicates', 'plan'] loop
     execute format('drop table if exists %s', ferry.quoted_object(v_tenant.schema_name, v_kind, p_load));
   end loop;
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'transform_' || p_load);

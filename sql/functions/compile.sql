@@ -397,39 +397,60 @@ $sql$, p_work, p_rejects);
 end
 $$;
 
--- Step 7 of the transform: duplicate keys within the load. All lines of a key but the one
--- that wins (the last or the first) become `duplicate` rejects; with `duplicates: reject`
--- every line of the key becomes a `duplicate_key` reject.
-create or replace function ferry.duplicates_sql(p_map ferry.mappings, p_work text, p_rejects text) returns text
+-- Step 7 of the transform: duplicate keys within the load. With `duplicates: last` or `first`,
+-- the lines of a key but the one that wins are superseded: they go to the load's duplicates
+-- table as one row per key (its kept line, the superseded lines as an array, a row per
+-- million of them), never a wide reject row each: a flood of identical lines must not flood
+-- the catalog. With `duplicates: reject` every line of the key becomes a `duplicate_key`
+-- reject, to be fixed like any other.
+create or replace function ferry.duplicates_sql(p_map ferry.mappings, p_work text, p_rejects text, p_dups text)
+returns text
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
-  select format($sql$  with dup as (
-    select %1$s, count(*) as n, min(_line) as first_line, max(_line) as last_line
+  select case when p_map.duplicates = 'reject' then format($sql$  with dup as (
+    select %1$s, count(*) as n
     from %2$s
     group by %1$s
     having count(*) > 1
   )
   insert into %3$s (line, value, rule, message)
-  select w._line, jsonb_build_object(%4$s)::text, %5$s
+  select w._line, jsonb_build_object(%4$s)::text, 'duplicate_key', format('key appears on %%s lines (duplicates: reject)', d.n)
   from %2$s as w
-  join dup as d on %6$s
-  where %7$s;
-  delete from %2$s as w using %3$s as r where r.line = w._line and r.rule in ('duplicate', 'duplicate_key');
+  join dup as d on %5$s;
+  delete from %2$s as w using %3$s as r where r.line = w._line and r.rule = 'duplicate_key';
 $sql$,
     (select string_agg(quote_ident(k), ', ') from unnest(p_map.key_columns) k),
     p_work,
     p_rejects,
     (select string_agg(format('%L, w.%I', k, k), ', ') from unnest(p_map.key_columns) k),
-    case p_map.duplicates
-      when 'last' then $m$'duplicate', format('key appears on %s lines; line %s wins (duplicates: last)', d.n, d.last_line)$m$
-      when 'first' then $m$'duplicate', format('key appears on %s lines; line %s wins (duplicates: first)', d.n, d.first_line)$m$
-      else $m$'duplicate_key', format('key appears on %s lines (duplicates: reject)', d.n)$m$ end,
+    (select string_agg(format('w.%I = d.%I', k, k), ' and ') from unnest(p_map.key_columns) k))
+  else format($sql$  with dup as (
+    select jsonb_build_object(%1$s) as key, %2$s, %6$s(_line) as kept_line
+    from %3$s
+    group by %2$s
+    having count(*) > 1
+  ),
+  superseded as (
+    select d.key, d.kept_line, w._line,
+           (row_number() over (partition by d.kept_line order by w._line) - 1) / 1000000 as part
+    from %3$s as w
+    join dup as d on %5$s
+    where w._line <> d.kept_line
+  )
+  insert into %4$s (key, kept_line, lines)
+  select key, kept_line, array_agg(_line order by _line)
+  from superseded
+  group by key, kept_line, part;
+  delete from %3$s as w using (select unnest(lines) as line from %4$s) as d where d.line = w._line;
+$sql$,
+    (select string_agg(format('%L, %I', k, k), ', ') from unnest(p_map.key_columns) k),
+    (select string_agg(quote_ident(k), ', ') from unnest(p_map.key_columns) k),
+    p_work,
+    p_dups,
     (select string_agg(format('w.%I = d.%I', k, k), ' and ') from unnest(p_map.key_columns) k),
-    case p_map.duplicates
-      when 'last' then 'w._line <> d.last_line'
-      when 'first' then 'w._line <> d.first_line'
-      else 'true' end)
+    case p_map.duplicates when 'first' then 'min' else 'max' end)
+  end
 $$;
 
 -- transform_<load>(): the mapping into the mapped table, then rejects for what fails, then
@@ -521,7 +542,7 @@ declare
     array_to_string(p_casts, E',\n         '),
     ferry.declared_checks_sql(p_tenant, p_map.checks, v_work, v_rejects),
     ferry.foreign_key_checks_sql(p_map, p_pt, p_tenant, p_outputs, v_work, v_rejects),
-    ferry.duplicates_sql(p_map, v_work, v_rejects));
+    ferry.duplicates_sql(p_map, v_work, v_rejects, ferry.quoted_object(v_s, 'duplicates', p_load)));
 end
 $$;
 
@@ -543,6 +564,7 @@ declare
   v_work    text;
   v_plan    text;
   v_rejects text;
+  v_dups    text;
   v_mapped_cols text;
   v_columns record;
   v_sql     text[];
@@ -569,6 +591,7 @@ begin
   v_work := ferry.quoted_object(v_s, 'work', p_load);
   v_plan := ferry.quoted_object(v_s, 'plan', p_load);
   v_rejects := ferry.quoted_object(v_s, 'rejects', p_load);
+  v_dups := ferry.quoted_object(v_s, 'duplicates', p_load);
 
   -- The mapping's SQL is only ever planned or run as the tenant, inside its SECURITY DEFINER
   -- as_tenant(). First it must be exactly one query the tenant may run; only then is SQL
@@ -591,15 +614,17 @@ begin
       using errcode = '42P17', detail = 'mapping ' || v_map.name || ' version ' || v_map.version;
   end if;
 
-  execute format('drop table if exists %s, %s, %s', v_work, v_rejects, v_plan);
+  execute format('drop table if exists %s, %s, %s, %s', v_work, v_rejects, v_plan, v_dups);
   execute format(E'create unlogged table %s (\n  _line bigint not null,\n  %s\n)',
                  v_work, array_to_string(v_columns.work_cols, E',\n  '));
   execute format('create unlogged table %s (line bigint, column_name text, value text, rule text not null, message text not null)', v_rejects);
+  execute format('create unlogged table %s (key jsonb not null, kept_line bigint not null, lines bigint[] not null)', v_dups);
   execute format('create unlogged table %s as select w.*, null::text as _action, null::jsonb as _before, null::tid as _tid from %s as w with no data',
                  v_plan, v_work);
   execute format('create index on %s (_line)', v_plan);
   execute format('grant select, insert, delete on %s to %I', v_work, v_tenant.role_name);
   execute format('grant select, insert on %s to %I', v_rejects, v_tenant.role_name);
+  execute format('grant select, insert on %s to %I', v_dups, v_tenant.role_name);
   execute format('grant select, insert on %s to %I', v_plan, v_tenant.role_name);
 
   select array[

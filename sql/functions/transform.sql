@@ -5,6 +5,8 @@
 
 -- Runs the load's transform_<load>(), checked first to be still the tenant's SECURITY DEFINER
 -- function, so that the mapping's SQL runs as the tenant; returns the work table's row count.
+-- The rejects it found go to ferry.rejects, the lines it found superseded by a duplicate key
+-- to ferry.duplicates (a row per key).
 -- It starts from empty tables and drops the transform rejects of an earlier run: run again (a
 -- retry, or a resume after the transform committed and before the promotion did), it gives
 -- the same result instead of adding to what the first run left. The work table is analyzed
@@ -17,6 +19,7 @@ as $$
 declare
   v_tenant ferry.tenants := ferry.load_tenant(p_load);
   v_work   text := ferry.quoted_object(v_tenant.schema_name, 'work', p_load);
+  v_dups   regclass := to_regclass(ferry.quoted_object(v_tenant.schema_name, 'duplicates', p_load));
   v_keys   text[];
   v_rows   bigint;
 begin
@@ -26,12 +29,23 @@ begin
                  ferry.quoted_object(v_tenant.schema_name, 'mapped', p_load),
                  v_work,
                  ferry.quoted_object(v_tenant.schema_name, 'rejects', p_load));
+  -- A load compiled before duplicates had a table of their own writes them as rejects.
+  if v_dups is not null then
+    execute format('truncate %s', v_dups);
+  end if;
   delete from ferry.rejects where load_id = p_load and step = 'transform';
+  delete from ferry.duplicates where load_id = p_load;
   execute format('select %s()', ferry.tenant_function(p_load, 'transform', '')::oid::regproc);
   perform ferry.unlink_tenant_large_objects(v_tenant);
   execute format('analyze %s (%s)', v_work,
                  (select string_agg(quote_ident(c), ', ') from unnest('_line'::text || v_keys) as c));
   perform ferry.collect_rejects(p_load, 'transform');
+  if v_dups is not null then
+    execute format('insert into ferry.duplicates (load_id, key, kept_line, lines)
+                    select $1, key, kept_line, lines from %s order by kept_line, lines[1]', v_dups)
+    using p_load;
+    execute format('truncate %s', v_dups);
+  end if;
   execute format('select count(*) from %s', v_work) into v_rows;
   return v_rows;
 end

@@ -2,8 +2,9 @@
 -- row read is accounted for.
 
 -- Writes a load's reject counts onto its row: parse rejects, rejected lines (a line counts
--- once, however many of its values were rejected) and duplicates. The loader reads them after
--- the transform, to apply --max-rejects and --max-reject-rate before promoting anything.
+-- once, however many of its values were rejected) and duplicates (ferry.duplicate_count). The
+-- loader reads them after the transform, to apply the reject and duplicate thresholds before
+-- promoting anything.
 create or replace function ferry.count_rejects(p_load bigint) returns void
 language sql
 set search_path = pg_catalog, pg_temp
@@ -13,7 +14,7 @@ as $$
   from (
     select count(*) filter (where step = 'parse') as parse,
            count(distinct line) filter (where step <> 'parse' and rule <> 'duplicate') as rejected,
-           count(*) filter (where rule = 'duplicate') as dups
+           ferry.duplicate_count(p_load) as dups
     from ferry.rejects
     where load_id = p_load
   ) as r
@@ -45,7 +46,7 @@ begin
   into v_in_table;
   select count(*) filter (where step = 'parse'),
          count(distinct line) filter (where step <> 'parse' and rule <> 'duplicate'),
-         count(*) filter (where rule = 'duplicate')
+         ferry.duplicate_count(p_load)
   into v_parse, v_rejected, v_dups
   from ferry.rejects
   where load_id = p_load;

@@ -7,6 +7,7 @@ import type { LoadOptions, LoadResult } from '../load/types.js';
 import { validate } from '../load/validate.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
+import { DEFAULT_MAX_EXPANSION, EXPANSION_CHECKED_AFTER_TEXT } from '../sources/file/expansion-limit.js';
 import { SOURCE_FORMATS } from '../sources/source-format.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
@@ -20,12 +21,18 @@ export function loadCommand(global: () => GlobalOptions): Command {
       new Option(
         '--max-reject-rate <percent>',
         'promote nothing when more than this percentage of rows is rejected',
-      ).argParser((v) => {
-        const n = Number(v.replace(/%$/, ''));
-        if (!Number.isFinite(n) || n < 0 || n > 100)
-          throw new InvalidOption(`--max-reject-rate must be 0-100, not "${v}"`);
-        return n / 100;
-      }),
+      ).argParser(percent('--max-reject-rate')),
+    )
+    .option(
+      '--max-duplicates <n>',
+      'promote nothing when more rows than this are superseded by another line of the same key',
+      wholeNumber('--max-duplicates'),
+    )
+    .addOption(
+      new Option(
+        '--max-duplicate-rate <percent>',
+        'promote nothing when more than this percentage of rows is superseded by another line of the same key',
+      ).argParser(percent('--max-duplicate-rate')),
     )
     .option('--dry-run', 'run every step, report what would happen, roll back and leave no trace')
     .option('--keep-staging', 'keep the staging and work tables after the load')
@@ -56,7 +63,7 @@ The load's id is printed as soon as it is registered. With --queue, follow it wi
 a database source must be given as --from env:NAME, set in the worker's environment).
 
 Exit codes: 0 loaded (or skipped, already loaded; or queued), 1 the load failed, crossed
-its reject threshold or was cancelled (nothing promoted), 2 bad usage or input (missing file, unknown
+its reject or duplicate threshold or was cancelled (nothing promoted), 2 bad usage or input (missing file, unknown
 tenant, broken mapping).
 
 What the file is — format, gzip or zip wrapper, text encoding, CSV delimiter, XLSX header
@@ -78,6 +85,8 @@ Examples:
       runLoadCommand(global, file, opts, load, {
         maxRejects: opts.maxRejects,
         maxRejectRate: opts.maxRejectRate,
+        maxDuplicates: opts.maxDuplicates,
+        maxDuplicateRate: opts.maxDuplicateRate,
         dryRun: opts.dryRun,
         keepStaging: opts.keepStaging,
         force: opts.force,
@@ -153,7 +162,27 @@ function fileCommand(name: string, description: string): Command {
       '--table <name>',
       'SQL dump: the table whose rows to load (needed when the dump holds several); --from: the table to read',
     )
-    .option('--entry <name>', 'zip: the file inside the archive to load (needed when it holds several)');
+    .option('--entry <name>', 'zip: the file inside the archive to load (needed when it holds several)')
+    .addOption(
+      new Option(
+        '--max-expansion <ratio>',
+        `gzip and zip: stop when the data expands more than this many times its compressed size, once more than ${EXPANSION_CHECKED_AFTER_TEXT} has come out (default: ${DEFAULT_MAX_EXPANSION})`,
+      ).argParser((v) => {
+        const n = Number(v.replace(/:1$/, ''));
+        if (!Number.isFinite(n) || n < 1)
+          throw new InvalidOption(`--max-expansion must be a ratio of 1 or more, not "${v}"`);
+        return n;
+      }),
+    );
+}
+
+/** A percentage option (`5` or `5%`) as a fraction. */
+function percent(name: string) {
+  return (v: string): number => {
+    const n = Number(v.replace(/%$/, ''));
+    if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidOption(`${name} must be 0-100, not "${v}"`);
+    return n / 100;
+  };
 }
 
 /** The file options of load and validate, as LoadOptions. */
@@ -169,6 +198,7 @@ function sourceOptions(opts: FileCommandOptions, sheet: string | undefined): Par
     records: opts.records,
     table: opts.table,
     entry: opts.entry,
+    maxExpansion: opts.maxExpansion,
   };
 }
 
@@ -185,6 +215,7 @@ interface FileCommandOptions {
   records?: string;
   table?: string;
   entry?: string;
+  maxExpansion?: number;
   from?: string;
   query?: string;
   json?: boolean;

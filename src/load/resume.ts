@@ -59,6 +59,10 @@ interface LoadRow {
     part?: SourcePart;
     maxRejects?: number;
     maxRejectRate?: number;
+    maxDuplicates?: number;
+    maxDuplicateRate?: number;
+    maxExpansion?: number;
+    expansionCheckedAfter?: number;
     dryRun?: boolean;
     force?: boolean;
     keepStaging?: boolean;
@@ -163,6 +167,10 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       delimiter: row.options.delimiter,
       maxRejects: row.options.maxRejects,
       maxRejectRate: row.options.maxRejectRate,
+      maxDuplicates: row.options.maxDuplicates,
+      maxDuplicateRate: row.options.maxDuplicateRate,
+      maxExpansion: row.options.maxExpansion,
+      expansionCheckedAfter: row.options.expansionCheckedAfter,
       dryRun: row.options.dryRun,
       force: row.options.force,
       keepStaging: row.options.keepStaging,
@@ -182,7 +190,9 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       from = { step: 'transform' };
     }
     // How the file was read is in the catalog (loads before 0.2 kept only the delimiter).
-    const source = row.options.source ?? (await readSourceLayout(file, { delimiter: row.options.delimiter }));
+    const source =
+      row.options.source ??
+      (await readSourceLayout(file, { delimiter: row.options.delimiter, maxExpansion: row.options.maxExpansion }));
     const columns = row.columns ?? stagedColumnNames(source.columns);
     const result = await runLoad(pool, {
       loadId,

@@ -43,6 +43,10 @@ export interface LoadOptions extends SourceOptions {
   maxRejects?: number;
   /** Fail, promoting nothing, when more than this fraction (0–1) of rows read is rejected. */
   maxRejectRate?: number;
+  /** Fail, promoting nothing, when more rows than this are superseded by a later (or earlier) line of the same key. */
+  maxDuplicates?: number;
+  /** Fail, promoting nothing, when more than this fraction (0–1) of rows read is superseded by a duplicate key. */
+  maxDuplicateRate?: number;
   /** Run every step, then roll back and leave no trace. (Default: false) */
   dryRun?: boolean;
   /** Keep the staging and work tables. (Default: false) */

@@ -34,7 +34,7 @@ export async function stage(
       return await stageFromDatabase(pool, run, staging);
     }
     if (source.format === 'csv') {
-      const opened = await openCsvBytes(file, source);
+      const opened = await openCsvBytes(file, source, options);
       try {
         return await withClients(pool, run.jobs, (clients) =>
           stageCsvBytes(clients, {
@@ -51,7 +51,7 @@ export async function stage(
         opened.close();
       }
     }
-    const opened = await openSourceItems(file, source);
+    const opened = await openSourceItems(file, source, options);
     try {
       // Parsing in Node is what limits these formats, not COPY: one stream.
       return await withClients(pool, 1, ([client]) =>

@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
 import yauzl from 'yauzl';
 
 import { PgferryError } from '../../errors.js';
+import { expansionCheck, type ExpansionLimit } from './expansion-limit.js';
 
 /** How a file's data is wrapped. */
 export type Compression = 'none' | 'gzip' | 'zip';
@@ -53,10 +54,10 @@ export async function readHead(file: string, size: number): Promise<Buffer> {
 /**
  * Opens a file's data as a byte stream, unwrapping gzip or the zip entry. A broken wrapper (a
  * truncated gzip, a zip without its directory) is an error naming the file, raised by the
- * stream.
+ * stream; so is data that expands beyond `limit` (expansion-limit.ts), checked chunk by chunk.
  */
-export async function openInput(input: InputFile): Promise<OpenedInput> {
-  if (input.compression === 'zip') return openZipEntry(input.file, input.entry);
+export async function openInput(input: InputFile, limit: ExpansionLimit = {}): Promise<OpenedInput> {
+  if (input.compression === 'zip') return openZipEntry(input.file, input.entry, limit);
   const raw = createReadStream(input.file, { highWaterMark: 1 << 20 });
   let read = 0;
   const { size } = await stat(input.file);
@@ -73,7 +74,31 @@ export async function openInput(input: InputFile): Promise<OpenedInput> {
   // Counted as the compressed bytes go by: pipe reads with 'data' events already.
   raw.on('data', (chunk) => (read += chunk.length));
   raw.pipe(gunzip);
-  return { bytes: gunzip, chunks: () => chunksOf(gunzip, input.file, 'gzip'), bytesRead: () => read, totalBytes: size };
+  // Checked on the stream itself, so that readers of `bytes` (exceljs) are held to it too.
+  const check = expansionCheck(input.file, 'gzip', limit, () => read);
+  let out = 0;
+  const checked = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      try {
+        check((out += chunk.length));
+        done(null, chunk);
+      } catch (error) {
+        done(error as Error);
+      }
+    },
+  });
+  gunzip.on('error', (error) => checked.destroy(error));
+  checked.on('close', () => {
+    gunzip.destroy();
+    raw.destroy();
+  });
+  gunzip.pipe(checked);
+  return {
+    bytes: checked,
+    chunks: () => chunksOf(checked, input.file, 'gzip'),
+    bytesRead: () => read,
+    totalBytes: size,
+  };
 }
 
 /** The data files of a zip archive (folders, macOS resource forks and hidden files left out). */
@@ -111,7 +136,7 @@ export async function chooseZipEntry(file: string, entry?: string, names?: strin
   });
 }
 
-async function openZipEntry(file: string, name: string | undefined): Promise<OpenedInput> {
+async function openZipEntry(file: string, name: string | undefined, limit: ExpansionLimit): Promise<OpenedInput> {
   // A layout names its entry, chosen when the file was first read: no second listing for it.
   const chosen = name ?? (await chooseZipEntry(file));
   const zip = await openZip(file);
@@ -121,12 +146,25 @@ async function openZipEntry(file: string, name: string | undefined): Promise<Ope
       zip.close();
       throw new PgferryError(`zip entry "${chosen}" is encrypted`, { location: { file } });
     }
+    // The entry says how far it expands (yauzl holds it to that): a bomb stops before a byte.
+    const compressed = Math.max(entry.compressedSize, 1);
+    const check = expansionCheck(file, 'zip', limit, () => compressed);
+    try {
+      check(entry.uncompressedSize);
+    } catch (error) {
+      zip.close();
+      throw error;
+    }
     const stream = await zip.openReadStreamPromise(entry);
     let read = 0;
     stream.on('close', () => zip.close());
     return {
       bytes: stream,
-      chunks: () => chunksOf(stream, file, 'zip', (n) => (read += n)),
+      chunks: () =>
+        chunksOf(stream, file, 'zip', (n) => {
+          read += n;
+          check(read);
+        }),
       bytesRead: () => read,
       totalBytes: entry.uncompressedSize,
     };

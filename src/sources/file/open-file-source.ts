@@ -2,6 +2,7 @@ import { Transform } from 'node:stream';
 
 import type { SourceItem } from '../reader-items.js';
 import type { SourceLayout } from '../source-layout.js';
+import type { ExpansionLimit } from './expansion-limit.js';
 import { openInput } from './input-file.js';
 import { decodeText, utf8Bytes } from './text-decoder.js';
 
@@ -18,9 +19,13 @@ export interface OpenedSource<T> {
  * The records of a file as its format's reader yields them, unwrapped and decoded as the
  * layout says. Not for CSV: see openCsvBytes.
  */
-export async function openSourceItems(file: string, layout: SourceLayout): Promise<OpenedSource<SourceItem>> {
+export async function openSourceItems(
+  file: string,
+  layout: SourceLayout,
+  limit: ExpansionLimit = {},
+): Promise<OpenedSource<SourceItem>> {
   // Each reader is loaded when its format is met: exceljs alone takes a while to load.
-  const opened = await openInput({ file, compression: layout.compression, entry: layout.entry });
+  const opened = await openInput({ file, compression: layout.compression, entry: layout.entry }, limit);
   const close = () => opened.bytes.destroy();
   if (layout.format === 'xlsx') {
     const { readXlsxRecords } = await import('./xlsx/xlsx-reader.js');
@@ -63,9 +68,13 @@ export async function openSourceItems(file: string, layout: SourceLayout): Promi
   return { items, bytesRead: opened.bytesRead, totalBytes: opened.totalBytes, close };
 }
 
-/** A CSV file's bytes as UTF-8, unwrapped and transcoded as the layout says. */
-export async function openCsvBytes(file: string, layout: SourceLayout): Promise<OpenedSource<Buffer>> {
-  const opened = await openInput({ file, compression: layout.compression, entry: layout.entry });
+/** A CSV file's bytes as UTF-8, unwrapped (within `limit`) and transcoded as the layout says. */
+export async function openCsvBytes(
+  file: string,
+  layout: SourceLayout,
+  limit: ExpansionLimit = {},
+): Promise<OpenedSource<Buffer>> {
+  const opened = await openInput({ file, compression: layout.compression, entry: layout.entry }, limit);
   return {
     items: utf8Bytes(opened.chunks(), layout.encoding ?? 'utf-8', layout.bomBytes ?? 0),
     bytesRead: opened.bytesRead,

@@ -6,6 +6,7 @@ import { SOURCE_FORMATS, type SourceFormat } from '../source-format.js';
 import type { SourceLayout } from '../source-layout.js';
 import { asSourceError } from '../source-syntax-error.js';
 import { readCsvLayout } from './csv/csv-header.js';
+import type { ExpansionLimit } from './expansion-limit.js';
 import {
   chooseZipEntry,
   type Compression,
@@ -17,8 +18,8 @@ import {
 import { openSourceItems } from './open-file-source.js';
 import { decodeText } from './text-decoder.js';
 
-/** What a user may say about a file; everything left out is detected. */
-export interface SourceOptions {
+/** What a user may say about a file; everything left out is detected. How far gzip or zip may expand: ExpansionLimit. */
+export interface SourceOptions extends ExpansionLimit {
   /** csv, tsv, xlsx, json, ndjson, xml or sql. */
   format?: string;
   /** The text encoding (utf-8, utf-16le, windows-1252, iso-8859-15, …). */
@@ -83,7 +84,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
       });
     }
     refuseOptionsOfOtherFormats(file, 'xlsx', options);
-    return withColumns(file, {
+    return withColumns(file, options, {
       format: 'xlsx',
       compression,
       sheet: await sheetName(file, input, options.sheet),
@@ -106,7 +107,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
 
   if (format === 'csv' || format === 'tsv') {
     const delimiter = options.delimiter ?? (format === 'tsv' ? '\t' : undefined);
-    const layout = await readCsvLayout(input, { delimiter, encoding, bomBytes });
+    const layout = await readCsvLayout(input, { delimiter, encoding, bomBytes, limit: options });
     return {
       format: 'csv',
       compression,
@@ -118,7 +119,7 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
       columns: layout.header,
     };
   }
-  return withColumns(file, {
+  return withColumns(file, options, {
     format,
     compression,
     entry,
@@ -135,8 +136,8 @@ export async function readSourceLayout(file: string, options: SourceOptions = {}
  * The layout's columns, from a first reading: for XLSX the header row; for keyed formats the
  * union of every record's keys, in the order they first appear.
  */
-async function withColumns(file: string, layout: SourceLayout): Promise<SourceLayout> {
-  const opened = await openSourceItems(file, layout);
+async function withColumns(file: string, limit: ExpansionLimit, layout: SourceLayout): Promise<SourceLayout> {
+  const opened = await openSourceItems(file, layout, limit);
   const seen = new Set<string>();
   let counted = 0;
   try {

@@ -1,5 +1,6 @@
 import { PgferryError } from '../../../errors.js';
 import { sniffDelimiter } from '../../detect/sniff-delimiter.js';
+import type { ExpansionLimit } from '../expansion-limit.js';
 import { type InputFile, openInput } from '../input-file.js';
 import { utf8Bytes } from '../text-decoder.js';
 import { CsvHeaderError, CsvScanner } from './csv-scanner.js';
@@ -22,11 +23,11 @@ export interface CsvLayout {
  */
 export async function readCsvLayout(
   input: InputFile,
-  options: { delimiter?: string; encoding?: string; bomBytes?: number } = {},
+  options: { delimiter?: string; encoding?: string; bomBytes?: number; limit?: ExpansionLimit } = {},
 ): Promise<CsvLayout> {
   const { file } = input;
   const encoding = options.encoding ?? 'utf-8';
-  const opened = await openInput(input);
+  const opened = await openInput(input, options.limit);
   let header: string[] | undefined;
   let chosen = options.delimiter;
   try {
