@@ -2320,6 +2320,7 @@ declare
   v_cols     text[];
   v_set      text[];
   v_by_key   boolean;
+  v_is_row   text;
   v_found    text;
 begin
   select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
@@ -2335,71 +2336,75 @@ begin
   -- of the tenant with w's key. By key: OFFSET 0 keeps the subquery from being pulled up into
   -- a join, so it stays one index lookup an undo row. Without a key index it is pulled up
   -- into a join, which the function's SET clause keeps from being a nested loop.
+  -- The row t of the tenant with the key of the undo row w.
+  v_is_row := format('t.%I = %L::%s', v_pt.tenant_column, p_tenant.tenant_key, v_pt.tenant_type)
+              || (select string_agg(format(' and t.%I = w.%I', c, c), '') from unnest(v_keys) c);
   v_found := format($sql$%1$s as w
   left join lateral (
     select t.ctid as _tid, t.xmin::text::bigint as _txmin from %2$s as t where %3$s%4$s
   ) as f on true$sql$,
-    p_undo, v_target,
-    format('t.%I = %L::%s', v_pt.tenant_column, p_tenant.tenant_key, v_pt.tenant_type)
-      || (select string_agg(format(' and t.%I = w.%I', c, c), '') from unnest(v_keys) c),
-    case when v_by_key then ' offset 0' else '' end);
+    p_undo, v_target, v_is_row, case when v_by_key then ' offset 0' else '' end);
 
   return format($sql$create function %1$I.%2$I(p_force boolean) returns jsonb
-language plpgsql security definer set search_path = public, pg_temp%10$s
+language plpgsql security definer set search_path = public, pg_temp%14$s
 as %3$s
 declare
   v_conflicts  jsonb;
-  v_inserted   tid[];
-  v_updated    tid[];
-  v_scans      text[] := array[current_setting('enable_seqscan'), current_setting('enable_indexscan'),
-                               current_setting('enable_bitmapscan')];
+  v_inserted   %6$s[];
+  v_updated    %6$s[];
+  v_settings   text[];
   v_deleted    bigint;
   v_restored   bigint;
   v_reinserted bigint := 0;
   v_undeleted  bigint := 0;
 begin
   -- One pass over the undo rows: rows changed or deleted since the load wrote them (another
-  -- xmin, or gone), and where the rows to delete and to restore are.
+  -- xmin, or gone), and the rows to delete and to restore, each an undo row with the ctid
+  -- of its target row (_tid).
   select jsonb_agg(jsonb_build_object('key', w._key, 'problem', case when w._action = 'delete' then 'created again since the load' when f._tid is null then 'deleted since the load' else 'changed since the load' end)
                    order by w._key::text)
            filter (where case when w._action = 'delete' then f._tid is not null
                               else f._tid is null or f._txmin <> w._xid end),
-         coalesce(array_agg(f._tid) filter (where w._action = 'inserts' and f._tid is not null), '{}'),
-         coalesce(array_agg(f._tid) filter (where w._action = 'update' and f._tid is not null), '{}')
+         coalesce(array_agg(%7$s) filter (where w._action = 'inserts' and f._tid is not null), '{}'),
+         coalesce(array_agg(%7$s) filter (where w._action = 'update' and f._tid is not null), '{}')
   into v_conflicts, v_inserted, v_updated
   from %4$s;
   if v_conflicts is not null and not p_force then
     return jsonb_build_object('conflicts', v_conflicts);
   end if;
 
-  -- The rows are reached by their ctids: one TID scan. With other scans enabled, a tenant
-  -- the statistics take for one row would be read whole by its index instead, each row
-  -- compared with every ctid (quadratic).
-  perform set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true),
-          set_config('enable_bitmapscan', 'off', true);
+  -- Each row reached at its ctid, by a TID scan (the only scan left enabled) a row, and
+  -- checked to be the tenant's row of that key still (a ctid names a row of one partition).
+  -- With the other scans enabled, the planner could read the rows of a tenant it takes for
+  -- one through the tenant column's index and compare each with every ctid (quadratic).
+  v_settings := array(select current_setting(s) from unnest(%8$L::text[]) as s);
+  perform set_config(s, v, true) from unnest(%8$L::text[], %9$L::text[]) as x(s, v);
   -- Inserted rows are deleted.
-  delete from %5$s as t where t.ctid = any (v_inserted);
+  delete from %5$s as t
+  using unnest(v_inserted) as w
+  where t.ctid = w._tid and %10$s;
   get diagnostics v_deleted = row_count;
-  -- Updated rows get their before-image back, each read from the undo rows by its key (a
-  -- lookup in their index: with every scan disabled, still the cheapest).
-  update %5$s as t set %6$s where t.ctid = any (v_updated);
+  -- Updated rows get their before-image back.
+  update %5$s as t
+  set %11$s
+  from unnest(v_updated) as w
+  where t.ctid = w._tid and %10$s;
   get diagnostics v_restored = row_count;
-  perform set_config('enable_seqscan', v_scans[1], true), set_config('enable_indexscan', v_scans[2], true),
-          set_config('enable_bitmapscan', v_scans[3], true);
+  perform set_config(s, v, true) from unnest(%8$L::text[], v_settings) as x(s, v);
 
   if v_conflicts is not null then
     -- Forced: updated rows deleted since come back as they were before the load.
-    insert into %5$s (%7$s) overriding system value
-    select %8$s
+    insert into %5$s (%12$s) overriding system value
+    select %13$s
     from %4$s
     where w._action = 'update' and f._tid is null;
     get diagnostics v_reinserted = row_count;
   end if;
 
   -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).
-  if exists (select from %9$s where _action = 'delete') then
-    insert into %5$s (%7$s) overriding system value
-    select %8$s
+  if exists (select from %6$s where _action = 'delete') then
+    insert into %5$s (%12$s) overriding system value
+    select %13$s
     from %4$s
     where w._action = 'delete' and f._tid is null;
     get diagnostics v_undeleted = row_count;
@@ -2410,20 +2415,21 @@ end
     p_tenant.schema_name, 'rollback_' || p_load, p_tag,                                 -- 1 2 3
     v_found,                                                                            -- 4
     v_target,                                                                           -- 5
-    -- 6: the columns set back from the undo row w of the row's key (a subquery a row, through
-    --    the index on the undo rows' keys)
-    format('%s = (select %s from %s as w where w._action = %L%s)',
-           case when cardinality(v_set) = 0 then quote_ident(v_pt.tenant_column)
-                when cardinality(v_set) = 1 then quote_ident(v_set[1])
-                else '(' || (select string_agg(quote_ident(c), ', ') from unnest(v_set) c) || ')' end,
-           case when cardinality(v_set) = 0 then format('t.%I', v_pt.tenant_column)
-                else (select string_agg(format('(w._before).%I', c), ', ') from unnest(v_set) c) end,
-           p_undo, 'update',
-           (select string_agg(format(' and w.%I = t.%I', c, c), '') from unnest(v_keys) c)),
-    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),                    -- 7
-    (select string_agg(format('(w._before).%I', c), ', ') from unnest(v_cols) c),       -- 8
-    p_undo,                                                                             -- 9
-    case when not v_by_key then E'\nset enable_nestloop = off' end);                    -- 10
+    p_undo,                                                                             -- 6
+    -- 7: the undo row w with its target row's ctid, a row of p_undo
+    format('row(w._action, w._key, w._xid, w._before, %s, f._tid)::%s',
+           (select string_agg(format('w.%I', c), ', ') from unnest(v_keys) c), p_undo),
+    -- 8 9: the settings of the DELETE and UPDATE (as promote_<load>()'s UPDATE has them)
+    '{enable_seqscan,enable_indexscan,enable_bitmapscan,enable_tidscan,jit}', '{off,off,off,on,off}',
+    -- 10: the row t is the tenant's with w's key
+    v_is_row,
+    -- 11: an updated row's columns but the tenant and the keys, set back from its before-image
+    --     (the tenant column set to itself when no other is left)
+    coalesce((select string_agg(format('%I = (w._before).%I', c, c), ', ') from unnest(v_set) c),
+             format('%I = t.%I', v_pt.tenant_column, v_pt.tenant_column)),
+    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),                    -- 12
+    (select string_agg(format('(w._before).%I', c), ', ') from unnest(v_cols) c),       -- 13
+    case when not v_by_key then E'\nset enable_nestloop = off' end);                    -- 14
 end
 $function$;
 
@@ -2469,20 +2475,20 @@ begin
   else
     -- The undo rows, where the tenant's function can read them (owned by the loader).
     -- One row a written row (a batch's keys out of their array), its key columns typed as the
-    -- target's and indexed (a restored row reads its before-image by key) and its before-image
-    -- a row of the target's type; analyzed, so that the planner knows how many there are.
+    -- target's (compared with the target's as they are, so its key index serves) and its
+    -- before-image a row of the target's type; _tid, for rollback_<load>()'s arrays of them.
+    -- Analyzed: so that a join of them (a target without a key index) is sized right.
     v_undo := ferry.quoted_object(v_tenant.schema_name, 'rollback', p_load);
     v_target := format('%I.%I', v_map.target_schema, v_map.target_table);
     v_keys := ferry.undo_key_columns(p_load);
     execute format('drop table if exists %s', v_undo);
     execute format($sql$create unlogged table %1$s as
       select u.action as _action, k.key as _key, u.xid as _xid,
-             jsonb_populate_record(null::%2$s, u.before) as _before, %3$s
+             jsonb_populate_record(null::%2$s, u.before) as _before, %3$s, null::tid as _tid
       from ferry.undo_log(%4$s) as u
       cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
       cross join lateral jsonb_populate_record(null::%2$s, k.key) as r$sql$,
       v_undo, v_target, (select string_agg(format('r.%I', c), ', ') from unnest(v_keys) c), p_load);
-    execute format('create index on %s (%s)', v_undo, (select string_agg(quote_ident(c), ', ') from unnest(v_keys) c));
     execute format('analyze %s', v_undo);
     execute format('grant select on %s to %I', v_undo, v_tenant.role_name);
 
