@@ -2335,8 +2335,8 @@ begin
   -- Each undo row w with its target row f (f._tid, f._txmin; null when there is none): the row
   -- of the tenant with w's key. By key: OFFSET 0 keeps the subquery from being pulled up into
   -- a join, so it stays one index lookup an undo row. Without a key index it is pulled up
-  -- into a join, which the function's SET clause keeps from being a nested loop.
-  -- The row t of the tenant with the key of the undo row w.
+  -- into a join, which the function's SET clause keeps from being a nested loop. v_is_row:
+  -- the row t is the tenant's with the key of the undo row w.
   v_is_row := format('t.%I = %L::%s', v_pt.tenant_column, p_tenant.tenant_key, v_pt.tenant_type)
               || (select string_agg(format(' and t.%I = w.%I', c, c), '') from unnest(v_keys) c);
   v_found := format($sql$%1$s as w
@@ -2473,8 +2473,8 @@ begin
     -- It wrote nothing (every row unchanged, say): nothing to undo.
     v_result := jsonb_build_object('deleted', 0, 'restored', 0, 'conflicts', '[]'::jsonb);
   else
-    -- The undo rows, where the tenant's function can read them (owned by the loader).
-    -- One row a written row (a batch's keys out of their array), its key columns typed as the
+    -- The undo rows, where the tenant's function can read them (owned by the loader): one
+    -- row a written row (a batch's keys out of their array), its key columns typed as the
     -- target's (compared with the target's as they are, so its key index serves) and its
     -- before-image a row of the target's type; _tid, for rollback_<load>()'s arrays of them.
     -- Analyzed: so that a join of them (a target without a key index) is sized right.
