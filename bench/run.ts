@@ -4,6 +4,7 @@
 //
 // usage: npx tsx bench/run.ts [--sizes 1000000,5000000] [--rows N] [--large] [--repeat 3]
 //                             [--database-url URL] [--dirty 0.01] [--changed 0.1] [--seed 1]
+//        npx tsx bench/run.ts --rollback [options]   (bench/rollback.ts)
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { stat, writeFile } from 'node:fs/promises';
@@ -31,6 +32,7 @@ import {
   sizeSection,
 } from './report.js';
 import { writeOwnedSections } from './results-file.js';
+import { benchRollback, ROLLBACK_USAGE } from './rollback.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FLOOR_TABLE = 'bench.stage';
@@ -49,6 +51,7 @@ const USAGE = `usage: npx tsx bench/run.ts [options]     (or: npm run bench -- [
   --changed <fraction>   rows changed in the file of case 5b; 0 leaves it out (default: 0.1)
   --psql <path|none>     psql to run \\copy with; none uses pg-copy-streams (default: psql on PATH)
   --out <file>           where to write the results (default: bench/RESULTS.md)
+  --rollback             only the rollback benchmark (bench/rollback.ts; --rollback --help)
 
 Generated catalogs are kept in bench/data/ and reused by later runs.`;
 
@@ -147,6 +150,10 @@ interface Bench {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--rollback')) {
+    if (!(await benchRollback(process.argv.slice(2).filter((a) => a !== '--rollback')))) console.log(ROLLBACK_USAGE);
+    return;
+  }
   const options = parseOptions(process.argv.slice(2));
   if (!options) {
     console.log(USAGE);

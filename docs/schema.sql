@@ -2446,92 +2446,120 @@ AS $function$
 declare
   v_pt       ferry.protected_tables;
   v_target   text := format('%I.%I', p_schema, p_table);
-  v_keys     text[];
+  v_keys     text[] := ferry.undo_key_columns(p_load);
   v_cols     text[];
+  v_set      text[];
+  v_by_key   boolean;
+  v_is_row   text;
+  v_found    text;
 begin
   select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
-  -- The key columns, from the load's undo rows: a batch's rows ('inserts', 'updates')
-  -- keep an array of keys, the others one key.
-  select array_agg(distinct k order by k) into v_keys
-  from ferry.undo u
-  cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
-  where u.load_id = p_load;
   -- The columns a row is restored with: all but generated ones.
   select array_agg(a.attname::text order by a.attnum) into v_cols
   from pg_attribute a
   where a.attrelid = v_target::regclass and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
+  -- The columns an updated row gets back: all but the tenant and the keys (the tenant column
+  -- set to itself when no other is left).
+  v_set := array(select c from unnest(v_cols) c where c <> v_pt.tenant_column and not c = any (v_keys));
+  v_by_key := ferry.has_key_index(v_target::regclass, v_keys, v_pt.tenant_column);
+  -- Each undo row w with its target row f (f._tid, f._txmin; null when there is none): the row
+  -- of the tenant with w's key. By key: OFFSET 0 keeps the subquery from being pulled up into
+  -- a join, so it stays one index lookup an undo row. Without a key index it is pulled up
+  -- into a join, which the function's SET clause keeps from being a nested loop. v_is_row:
+  -- the row t is the tenant's with the key of the undo row w.
+  v_is_row := format('t.%I = %L::%s', v_pt.tenant_column, p_tenant.tenant_key, v_pt.tenant_type)
+              || (select string_agg(format(' and t.%I = w.%I', c, c), '') from unnest(v_keys) c);
+  v_found := format($sql$%1$s as w
+  left join lateral (
+    select t.ctid as _tid, t.xmin::text::bigint as _txmin from %2$s as t where %3$s%4$s
+  ) as f on true$sql$,
+    p_undo, v_target, v_is_row, case when v_by_key then ' offset 0' else '' end);
 
   return format($sql$create function %1$I.%2$I(p_force boolean) returns jsonb
-language plpgsql security definer set search_path = public, pg_temp
+language plpgsql security definer set search_path = public, pg_temp%14$s
 as %3$s
 declare
-  v_conflicts jsonb;
-  v_deleted   bigint;
-  v_restored  bigint;
-  v_reinserted bigint;
-  v_undeleted bigint;
+  v_conflicts  jsonb;
+  v_inserted   %6$s[];
+  v_updated    %6$s[];
+  v_settings   text[];
+  v_deleted    bigint;
+  v_restored   bigint;
+  v_reinserted bigint := 0;
+  v_undeleted  bigint := 0;
 begin
-  -- Rows changed or deleted since the load wrote them: another xmin, or gone.
-  select jsonb_agg(jsonb_build_object('key', w.key, 'problem', case when w.action = 'delete' then 'created again since the load' when t.ctid is null then 'deleted since the load' else 'changed since the load' end)
-                   order by w.key::text)
-  into v_conflicts
-  from %4$s as w
-  cross join lateral jsonb_populate_record(null::%5$s, w.key) as k
-  left join %5$s as t on %6$s
-  where case when w.action = 'delete' then t.ctid is not null
-              else t.ctid is null or t.xmin::text::bigint <> w.xid end;
+  -- One pass over the undo rows: rows changed or deleted since the load wrote them (another
+  -- xmin, or gone), and the rows to delete and to restore, each an undo row with the ctid
+  -- of its target row (_tid).
+  select jsonb_agg(jsonb_build_object('key', w._key, 'problem', case when w._action = 'delete' then 'created again since the load' when f._tid is null then 'deleted since the load' else 'changed since the load' end)
+                   order by w._key::text)
+           filter (where case when w._action = 'delete' then f._tid is not null
+                              else f._tid is null or f._txmin <> w._xid end),
+         coalesce(array_agg(%7$s) filter (where w._action = 'inserts' and f._tid is not null), '{}'),
+         coalesce(array_agg(%7$s) filter (where w._action = 'update' and f._tid is not null), '{}')
+  into v_conflicts, v_inserted, v_updated
+  from %4$s;
   if v_conflicts is not null and not p_force then
     return jsonb_build_object('conflicts', v_conflicts);
   end if;
 
+  -- Each row reached at its ctid, by a TID scan (the only scan left enabled) a row, and
+  -- checked to be the tenant's row of that key still (a ctid names a row of one partition).
+  -- With the other scans enabled, the planner could read the rows of a tenant it takes for
+  -- one through the tenant column's index and compare each with every ctid (quadratic).
+  v_settings := array(select current_setting(s) from unnest(%8$L::text[]) as s);
+  perform set_config(s, v, true) from unnest(%8$L::text[], %9$L::text[]) as x(s, v);
   -- Inserted rows are deleted.
   delete from %5$s as t
-  using %4$s as w, jsonb_populate_record(null::%5$s, w.key) as k
-  where w.action = 'inserts' and %6$s;
+  using unnest(v_inserted) as w
+  where t.ctid = w._tid and %10$s;
   get diagnostics v_deleted = row_count;
-
   -- Updated rows get their before-image back.
   update %5$s as t
-  set %7$s
-  from %4$s as w, jsonb_populate_record(null::%5$s, w.key) as k, jsonb_populate_record(null::%5$s, w.before) as b
-  where w.action = 'update' and %6$s;
+  set %11$s
+  from unnest(v_updated) as w
+  where t.ctid = w._tid and %10$s;
   get diagnostics v_restored = row_count;
+  perform set_config(s, v, true) from unnest(%8$L::text[], v_settings) as x(s, v);
 
-  -- Forced: updated rows deleted since come back as they were before the load.
-  insert into %5$s (%8$s) overriding system value
-  select %9$s
-  from %4$s as w, jsonb_populate_record(null::%5$s, w.before) as b
-  where w.action = 'update'
-    and not exists (select from jsonb_populate_record(null::%5$s, w.key) as k, %5$s as t where %6$s);
-  get diagnostics v_reinserted = row_count;
+  if v_conflicts is not null then
+    -- Forced: updated rows deleted since come back as they were before the load.
+    insert into %5$s (%12$s) overriding system value
+    select %13$s
+    from %4$s
+    where w._action = 'update' and f._tid is null;
+    get diagnostics v_reinserted = row_count;
+  end if;
 
   -- Rows a mirror sync deleted come back (unless, forced, a row with their key exists again).
-  insert into %5$s (%8$s) overriding system value
-  select %9$s
-  from %4$s as w, jsonb_populate_record(null::%5$s, w.before) as b
-  where w.action = 'delete'
-    and not exists (select from jsonb_populate_record(null::%5$s, w.key) as k, %5$s as t where %6$s);
-  get diagnostics v_undeleted = row_count;
+  if exists (select from %6$s where _action = 'delete') then
+    insert into %5$s (%12$s) overriding system value
+    select %13$s
+    from %4$s
+    where w._action = 'delete' and f._tid is null;
+    get diagnostics v_undeleted = row_count;
+  end if;
   return jsonb_build_object('deleted', v_deleted, 'restored', v_restored + v_reinserted + v_undeleted, 'conflicts', coalesce(v_conflicts, '[]'));
 end
 %3$s$sql$,
     p_tenant.schema_name, 'rollback_' || p_load, p_tag,                                 -- 1 2 3
-    -- 4: every row the load wrote, the keys of an 'inserts' row out of their array
-    format($sql$(select u.action, k.key, u.before, u.xid
-   from %1$s as u
-   cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key))$sql$,
-           p_undo),
+    v_found,                                                                            -- 4
     v_target,                                                                           -- 5
-    -- 6: the row of the tenant (t) with the key k
-    format('t.%I = %L::%s', v_pt.tenant_column, p_tenant.tenant_key, v_pt.tenant_type)
-      || (select string_agg(format(' and t.%I = k.%I', c, c), '') from unnest(v_keys) c),
-    -- 7: an updated row's columns but the tenant and the keys, set back from its before-image b
-    --    (the tenant column set to itself when no other is left)
-    coalesce((select string_agg(format('%I = b.%I', c, c), ', ') from unnest(v_cols) c
-              where c <> v_pt.tenant_column and not c = any (v_keys)),
+    p_undo,                                                                             -- 6
+    -- 7: the undo row w with its target row's ctid, a row of p_undo
+    format('row(w._action, w._key, w._xid, w._before, %s, f._tid)::%s',
+           (select string_agg(format('w.%I', c), ', ') from unnest(v_keys) c), p_undo),
+    -- 8 9: the settings of the DELETE and UPDATE (as promote_<load>()'s UPDATE has them)
+    '{enable_seqscan,enable_indexscan,enable_bitmapscan,enable_tidscan,jit}', '{off,off,off,on,off}',
+    -- 10: the row t is the tenant's with w's key
+    v_is_row,
+    -- 11: an updated row's columns but the tenant and the keys, set back from its before-image
+    --     (the tenant column set to itself when no other is left)
+    coalesce((select string_agg(format('%I = (w._before).%I', c, c), ', ') from unnest(v_set) c),
              format('%I = t.%I', v_pt.tenant_column, v_pt.tenant_column)),
-    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),                    -- 8
-    (select string_agg(format('b.%I', c), ', ') from unnest(v_cols) c));                -- 9
+    (select string_agg(quote_ident(c), ', ') from unnest(v_cols) c),                    -- 12
+    (select string_agg(format('(w._before).%I', c), ', ') from unnest(v_cols) c),       -- 13
+    case when not v_by_key then E'\nset enable_nestloop = off' end);                    -- 14
 end
 $function$;
 
@@ -2545,6 +2573,8 @@ declare
   v_tenant ferry.tenants;
   v_map    ferry.mappings;
   v_undo   text;
+  v_target text;
+  v_keys   text[];
   v_tag    text := '$pgferry_' || replace(gen_random_uuid()::text, '-', '') || '$';
   v_result jsonb;
 begin
@@ -2573,11 +2603,23 @@ begin
     -- It wrote nothing (every row unchanged, say): nothing to undo.
     v_result := jsonb_build_object('deleted', 0, 'restored', 0, 'conflicts', '[]'::jsonb);
   else
-    -- The undo rows, where the tenant's function can read them (owned by the loader).
+    -- The undo rows, where the tenant's function can read them (owned by the loader): one
+    -- row a written row (a batch's keys out of their array), its key columns typed as the
+    -- target's (compared with the target's as they are, so its key index serves) and its
+    -- before-image a row of the target's type; _tid, for rollback_<load>()'s arrays of them.
+    -- Analyzed: so that a join of them (a target without a key index) is sized right.
     v_undo := ferry.quoted_object(v_tenant.schema_name, 'rollback', p_load);
+    v_target := format('%I.%I', v_map.target_schema, v_map.target_table);
+    v_keys := ferry.undo_key_columns(p_load);
     execute format('drop table if exists %s', v_undo);
-    execute format('create unlogged table %s as select action, key, before, xid from ferry.undo with no data', v_undo);
-    execute format('insert into %s select * from ferry.undo_log($1)', v_undo) using p_load;
+    execute format($sql$create unlogged table %1$s as
+      select u.action as _action, k.key as _key, u.xid as _xid,
+             jsonb_populate_record(null::%2$s, u.before) as _before, %3$s, null::tid as _tid
+      from ferry.undo_log(%4$s) as u
+      cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
+      cross join lateral jsonb_populate_record(null::%2$s, k.key) as r$sql$,
+      v_undo, v_target, (select string_agg(format('r.%I', c), ', ') from unnest(v_keys) c), p_load);
+    execute format('analyze %s', v_undo);
     execute format('grant select on %s to %I', v_undo, v_tenant.role_name);
 
     execute format('drop function if exists %I.%I(boolean)', v_tenant.schema_name, 'rollback_' || p_load);
@@ -2907,6 +2949,18 @@ begin
     select substring(a.application_name from '^pgferry load ([0-9]+)$')::bigint
     from pg_stat_activity a where a.pid = v_pid), 0);
 end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.undo_key_columns(p_load bigint)
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select array_agg(distinct k order by k)
+  from ferry.undo u
+  cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
+  where u.load_id = p_load
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.undo_log(p_load bigint)

@@ -5,6 +5,9 @@ import type pg from 'pg';
 import { withTransaction } from './db/database.js';
 import { asUserError } from './errors.js';
 
+/** How often the server checks, during the rollback, that its client is still there (ms). */
+const CONNECTION_CHECK_MS = 1000;
+
 export interface RollbackOptions {
   /** Restore even rows changed or deleted since the load wrote them. (Default: false) */
   force?: boolean;
@@ -43,13 +46,15 @@ export async function rollback(pool: pg.Pool, loadId: number, options: RollbackO
   try {
     const { rows } = await withTransaction(
       pool,
-      (client) =>
-        client.query<{
+      async (client) => {
+        await checkClientConnection(client);
+        return client.query<{
           outcome: RollbackResult['outcome'];
           deleted: string;
           restored: string;
           conflicts: RollbackConflict[];
-        }>('select * from ferry.rollback_load($1, $2, $3)', [loadId, options.force ?? false, os.userInfo().username]),
+        }>('select * from ferry.rollback_load($1, $2, $3)', [loadId, options.force ?? false, os.userInfo().username]);
+      },
       { tenantCode: true },
     );
     const row = rows[0];
@@ -62,5 +67,22 @@ export async function rollback(pool: pg.Pool, loadId: number, options: RollbackO
     };
   } catch (error) {
     throw asUserError(error);
+  }
+}
+
+/**
+ * A rollback whose client dies (a killed CLI, a lost network) stops on the server too: without
+ * this the backend would run its long statement to the end, holding the tenant's lock, and
+ * only then find nobody to commit for. It checks every second during the statement and aborts
+ * the whole transaction, so nothing is half undone. A server whose platform cannot tell a
+ * closed socket (it refuses the setting) rolls back without the check.
+ */
+async function checkClientConnection(client: pg.PoolClient): Promise<void> {
+  await client.query('savepoint connection_check');
+  try {
+    await client.query(`set local client_connection_check_interval = ${CONNECTION_CHECK_MS}`);
+    await client.query('release savepoint connection_check');
+  } catch {
+    await client.query('rollback to savepoint connection_check');
   }
 }

@@ -21,8 +21,10 @@ export function rollbackCommand(global: () => GlobalOptions): Command {
 The rollback runs in one transaction, as the load's tenant, and waits for any load of the same
 tenant and table to finish. A row that a later load or any other write changed (or deleted)
 since this load wrote it is a conflict: the rollback then changes nothing and lists those keys,
-unless --force. Rolling back a load twice does nothing the second time. Exit codes: 0 rolled
-back (or already), 1 refused because of conflicts, 2 no such load or not a succeeded one.
+unless --force. Rolling back a load twice does nothing the second time. Interrupted (Ctrl-C,
+a lost connection), it stops on the server too, within a second, and undoes nothing. Exit
+codes: 0 rolled back (or already), 1 refused because of conflicts, 2 no such load or not a
+succeeded one.
 
 Examples:
   pgferry rollback 42
