@@ -24,6 +24,8 @@ export const SQLSTATE = {
   invalidObjectDefinition: '42P17',
   /** Raised by a compiled promote_<load>() when a row planned for update is gone. */
   noDataFound: 'P0002',
+  /** Raised by ferry.check_claim: another process took the load over (claims.sql). */
+  claimTakenOver: 'PF001',
 } as const;
 
 export interface Location {

@@ -50,6 +50,7 @@ describe('sql/', () => {
       '0004_plans.sql',
       '0005_protect_rls_before.sql',
       '0006_lock_secret.sql',
+      '0007_load_claim_epoch.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.schema_migrations order by id');
     expect(rows.map((r) => r.name)).toEqual(names);

@@ -51,7 +51,7 @@ export class LoadSteps {
     await this.timed('transform', () =>
       retryStep(this.run, 'transform', async (attempt) => {
         if (attempt > 1) this.staged = (await this.restagedIfLost()) ?? this.staged;
-        await transform(this.pool, this.run.loadId);
+        await transform(this.pool, this.run.loadId, this.run.claim.epoch);
       }),
     ).catch((error) => {
       throw mappingRuntimeError(error, this.run.mapping);
