@@ -2303,7 +2303,9 @@ begin
     select claim_epoch into v_epoch from ferry.loads where id = p_load;
     return case when v_epoch is distinct from p_epoch then 'taken over' else 'busy' end;
   end if;
-  select claim_epoch into v_epoch from ferry.loads where id = p_load for no key update;
+  -- No row lock needed (one would wait for this process's own step in flight): whoever raises
+  -- the epoch holds the claim's lock first, and this session holds it now.
+  select claim_epoch into v_epoch from ferry.loads where id = p_load;
   if v_epoch is distinct from p_epoch then
     perform pg_advisory_unlock(ferry.load_claim_key(p_load));
     return 'taken over';
