@@ -8,7 +8,7 @@ import { loadCounts, NO_COUNTS } from './load-counts.js';
 import type { LoadRun } from './load-run.js';
 import type { LoadSteps } from './load-steps.js';
 import { rejectReasons } from './reject-reasons.js';
-import { RETRY_DELAYS_MS } from './retry-step.js';
+import { RETRY_DELAYS_MS, retryStep } from './retry-step.js';
 import { sourceSummary } from './source-summary.js';
 import type { LoadResult, SyncOutcome } from './types.js';
 
@@ -68,36 +68,41 @@ export async function endRun(pool: pg.Pool, run: LoadRun, end: RunEnd, steps: Lo
   if (end.resumable) {
     return { ...base, status: 'failed', counts: NO_COUNTS, reasons: [], timings, error: end.failure, resumable: true };
   }
-  const takenOver = end.takenOver ? end.failure : await writeEndStatus(pool, run, end);
+  const takenOver = end.takenOver ? end.failure : await retryStep(run, 'cleanup', () => writeEndStatus(pool, run, end));
   if (takenOver !== undefined) {
     return { ...base, status: 'failed', counts: NO_COUNTS, reasons: [], timings, error: takenOver };
   }
-  // A dry run leaves nothing behind, --keep-staging or not.
-  if (!options.keepStaging || options.dryRun) await steps.cleanup();
-
-  await pool.query('select ferry.record_timing($1, t.key, t.value::numeric) from jsonb_each($2::jsonb) as t', [
-    loadId,
-    JSON.stringify(timings),
-  ]);
-  const result: LoadResult = {
-    ...base,
-    status: end.status,
-    counts: await loadCounts(pool, loadId),
-    reasons: await rejectReasons(pool, loadId),
-    timings,
-    error: end.failure,
-    ...(end.sync && { sync: end.sync }),
-  };
-  await recordAudit(pool, {
-    command: 'load',
-    tenant: options.tenant,
-    loadId,
-    outcome: result.status,
-    details: { counts: result.counts, error: end.failure },
+  // What follows only records the end, each part retried after a passing failure (a lost
+  // connection): a load that committed must not end in an exception, nor without its audit line.
+  const result = await retryStep(run, 'cleanup', async (): Promise<LoadResult> => {
+    // A dry run leaves nothing behind, --keep-staging or not.
+    if (!options.keepStaging || options.dryRun) await steps.cleanup();
+    await pool.query('select ferry.record_timing($1, t.key, t.value::numeric) from jsonb_each($2::jsonb) as t', [
+      loadId,
+      JSON.stringify(timings),
+    ]);
+    return {
+      ...base,
+      status: end.status,
+      counts: await loadCounts(pool, loadId),
+      reasons: await rejectReasons(pool, loadId),
+      timings,
+      error: end.failure,
+      ...(end.sync && { sync: end.sync }),
+    };
   });
+  await retryStep(run, 'cleanup', () =>
+    recordAudit(pool, {
+      command: 'load',
+      tenant: options.tenant,
+      loadId,
+      outcome: result.status,
+      details: { counts: result.counts, error: end.failure },
+    }),
+  );
   if (options.dryRun) {
     // A dry run leaves no trace but its audit line.
-    await pool.query('delete from ferry.loads where id = $1', [loadId]);
+    await retryStep(run, 'cleanup', () => pool.query('delete from ferry.loads where id = $1', [loadId]));
   }
   return result;
 }
