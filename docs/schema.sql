@@ -96,7 +96,10 @@ create table ferry.loads (
   rolled_back_at timestamp with time zone,
   undo_pruned_at timestamp with time zone,
   queued_by text,
-  deleted bigint default 0 not null
+  deleted bigint default 0 not null,
+  claim_epoch bigint default 0 not null,
+  claimed_by text,
+  claimed_at timestamp with time zone
 );
 alter table ferry.loads add constraint loads_mapping_id_fkey FOREIGN KEY (mapping_id) REFERENCES ferry.mappings(id);
 alter table ferry.loads add constraint loads_pkey PRIMARY KEY (id);
@@ -107,6 +110,9 @@ comment on column ferry.loads.checkpoint_line is 'last source line whose rows ar
 comment on column ferry.loads.timings is 'milliseconds spent per step: {"stage": 812, "transform": ...}';
 comment on column ferry.loads.undo_pruned_at is 'when pgferry prune removed the undo log: the load can no longer be rolled back';
 comment on column ferry.loads.deleted is 'rows of the tenant that a mirror sync deleted or soft-deleted, absent from its full pull';
+comment on column ferry.loads.claim_epoch is 'how many times a process took the load (ferry.take_load_claim); only the holder of the latest may write';
+comment on column ferry.loads.claimed_by is 'who took the load last: host, process id, runner';
+comment on column ferry.loads.claimed_at is 'when the load was last taken';
 CREATE TRIGGER loads_notify AFTER INSERT OR UPDATE OF status ON ferry.loads FOR EACH ROW EXECUTE FUNCTION ferry.notify_load_change();
 
 create table ferry.mappings (
@@ -394,6 +400,23 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.check_claim(p_load bigint, p_epoch bigint)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_load ferry.loads;
+begin
+  select * into v_load from ferry.loads where id = p_load for no key update;
+  if v_load.claim_epoch is distinct from p_epoch then
+    raise exception 'load % was taken over by another process (%); this process stops without writing',
+      p_load, coalesce(v_load.claimed_by, 'unknown') || coalesce(', at ' || v_load.claimed_at::text, '')
+      using errcode = 'PF003';
+  end if;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.check_key_distinct(p_table ferry.protected_tables)
  RETURNS void
  LANGUAGE plpgsql
@@ -456,7 +479,7 @@ CREATE OR REPLACE FUNCTION ferry.claim_load(p_load bigint)
  RETURNS boolean
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$ select pg_try_advisory_lock(ferry.load_lock_class(), p_load::integer) $function$;
+AS $function$ select pg_try_advisory_lock(ferry.load_claim_key(p_load)) $function$;
 
 CREATE OR REPLACE FUNCTION ferry.cleanup_load(p_load bigint)
  RETURNS void
@@ -1186,29 +1209,19 @@ AS $function$
   select p_name = 'pgferry_keep' or p_name ~ '^pgferry_(tenant|only)_[a-z][a-z0-9_]*$'
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.load_claim_key(p_load bigint)
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$ select ferry.lock_key('load', p_load::text) $function$;
+
 CREATE OR REPLACE FUNCTION ferry.load_is_claimed(p_load bigint)
  RETURNS boolean
  LANGUAGE sql
  STABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-  select exists (
-    select from pg_locks
-    where locktype = 'advisory'
-      and database = (select oid from pg_database where datname = current_database())
-      and classid = ferry.load_lock_class()::oid
-      and objid = p_load::integer::oid
-      and objsubid = 2
-      and granted
-  )
-$function$;
-
-CREATE OR REPLACE FUNCTION ferry.load_lock_class()
- RETURNS integer
- LANGUAGE sql
- IMMUTABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$ select 1885956911 $function$;
+AS $function$ select ferry.lock_is_held(ferry.load_claim_key(p_load)) $function$;
 
 CREATE OR REPLACE FUNCTION ferry.load_object(p_load bigint, p_kind text)
  RETURNS text
@@ -2350,7 +2363,7 @@ begin
   -- Nobody runs it (queued, or interrupted): nothing to stop but the record, and the staging
   -- an interrupted one left. The claim's lock, held to the end of this transaction, keeps
   -- any worker from taking the load meanwhile.
-  if pg_try_advisory_xact_lock(ferry.load_lock_class(), p_load::integer) then
+  if pg_try_advisory_xact_lock(ferry.load_claim_key(p_load)) then
     update ferry.loads
     set status = 'cancelled', finished_at = now(), error = 'cancelled by ' || coalesce(p_os_user, current_user)
     where id = p_load
@@ -2405,6 +2418,29 @@ begin
   using v_load.checkpoint_line;
   delete from ferry.rejects r where r.load_id = p_load and r.step = 'parse' and r.line > v_load.checkpoint_line;
   return query select v_load.checkpoint_line, v_load.rows_read, v_load.rows_staged;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.retake_load_claim(p_load bigint, p_epoch bigint)
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_epoch bigint;
+begin
+  if not ferry.claim_load(p_load) then
+    select claim_epoch into v_epoch from ferry.loads where id = p_load;
+    return case when v_epoch is distinct from p_epoch then 'taken over' else 'busy' end;
+  end if;
+  -- No row lock needed (one would wait for this process's own step in flight): whoever raises
+  -- the epoch holds the claim's lock first, and this session holds it now.
+  select claim_epoch into v_epoch from ferry.loads where id = p_load;
+  if v_epoch is distinct from p_epoch then
+    perform pg_advisory_unlock(ferry.load_claim_key(p_load));
+    return 'taken over';
+  end if;
+  return 'retaken';
 end
 $function$;
 
@@ -2718,6 +2754,29 @@ begin
 end
 $function$;
 comment on function ferry.staging_lost(bigint) is 'Whether a server crash emptied the load''s UNLOGGED staging table: it holds fewer rows up to the checkpoint than the checkpoint counts.';
+
+CREATE OR REPLACE FUNCTION ferry.take_load_claim(p_load bigint, p_owner text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_epoch bigint;
+begin
+  if not ferry.claim_load(p_load) then
+    return null;
+  end if;
+  update ferry.loads
+  set claim_epoch = claim_epoch + 1, claimed_by = p_owner, claimed_at = now()
+  where id = p_load
+  returning claim_epoch into v_epoch;
+  if v_epoch is null then
+    perform pg_advisory_unlock(ferry.load_claim_key(p_load));
+    raise exception 'no load %', p_load using errcode = '42704';
+  end if;
+  return v_epoch;
+end
+$function$;
 
 CREATE OR REPLACE FUNCTION ferry.target_lock_subject(p_load bigint)
  RETURNS text

@@ -3,6 +3,9 @@
 // (`pgferry resume`, or loading again when it died before registering), then comparing the
 // tenant's rows and counts with those of an uninterrupted load. Every run must match exactly.
 //
+// Then the fault harness (scripts/fault-harness.ts, issue 23) runs with the same options: the
+// claim's or a step's connection cut at a random moment, with a concurrent resume.
+//
 // usage: npm run crash -- [--runs 20] [--rows 200000] [--seed 1] [--database-url URL]
 //        (it builds dist/ first: the runs use the CLI, bin/pgferry.js). Without a URL it starts an embedded PostgreSQL in a temporary
 //        folder and removes it at the end. Exits 1 unless every run matches.
@@ -21,6 +24,7 @@ import { dropDatabase } from '../src/db/database.js';
 import { addTenant, ensureDatabase, migrate, protectTable, startEmbeddedServer } from '../src/index.js';
 import { loadCounts } from '../src/load/load-counts.js';
 import { rowsDifferingFrom } from '../test/helpers/tenant-rows.js';
+import { faultHarness } from './fault-harness.js';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const BIN = path.join(ROOT, 'bin', 'pgferry.js');
@@ -175,5 +179,14 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   });
   const exact = outcomes.filter((o) => o.exact).length;
   console.log(`${outcomes.length} runs / ${exact} exact matches`);
-  process.exit(exact === outcomes.length ? 0 : 1);
+  const faults = await faultHarness({
+    runs: Number(values.runs),
+    rows: Number(values.rows),
+    seed: Number(values.seed),
+    databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
+    log: (line) => console.log(`fault ${line}`),
+  });
+  const faultsExact = faults.filter((o) => o.exact).length;
+  console.log(`fault harness: ${faults.length} runs / ${faultsExact} ended exactly once`);
+  process.exit(exact === outcomes.length && faultsExact === faults.length ? 0 : 1);
 }

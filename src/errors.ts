@@ -28,6 +28,8 @@ export const SQLSTATE = {
   fileAlreadyLoaded: 'PF001',
   /** Raised by ferry.register_load: a load of the same file was interrupted (resume or cancel it). */
   fileLoadInterrupted: 'PF002',
+  /** Raised by ferry.check_claim: another process took the load over (claims.sql). */
+  claimTakenOver: 'PF003',
 } as const;
 
 export interface Location {

@@ -1,4 +1,4 @@
-// A load's claim (ferry.claim_load) on a connection the caller lends: a sync's, which holds
+// A load's claim (ferry.take_load_claim) on a connection the caller lends: a sync's, which holds
 // the sync's lock. The claim, the cancel LISTEN and a lost connection behave as on a
 // connection of the claim's own; release gives the lent connection back unlocked and open.
 import pg from 'pg';
@@ -81,7 +81,9 @@ describe('a claim on a lent connection', () => {
       expect(claim).toBeDefined();
       expect(await claimed(loadId)).toBe(true);
       const { rows: holder } = await db.pool.query(
-        `select pid from pg_locks where locktype = 'advisory' and objid = $1::integer::oid and objsubid = 2`,
+        `select pid from pg_locks, ferry.load_claim_key($1) as k(key)
+         where locktype = 'advisory' and objsubid = 1
+           and classid = ((k.key >> 32) & 4294967295)::oid and objid = (k.key & 4294967295)::oid`,
         [loadId],
       );
       expect(holder.map((r) => r.pid)).toEqual([pid[0].pid]);

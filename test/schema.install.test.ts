@@ -50,7 +50,7 @@ describe('sql/', () => {
       '0004_plans.sql',
       '0005_protect_rls_before.sql',
       '0006_lock_secret.sql',
-      '0007_reserved.sql',
+      '0007_load_claim_epoch.sql',
       '0008_coordination_locks.sql',
       '0009_duplicates.sql',
     ]);

@@ -194,7 +194,7 @@ begin
   -- Nobody runs it (queued, or interrupted): nothing to stop but the record, and the staging
   -- an interrupted one left. The claim's lock, held to the end of this transaction, keeps
   -- any worker from taking the load meanwhile.
-  if pg_try_advisory_xact_lock(ferry.load_lock_class(), p_load::integer) then
+  if pg_try_advisory_xact_lock(ferry.load_claim_key(p_load)) then
     update ferry.loads
     set status = 'cancelled', finished_at = now(), error = 'cancelled by ' || coalesce(p_os_user, current_user)
     where id = p_load

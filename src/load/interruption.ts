@@ -17,6 +17,17 @@ export class LoadsStopping extends Error {
   }
 }
 
+/**
+ * Another process took the load over (its claim connection was lost, and `pgferry resume` or
+ * a worker claimed it): this process stops without writing anything more, and leaves the
+ * load's status to the process that holds it now.
+ */
+export class LoadTakenOver extends Error {
+  constructor(message: string) {
+    super(message);
+  }
+}
+
 let stopping = false;
 
 /** Every load of this process stops at its next batch boundary (a worker's SIGTERM). */
@@ -31,6 +42,7 @@ export function letLoadsRunAgain(): void {
 
 /** Called at each batch boundary: throws when the load is to stop there. */
 export function checkInterruption(claim: LoadClaim): void {
+  if (claim.takenOver) throw new LoadTakenOver(claim.takenOver);
   if (claim.cancelRequested) throw new LoadCancelled(claim.loadId);
   if (stopping) throw new LoadsStopping(claim.loadId);
 }

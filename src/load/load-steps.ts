@@ -51,7 +51,13 @@ export class LoadSteps {
     await this.timed('transform', () =>
       retryStep(this.run, 'transform', async (attempt) => {
         if (attempt > 1) this.staged = (await this.restagedIfLost()) ?? this.staged;
-        await transform(this.pool, this.run.loadId, this.run.mapping, this.run.options.mappingTimeoutMs);
+        await transform(
+          this.pool,
+          this.run.loadId,
+          this.run.mapping,
+          this.run.claim.epoch,
+          this.run.options.mappingTimeoutMs,
+        );
       }),
     ).catch((error) => {
       throw mappingRuntimeError(error, this.run.mapping);

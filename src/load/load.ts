@@ -179,7 +179,10 @@ async function registerAndRun(
       timings: {},
     };
   }
-  const claim = (await LoadClaim.take(pool, loadId, options.claimSession))!;
+  const claim = await LoadClaim.take(pool, loadId, options.claimSession, options.runner);
+  // Nobody else can know the claim's key of a load just registered; should it be held all the
+  // same, the load stops here, cleanly, rather than running unclaimed.
+  if (!claim) throw new PgferryError(`load ${loadId} was claimed by another session as soon as it was registered`);
   try {
     load.emit({ type: 'registered', loadId });
     return await runLoad(pool, {

@@ -26,6 +26,9 @@ export async function promoteAndVerify(
   return withTransaction(
     pool,
     async (client) => {
+      // The fence: refuses if another process took the load over, and holds the load's row
+      // until this transaction ends, so that no takeover comes in between.
+      await client.query('select ferry.check_claim($1, $2)', [loadId, run.claim.epoch]);
       // Before the savepoint: the target's lock is a row lock, which a rollback to the savepoint
       // would release.
       await lockTarget(client, run);

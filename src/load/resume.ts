@@ -131,7 +131,9 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       hint: 'pgferry loads shows it as interrupted once its process is gone',
     });
   }
-  const claim = await LoadClaim.take(pool, loadId);
+  // Waits for a promotion in flight of a process that lost its claim: the load is then found
+  // succeeded below; or that promotion, fenced by the epoch this raises, refuses to commit.
+  const claim = await LoadClaim.take(pool, loadId, undefined, options.runner);
   if (!claim) throw new PgferryError(`load ${loadId} was just claimed by another process`);
   try {
     // Cancelled (or finished) between the look above and the claim.

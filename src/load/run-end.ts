@@ -1,13 +1,14 @@
 import type pg from 'pg';
 
 import { recordAudit } from '../audit.js';
-import { isTransient, PgferryError } from '../errors.js';
-import { LoadCancelled, LoadsStopping } from './interruption.js';
+import { withTransaction } from '../db/database.js';
+import { isDatabaseError, isTransient, PgferryError, SQLSTATE } from '../errors.js';
+import { LoadCancelled, LoadsStopping, LoadTakenOver } from './interruption.js';
 import { loadCounts, NO_COUNTS } from './load-counts.js';
 import type { LoadRun } from './load-run.js';
 import type { LoadSteps } from './load-steps.js';
 import { rejectReasons } from './reject-reasons.js';
-import { RETRY_DELAYS_MS } from './retry-step.js';
+import { RETRY_DELAYS_MS, retryStep } from './retry-step.js';
 import { sourceSummary } from './source-summary.js';
 import type { LoadResult, SyncOutcome } from './types.js';
 
@@ -20,12 +21,20 @@ export interface RunEnd {
   failure?: string;
   sync?: SyncOutcome;
   resumable?: boolean;
+  /** Another process took the load over: this one writes nothing more (not even its status). */
+  takenOver?: boolean;
+}
+
+/** Whether an error says that another process took the load over (ferry.check_claim). */
+export function isTakenOver(error: unknown): boolean {
+  return error instanceof LoadTakenOver || (isDatabaseError(error) && error.code === SQLSTATE.claimTakenOver);
 }
 
 /** What an error thrown by a step means for the load. */
 export function runEndOf(error: unknown, loadId: number): RunEnd {
   let failure = error instanceof Error ? error.message : String(error);
   if (error instanceof LoadsStopping) return { status: 'failed', failure, resumable: true };
+  if (isTakenOver(error)) return { status: 'failed', failure, takenOver: true };
   if (error instanceof PgferryError && error.location.file) {
     const { file, line, column } = error.location;
     failure = `${[file, line, column].filter((part) => part !== undefined).join(':')}: ${failure}`;
@@ -59,39 +68,66 @@ export async function endRun(pool: pg.Pool, run: LoadRun, end: RunEnd, steps: Lo
   if (end.resumable) {
     return { ...base, status: 'failed', counts: NO_COUNTS, reasons: [], timings, error: end.failure, resumable: true };
   }
-  if (end.status === 'cancelled') {
-    await pool.query(`select ferry.set_status($1, 'cancelled', $2)`, [loadId, 'cancelled: nothing was promoted']);
-  } else if (end.status === 'failed') {
-    await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, end.failure ?? 'failed']);
-  } else if (end.status === 'dry_run') {
-    await pool.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
+  const takenOver = end.takenOver ? end.failure : await retryStep(run, 'cleanup', () => writeEndStatus(pool, run, end));
+  if (takenOver !== undefined) {
+    return { ...base, status: 'failed', counts: NO_COUNTS, reasons: [], timings, error: takenOver };
   }
-  // A dry run leaves nothing behind, --keep-staging or not.
-  if (!options.keepStaging || options.dryRun) await steps.cleanup();
-
-  await pool.query('select ferry.record_timing($1, t.key, t.value::numeric) from jsonb_each($2::jsonb) as t', [
-    loadId,
-    JSON.stringify(timings),
-  ]);
-  const result: LoadResult = {
-    ...base,
-    status: end.status,
-    counts: await loadCounts(pool, loadId),
-    reasons: await rejectReasons(pool, loadId),
-    timings,
-    error: end.failure,
-    ...(end.sync && { sync: end.sync }),
-  };
-  await recordAudit(pool, {
-    command: 'load',
-    tenant: options.tenant,
-    loadId,
-    outcome: result.status,
-    details: { counts: result.counts, error: end.failure },
+  // What follows only records the end, each part retried after a passing failure (a lost
+  // connection): a load that committed must not end in an exception, nor without its audit line.
+  const result = await retryStep(run, 'cleanup', async (): Promise<LoadResult> => {
+    // A dry run leaves nothing behind, --keep-staging or not.
+    if (!options.keepStaging || options.dryRun) await steps.cleanup();
+    await pool.query('select ferry.record_timing($1, t.key, t.value::numeric) from jsonb_each($2::jsonb) as t', [
+      loadId,
+      JSON.stringify(timings),
+    ]);
+    return {
+      ...base,
+      status: end.status,
+      counts: await loadCounts(pool, loadId),
+      reasons: await rejectReasons(pool, loadId),
+      timings,
+      error: end.failure,
+      ...(end.sync && { sync: end.sync }),
+    };
   });
+  await retryStep(run, 'cleanup', () =>
+    recordAudit(pool, {
+      command: 'load',
+      tenant: options.tenant,
+      loadId,
+      outcome: result.status,
+      details: { counts: result.counts, error: end.failure },
+    }),
+  );
   if (options.dryRun) {
     // A dry run leaves no trace but its audit line.
-    await pool.query('delete from ferry.loads where id = $1', [loadId]);
+    await retryStep(run, 'cleanup', () => pool.query('delete from ferry.loads where id = $1', [loadId]));
   }
   return result;
+}
+
+/**
+ * Records how the run ended (a succeeded one recorded it in its promotion), fenced: if another
+ * process took the load over, nothing is written and the error's message is returned.
+ */
+async function writeEndStatus(pool: pg.Pool, run: LoadRun, end: RunEnd): Promise<string | undefined> {
+  const { loadId } = run;
+  if (end.status === 'succeeded') return undefined;
+  try {
+    await withTransaction(pool, async (client) => {
+      await client.query('select ferry.check_claim($1, $2)', [loadId, run.claim.epoch]);
+      if (end.status === 'cancelled') {
+        await client.query(`select ferry.set_status($1, 'cancelled', $2)`, [loadId, 'cancelled: nothing was promoted']);
+      } else if (end.status === 'failed') {
+        await client.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, end.failure ?? 'failed']);
+      } else if (end.status === 'dry_run') {
+        await client.query(`select ferry.set_status($1, 'dry_run')`, [loadId]);
+      }
+    });
+    return undefined;
+  } catch (error) {
+    if (isTakenOver(error)) return (error as Error).message;
+    throw error;
+  }
 }

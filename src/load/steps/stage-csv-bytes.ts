@@ -26,6 +26,8 @@ export interface StageCsvBytesOptions {
   resumeAfterLine?: number;
   /** Resuming: rows staged up to the checkpoint. (Default: 0) */
   alreadyStaged?: number;
+  /** The process's claim epoch: each chunk is fenced by it (StagingWriterOptions). */
+  claimEpoch?: number;
   onProgress?: (progress: StageProgress) => void;
 }
 

@@ -25,6 +25,8 @@ export interface StageDatabaseOptions {
   connection?: Promise<SourceConnection>;
   columns: string[];
   stagingTable: string;
+  /** The process's claim epoch: the staging commits only while it is still the load's. */
+  claimEpoch?: number;
   onProgress?: (progress: StageProgress) => void;
 }
 
@@ -65,6 +67,7 @@ async function stageFromMysql(
     columns: options.columns,
     bytesRead: () => 0,
     stagingTable: options.stagingTable,
+    claimEpoch: options.claimEpoch,
     chunkRows: Number.MAX_SAFE_INTEGER,
     onProgress: options.onProgress,
   });
@@ -85,6 +88,9 @@ async function stageFromPostgres(
     );
     await pipeline(copyOut, copyIn);
     const rows = Number(copyIn.rowCount);
+    if (options.claimEpoch !== undefined) {
+      await client.query('select ferry.check_claim($1, $2)', [options.loadId, options.claimEpoch]);
+    }
     await client.query('select ferry.checkpoint($1, $2, $3, $4)', [options.loadId, rows, rows, rows]);
     await client.query('commit');
     options.onProgress?.({ bytesRead: 0, rowsRead: rows });

@@ -21,6 +21,8 @@ export interface StageRecordsOptions {
   resumeAfterLine?: number;
   /** Resuming: rows staged up to the checkpoint. (Default: 0) */
   alreadyStaged?: number;
+  /** The process's claim epoch: each chunk is fenced by it (StagingWriterOptions). */
+  claimEpoch?: number;
   onProgress?: (progress: StageProgress) => void;
 }
 

@@ -28,6 +28,7 @@ export async function stage(
     chunkRows: options.chunkRows,
     resumeAfterLine: from.afterLine,
     alreadyStaged: from.rowsStaged,
+    claimEpoch: run.claim.epoch,
   };
   try {
     if (source.format === 'postgres' || source.format === 'mysql') {
@@ -75,7 +76,7 @@ export async function stage(
 async function stageFromDatabase(
   pool: pg.Pool,
   run: LoadRun,
-  staging: { loadId: number; stagingTable: string },
+  staging: { loadId: number; stagingTable: string; claimEpoch: number },
 ): Promise<{ rowsRead: number }> {
   const { source } = run;
   if (!run.sourceUrl) throw new PgferryError(`load ${run.loadId} reads ${source.from}, whose URL this process lacks`);

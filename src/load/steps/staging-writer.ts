@@ -24,6 +24,8 @@ export interface StagingWriterOptions {
   chunkRows?: number;
   /** Resuming: rows staged up to the checkpoint. (Default: 0) */
   alreadyStaged?: number;
+  /** The process's claim epoch: each chunk commits only while it is still the load's (ferry.check_claim). */
+  claimEpoch?: number;
 }
 
 /**
@@ -110,6 +112,10 @@ export class StagingWriter {
     if (!this.copies) await this.startChunk();
     for (const copy of this.copies!) copy.end();
     await Promise.all(this.copies!.map((copy) => finished(copy)));
+    // The fence, before any stream commits; it holds the load's row until the checkpoint commits.
+    if (this.options.claimEpoch !== undefined) {
+      await main.query('select ferry.check_claim($1, $2)', [this.options.loadId, this.options.claimEpoch]);
+    }
     for (const client of others) await client.query('commit');
     this.rowsStaged += this.chunkStaged;
     if (this.rejects.length > 0) {
