@@ -1,6 +1,8 @@
 import type pg from 'pg';
 
+import { recordAudit } from '../audit.js';
 import { withTransaction } from '../db/database.js';
+import { loadCounts } from './load-counts.js';
 import type { LoadRun } from './load-run.js';
 import { thresholdProblem } from './reject-threshold.js';
 import { promote } from './steps/promote.js';
@@ -9,7 +11,9 @@ import type { Step, SyncOutcome } from './types.js';
 
 /** How a promotion ended: committed, a dry run's (undone), or undone for crossing a reject threshold. */
 export type PromotionOutcome =
-  { status: 'succeeded'; sync?: SyncOutcome } | { status: 'dry_run' } | { status: 'failed'; failure: string };
+  | { status: 'succeeded'; sync?: SyncOutcome; audited: true }
+  | { status: 'dry_run' }
+  | { status: 'failed'; failure: string };
 
 /**
  * The promotion: promote and verify in one transaction, so that the target has all of the
@@ -55,7 +59,16 @@ export async function promoteAndVerify(
         sync = rows[0].outcome;
       }
       await client.query(`select ferry.set_status($1, 'succeeded')`, [loadId]);
-      return { status: 'succeeded', sync };
+      // The audit line commits with the rows: a process killed right after the commit leaves
+      // a succeeded load with its audit line (resume then finds it done and writes nothing).
+      await recordAudit(client, {
+        command: 'load',
+        tenant: options.tenant,
+        loadId,
+        outcome: 'succeeded',
+        details: { counts: await loadCounts(client, loadId) },
+      });
+      return { status: 'succeeded', sync, audited: true };
     },
     { tenantCode: true },
   );

@@ -23,6 +23,8 @@ export interface RunEnd {
   resumable?: boolean;
   /** Another process took the load over: this one writes nothing more (not even its status). */
   takenOver?: boolean;
+  /** The audit line was written already, in the promoting transaction. */
+  audited?: boolean;
 }
 
 /** Whether an error says that another process took the load over (ferry.check_claim). */
@@ -91,15 +93,16 @@ export async function endRun(pool: pg.Pool, run: LoadRun, end: RunEnd, steps: Lo
       ...(end.sync && { sync: end.sync }),
     };
   });
-  await retryStep(run, 'cleanup', () =>
-    recordAudit(pool, {
-      command: 'load',
-      tenant: options.tenant,
-      loadId,
-      outcome: result.status,
-      details: { counts: result.counts, error: end.failure },
-    }),
-  );
+  if (!end.audited)
+    await retryStep(run, 'cleanup', () =>
+      recordAudit(pool, {
+        command: 'load',
+        tenant: options.tenant,
+        loadId,
+        outcome: result.status,
+        details: { counts: result.counts, error: end.failure },
+      }),
+    );
   if (options.dryRun) {
     // A dry run leaves no trace but its audit line.
     await retryStep(run, 'cleanup', () => pool.query('delete from ferry.loads where id = $1', [loadId]));
