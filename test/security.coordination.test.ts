@@ -191,5 +191,11 @@ describe('a statement timeout bounds a mapping', () => {
     expect(Date.now() - started).toBeLessThan(15000);
     const { rows } = await db.pool.query(`select count(*)::int as n from app.products where tenant_id = 'sloth'`);
     expect(rows[0].n).toBe(0);
+    // Kept with the load, for a resume or a worker that runs it.
+    const { rows: kept } = await db.pool.query(
+      `select options->>'mappingTimeoutMs' as ms from ferry.loads where id = $1`,
+      [result.loadId],
+    );
+    expect(kept[0].ms).toBe('1000');
   });
 });

@@ -61,6 +61,7 @@ export async function registerLoad(
       maxDuplicateRate: options.maxDuplicateRate,
       maxExpansion: options.maxExpansion,
       expansionCheckedAfter: options.expansionCheckedAfter,
+      mappingTimeoutMs: options.mappingTimeoutMs,
       dryRun: options.dryRun ?? false,
       force: options.force ?? false,
       keepStaging: options.keepStaging ?? false,

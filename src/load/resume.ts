@@ -63,6 +63,7 @@ interface LoadRow {
     maxDuplicateRate?: number;
     maxExpansion?: number;
     expansionCheckedAfter?: number;
+    mappingTimeoutMs?: number;
     dryRun?: boolean;
     force?: boolean;
     keepStaging?: boolean;
@@ -173,6 +174,8 @@ export async function resume(pool: pg.Pool, loadId: number, options: ResumeOptio
       maxDuplicateRate: row.options.maxDuplicateRate,
       maxExpansion: row.options.maxExpansion,
       expansionCheckedAfter: row.options.expansionCheckedAfter,
+      // A resumed (or worker-run) load keeps the mapping timeout it was started with.
+      mappingTimeoutMs: row.options.mappingTimeoutMs,
       dryRun: row.options.dryRun,
       force: row.options.force,
       keepStaging: row.options.keepStaging,
