@@ -169,7 +169,9 @@ describe("a tenant's mapping cannot disturb another tenant's load", () => {
     );
     const [v, a] = await Promise.all([victim, attack]);
     expect(a.status).toBe('failed');
-    expect(a.error).toMatch(/permission denied|must be a member of the role/);
+    // Refused, in the words of the server's version and of whichever session it met first (on
+    // PostgreSQL 15, a superuser's one, such as an autovacuum worker's, says so).
+    expect(a.error).toMatch(/permission denied|must be a member of the role|must be a superuser to (cancel|terminate)/);
     expect(v.result.status).toBe('succeeded');
     expect(await rowsOf('victim')).toEqual(cleanRows);
   });
