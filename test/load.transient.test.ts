@@ -1,19 +1,15 @@
 // Passing faults: connections dropped in the middle of a step, the server restarted or crashed
 // during a load. The step is tried again and the load ends exactly as an uninterrupted one.
-import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { ensureDatabase } from '../src/db/database.js';
-import { startEmbeddedServer } from '../src/db/embedded-server.js';
 import { migrate } from '../src/db/migrate.js';
 import { load } from '../src/load/load.js';
 import type { LoadEvent, LoadResult } from '../src/load/types.js';
 import { addTenant } from '../src/tenants.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { startRestartableServer } from './helpers/restartable-server.js';
 import { rowsDifferingFrom } from './helpers/tenant-rows.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
@@ -89,6 +85,42 @@ describe('passing faults', () => {
     },
   );
 
+  it('the connection dropped while the mapping compiles: compiling is retried, not taken for a mapping error', async () => {
+    const tenant = 'drop_compile';
+    await addTenant(db.pool, tenant);
+    // The compile waits on this tenant's compile turn (ferry.install_as_tenant's lock), held
+    // here, so that its connection is cut in the middle of it.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query(`select ferry.lock_row('as_tenant', schema_name) from ferry.tenants where slug = $1`, [
+        tenant,
+      ]);
+      const events: LoadEvent[] = [];
+      const loading = load(db.pool, { file, tenant, mapping, onEvent: (e) => events.push(e) });
+      let waiting: number | undefined;
+      for (let i = 0; i < 200 && !waiting; i++) {
+        const { rows } = await db.pool.query<{ pid: number }>(
+          `select pid from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock' and query like '%compile_load%'`,
+        );
+        waiting = rows[0]?.pid;
+        if (!waiting) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(waiting).toBeDefined();
+      await db.pool.query('select pg_terminate_backend($1)', [waiting]);
+      await blocker.query('rollback');
+      const result = await loading;
+      expect(result.error).toBeUndefined();
+      expect(result.status).toBe('succeeded');
+      expect(events).toContainEqual(expect.objectContaining({ type: 'retry', step: 'compile', attempt: 1 }));
+      expect(result.counts).toEqual(reference.counts);
+      expect(await sameRows(db.pool, tenant)).toBe(0);
+    } finally {
+      blocker.release();
+    }
+  });
+
   it('the embedded server restarted during staging: the load waits for it and finishes', async () => {
     const own = await serverOfItsOwn('restart', { ephemeral: true });
     try {
@@ -160,10 +192,7 @@ describe('passing faults', () => {
  * products table for tenants acme and reference, and reference loaded with `file`.
  */
 async function serverOfItsOwn(name: string, options: { ephemeral: boolean }) {
-  const home = mkdtempSync(path.join(os.tmpdir(), `pgferry-${name}-`));
-  chmodSync(home, 0o755);
-  let server = await startEmbeddedServer({ dir: home, ...options });
-  const port = Number(new URL(server.url).port);
+  const server = await startRestartableServer(name, options);
   const url = new URL(server.url);
   url.pathname = `/${name}`;
   await ensureDatabase(server.url, name);
@@ -181,17 +210,8 @@ async function serverOfItsOwn(name: string, options: { ephemeral: boolean }) {
     await productsTable(pool, ['acme', 'reference']);
     const baseline = await load(pool, { file, tenant: 'reference', mapping });
     expect(baseline.status).toBe('succeeded');
-    /** Stops the server cleanly, or as in a crash (SIGQUIT: an immediate shutdown, then recovery), and starts it again. */
-    const restart = async (how: 'stop' | 'crash') => {
-      if (how === 'stop') {
-        await server.stop();
-      } else {
-        const pidFile = path.join(home, 'data', 'postmaster.pid');
-        process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGQUIT');
-        for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
-      }
-      server = await startEmbeddedServer({ dir: home, port, ...options });
-    };
+    /** Stops the server cleanly, or as in a crash (an immediate shutdown, then recovery), and starts it again. */
+    const restart = (how: 'stop' | 'crash') => server.restart(how === 'stop' ? 'fast' : 'immediate');
     return { pool, baseline, restart, stop };
   } catch (error) {
     await stop();

@@ -13,7 +13,7 @@ export const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000];
  */
 export async function retryStep<T>(
   run: Pick<LoadRun, 'emit' | 'claim'>,
-  step: Step,
+  step: Step | 'compile',
   fn: (attempt: number) => Promise<T>,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {

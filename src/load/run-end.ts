@@ -57,7 +57,12 @@ export function runEndOf(error: unknown, loadId: number): RunEnd {
  * Ends a run: records its status, cleans up (unless staging is kept), writes its timings and
  * audit line, and returns its result. A resumable end leaves the catalog as it is.
  */
-export async function endRun(pool: pg.Pool, run: LoadRun, end: RunEnd, steps: LoadSteps): Promise<LoadResult> {
+export async function endRun(
+  pool: pg.Pool,
+  run: LoadRun,
+  end: RunEnd,
+  steps: Pick<LoadSteps, 'timings' | 'cleanup'>,
+): Promise<LoadResult> {
   const { loadId, options } = run;
   const base = {
     loadId,

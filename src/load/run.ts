@@ -1,10 +1,13 @@
 import type pg from 'pg';
 
+import { isTransient } from '../errors.js';
 import { checkInterruption } from './interruption.js';
 import type { LoadRun } from './load-run.js';
 import { LoadSteps } from './load-steps.js';
 import { progressReporter } from './progress.js';
-import { endRun, type RunEnd, runEndOf } from './run-end.js';
+import { retryStep } from './retry-step.js';
+import { endRun, isTakenOver, type RunEnd, runEndOf } from './run-end.js';
+import { cleanup } from './steps/cleanup.js';
 import { compile, stagingTableOf } from './steps/compile.js';
 import type { LoadResult } from './types.js';
 
@@ -16,10 +19,18 @@ export async function runLoad(pool: pg.Pool, given: LoadRun): Promise<LoadResult
   const run = watched(given);
   const { loadId } = run;
   // Compile before any data moves: a broken mapping is reported with its file and line.
-  const stagingTable =
-    run.from.step === 'compile'
-      ? await compile(pool, loadId, run.mapping, run.columns)
-      : await stagingTableOf(pool, loadId);
+  let stagingTable: string;
+  try {
+    stagingTable =
+      run.from.step === 'compile'
+        ? await retryStep(run, 'compile', () => compile(pool, loadId, run.mapping, run.columns, run.claim.epoch))
+        : await stagingTableOf(pool, loadId);
+  } catch (error) {
+    // The server gone for longer than the retries, or the load taken over meanwhile: it ends
+    // as any step would then (resumable, or left to the other process), not as a mapping error.
+    if (!isTransient(error) && !isTakenOver(error)) throw error;
+    return endRun(pool, run, runEndOf(error, loadId), { timings: {}, cleanup: () => cleanup(pool, loadId) });
+  }
   const steps = new LoadSteps(pool, run, stagingTable);
   let end: RunEnd;
   try {

@@ -109,7 +109,7 @@ export type LoadEvent =
   | { type: 'stage-progress'; bytesRead: number; totalBytes: number; rowsRead: number }
   | { type: 'promote-progress'; done: number; total: number }
   /** A step failed for a passing reason (a lost connection, a deadlock) and is tried again. */
-  | { type: 'retry'; step: Step; attempt: number; delayMs: number; error: string }
+  | { type: 'retry'; step: Step | 'compile'; attempt: number; delayMs: number; error: string }
   /** Another load (or a rollback: 0) of the same tenant and table holds the promotion lock. */
   | { type: 'waiting'; forLoad: number }
   /** A server crash emptied the load's UNLOGGED staging: the source is staged again from its first line. */

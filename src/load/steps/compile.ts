@@ -1,7 +1,7 @@
 import type pg from 'pg';
 
 import { withTransaction } from '../../db/database.js';
-import { isDatabaseError, PgferryError } from '../../errors.js';
+import { isDatabaseError, isTransient, PgferryError, SQLSTATE } from '../../errors.js';
 import { locateInMapping, type Mapping } from '../../mappings/mapping-file.js';
 import { describeForCatalog } from '../describe-for-catalog.js';
 import { cleanup } from './cleanup.js';
@@ -9,14 +9,23 @@ import { cleanup } from './cleanup.js';
 /**
  * compile: ferry.prepare_staging (the staging table, one text column per source column) and
  * ferry.compile_load (the mapping's functions for this load) in one transaction, before any
- * data moves. A mapping error fails the load and is thrown with the mapping's file and line.
- * Returns the quoted, qualified staging table.
+ * data moves, fenced by the claim's epoch like every step that writes. A mapping error fails
+ * the load and is thrown with the mapping's file and line; a passing failure (a lost
+ * connection) is thrown as it is, for the caller to try again. Returns the quoted, qualified
+ * staging table.
  */
-export async function compile(pool: pg.Pool, loadId: number, mapping: Mapping, columns: string[]): Promise<string> {
+export async function compile(
+  pool: pg.Pool,
+  loadId: number,
+  mapping: Mapping,
+  columns: string[],
+  claimEpoch: number,
+): Promise<string> {
   try {
     return await withTransaction(
       pool,
       async (client) => {
+        await client.query('select ferry.check_claim($1, $2)', [loadId, claimEpoch]);
         const { rows } = await client.query<{ table: string }>('select ferry.prepare_staging($1, $2) as table', [
           loadId,
           columns,
@@ -27,6 +36,7 @@ export async function compile(pool: pg.Pool, loadId: number, mapping: Mapping, c
       { tenantCode: true },
     );
   } catch (error) {
+    if (isTransient(error) || (isDatabaseError(error) && error.code === SQLSTATE.claimTakenOver)) throw error;
     const userError = mappingCompileError(error, mapping, columns);
     await pool.query(`select ferry.set_status($1, 'failed', $2)`, [loadId, describeForCatalog(userError)]);
     await cleanup(pool, loadId).catch(() => {});
