@@ -10,21 +10,15 @@
 //        (it builds dist/ first: the runs use the CLI, bin/pgferry.js). Without a URL it starts an embedded PostgreSQL in a temporary
 //        folder and removes it at the end. Exits 1 unless every run matches.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import pg from 'pg';
-
 import { CATALOG_COLUMNS, ensureCatalog } from '../bench/generate-catalog.js';
-import { dropDatabase } from '../src/db/database.js';
-import { addTenant, ensureDatabase, migrate, protectTable, startEmbeddedServer } from '../src/index.js';
 import { loadCounts } from '../src/load/load-counts.js';
 import { rowsDifferingFrom } from '../test/helpers/tenant-rows.js';
 import { faultHarness } from './fault-harness.js';
+import { openHarnessDatabase } from './harness-database.js';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const BIN = path.join(ROOT, 'bin', 'pgferry.js');
@@ -73,36 +67,10 @@ function cli(url: string, args: string[], killAfterMs?: number): Promise<Cli> {
 /** Runs the harness; resolves with each run's outcome. */
 export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[]> {
   const log = options.log ?? (() => {});
-  let server: Awaited<ReturnType<typeof startEmbeddedServer>> | undefined;
-  let home: string | undefined;
-  let adminUrl = options.databaseUrl;
-  if (!adminUrl) {
-    home = mkdtempSync(path.join(os.tmpdir(), 'pgferry-crash-'));
-    chmodSync(home, 0o755);
-    server = await startEmbeddedServer({ dir: home });
-    adminUrl = server.url;
-  }
-  const dbName = `pgferry_crash_${process.pid}`;
-  // The tenant roles of this run are named after it (pgf_<instance>_<tenant>), and dropped at the end.
-  const instance = randomBytes(3).toString('hex');
-  await ensureDatabase(adminUrl, dbName);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
-  const dbUrl = url.toString();
-  const pool = new pg.Pool({ connectionString: dbUrl, max: 4 });
-  pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  const tenants = Array.from({ length: options.runs }, (_, i) => `run${i + 1}`);
+  const db = await openHarnessDatabase({ harness: 'crash', tenants, databaseUrl: options.databaseUrl });
+  const { pool, url: dbUrl } = db;
   try {
-    const client = await pool.connect();
-    await migrate(client);
-    client.release();
-    await pool.query(readFileSync(path.join(ROOT, 'bench', 'schema.sql'), 'utf8'));
-    // The instance id makes tenant role names unique to this database.
-    await pool.query(`update ferry.settings set instance_id = $1`, [instance]);
-    await addTenant(pool, 'reference');
-    for (let i = 1; i <= options.runs; i++) await addTenant(pool, `run${i}`);
-    await protectTable(pool, 'bench.products');
-
     const { file } = await ensureCatalog(path.join(ROOT, 'bench', 'data'), {
       rows: options.rows,
       seed: options.seed,
@@ -154,10 +122,7 @@ export async function crashHarness(options: HarnessOptions): Promise<RunOutcome[
     }
     return outcomes;
   } finally {
-    await pool.end();
-    await dropDatabase(adminUrl, dbName, instance).catch(() => {});
-    await server?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+    await db.close();
   }
 }
 

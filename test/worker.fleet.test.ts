@@ -2,8 +2,7 @@
 // of them is killed (SIGKILL) in the middle of a promotion. Every load must end exactly once,
 // succeeded; a tenant's loads into its table must promote one after another, in the order they
 // were queued; the killed worker's load must be taken over and resumed by another worker.
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -12,6 +11,7 @@ import { loadCounts } from '../src/load/load-counts.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { int, prng } from './helpers/prng.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { isRunning, startWorkerChild, type WorkerChild } from './helpers/worker-child.js';
 
 const TENANTS = Array.from({ length: 10 }, (_, i) => `fleet_${i}`);
 const LOADS_PER_TENANT = 3;
@@ -129,41 +129,16 @@ beforeAll(async () => {
       for each row when (new.sku = 'SLOW') execute function app.fleet_slow();`);
 });
 
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-  /** graphile-worker's id of it, as the catalog shows it (jobs' locked_by, loads' progress). */
-  id: string;
-  exited: Promise<unknown>;
-}
-
 const children: ChildProcess[] = [];
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children) if (isRunning(child)) child.kill('SIGKILL');
 });
 
 /** A worker in a process of its own, resolved once it has said its id. */
-function workerProcess(concurrency: number): Promise<WorkerProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.resolve('test/helpers/worker-process.ts'), JSON.stringify({ url: db.url, concurrency })],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.push(child);
-    const exited = new Promise((r) => child.on('close', r));
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const id = /worker (\S+) started/.exec(out)?.[1];
-      if (id && out.includes('ready')) resolve({ child, output: () => out, id, exited });
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (!out.includes('ready')) reject(new Error(`worker exited ${code}: ${out}`));
-    });
-  });
+async function workerProcess(concurrency: number): Promise<WorkerChild> {
+  const worker = await startWorkerChild({ url: db.url, concurrency });
+  children.push(worker.child);
+  return worker;
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms: number): Promise<T> {

@@ -1,8 +1,7 @@
 // A tenant's loads into one table promote in the order they were queued, even when the first
 // one's job is retried later (its worker stopped with SIGTERM mid-promotion) and another worker
 // is free to take the next job of the queue at once.
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -11,6 +10,7 @@ import { load } from '../src/load/load.js';
 import { loadCounts } from '../src/load/load-counts.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { isRunning, startWorkerChild, type WorkerChild } from './helpers/worker-child.js';
 
 const db: TestDatabase = await createTestDatabase();
 let dir: string;
@@ -26,30 +26,14 @@ const workers: RunningWorker[] = [];
 const children: ChildProcess[] = [];
 afterAll(async () => {
   for (const w of workers) await w.stop();
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children) if (isRunning(child)) child.kill('SIGKILL');
 });
 
 /** A worker in a child process (concurrency 1), resolved once it is ready. */
-function workerProcess(): Promise<{ child: ChildProcess; exited: Promise<unknown> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.resolve('test/helpers/worker-process.ts'), JSON.stringify({ url: db.url })],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.push(child);
-    const exited = new Promise((r) => child.on('close', r));
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('ready')) resolve({ child, exited });
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (!out.includes('ready')) reject(new Error(`worker exited ${code}: ${out}`));
-    });
-  });
+async function workerProcess(): Promise<WorkerChild> {
+  const worker = await startWorkerChild({ url: db.url });
+  children.push(worker.child);
+  return worker;
 }
 
 async function until(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {

@@ -1,7 +1,6 @@
 // The worker (graphile-worker): queued loads, queue serialisation, cancel, SIGTERM, a killed
 // worker's load finished by another, and cron firing a sync — on the real test server.
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -9,6 +8,7 @@ import { type RunningWorker, startWorker } from '../src/jobs/worker.js';
 import { load } from '../src/load/load.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { startWorkerChild } from './helpers/worker-child.js';
 
 const db: TestDatabase = await createTestDatabase();
 let dir: string;
@@ -81,25 +81,7 @@ const countOf = async (tenant: string) =>
   Number((await db.pool.query('select count(*) from app.products where tenant_id = $1', [tenant])).rows[0].count);
 
 /** A worker in a child process, resolved once it is ready. */
-function workerProcess(): Promise<{ child: ChildProcess; output: () => string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.resolve('test/helpers/worker-process.ts'), JSON.stringify({ url: db.url })],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('ready')) resolve({ child, output: () => out });
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (!out.includes('ready')) reject(new Error(`worker exited ${code}: ${out}`));
-    });
-  });
-}
+const workerProcess = () => startWorkerChild({ url: db.url });
 
 const exited = (child: ChildProcess) => new Promise((resolve) => child.on('close', resolve));
 
