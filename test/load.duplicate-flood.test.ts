@@ -211,6 +211,32 @@ describe('a decompression bomb', () => {
     });
   });
 
+  it('xlsx: a workbook whose own zip inflates like a bomb (its shared strings) stops as a gzip or zip would', async () => {
+    const strings = '<si><t>0</t></si>'.repeat((16 * 1024 * 1024) / 17);
+    const workbook = zipOfEntries([
+      [
+        'xl/workbook.xml',
+        Buffer.from(
+          '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        ),
+      ],
+      [
+        'xl/sharedStrings.xml',
+        Buffer.from(`<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">${strings}</sst>`),
+      ],
+    ]);
+    const file = writeFile(dir, 'bomb.xlsx', workbook);
+    const result = await load(db.pool, {
+      file,
+      tenant: 'acme',
+      mapping: 'products',
+      mappingsDir: dir,
+      expansionCheckedAfter: 1024 * 1024,
+    }).catch((error: Error) => ({ status: 'thrown', error: error.message }));
+    expect(result.error).toMatch(/the zip data expands \d+:1 .* more than --max-expansion 200: stopped/);
+    expect(await productRows('acme')).toBe(1);
+  });
+
   it('a higher --max-expansion lets an honest but repetitive file through', async () => {
     const file = writeFile(dir, 'repetitive.csv.gz', gzipSync('sku,name,price\n' + 'B,same,2\n'.repeat(200_000)));
     const result = await load(db.pool, {
@@ -227,32 +253,46 @@ describe('a decompression bomb', () => {
 
 /** A zip archive of one deflated entry (what `zip` writes, without extras). */
 function zipOf(name: string, data: Buffer): Buffer {
-  const deflated = deflateRawSync(data, { level: 9 });
-  const crc = crc32(data);
-  const fileName = Buffer.from(name);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt16LE(8, 8);
-  local.writeUInt32LE(crc, 14);
-  local.writeUInt32LE(deflated.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(fileName.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(20, 4);
-  central.writeUInt16LE(20, 6);
-  central.writeUInt16LE(8, 10);
-  central.writeUInt32LE(crc, 16);
-  central.writeUInt32LE(deflated.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(fileName.length, 28);
-  const centralAt = local.length + fileName.length + deflated.length;
+  return zipOfEntries([[name, data]]);
+}
+
+/** A zip archive of deflated entries, in the order given. */
+function zipOfEntries(entries: [name: string, data: Buffer][]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const [name, data] of entries) {
+    const deflated = deflateRawSync(data, { level: 9 });
+    const crc = crc32(data);
+    const fileName = Buffer.from(name);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(8, 8);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(deflated.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(fileName.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(8, 10);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(deflated.length, 20);
+    central.writeUInt32LE(data.length, 24);
+    central.writeUInt16LE(fileName.length, 28);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, fileName, deflated);
+    centrals.push(central, fileName);
+    offset += local.length + fileName.length + deflated.length;
+  }
+  const centralSize = centrals.reduce((n, b) => n + b.length, 0);
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(central.length + fileName.length, 12);
-  end.writeUInt32LE(centralAt, 16);
-  return Buffer.concat([local, fileName, deflated, central, fileName, end]);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(centralSize, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, ...centrals, end]);
 }

@@ -166,7 +166,7 @@ function fileCommand(name: string, description: string): Command {
     .addOption(
       new Option(
         '--max-expansion <ratio>',
-        `gzip and zip: stop when the data expands more than this many times its compressed size, once more than ${EXPANSION_CHECKED_AFTER_TEXT} has come out (default: ${DEFAULT_MAX_EXPANSION})`,
+        `gzip, zip and XLSX: stop when the data expands more than this many times its compressed size, once more than ${EXPANSION_CHECKED_AFTER_TEXT} has come out (default: ${DEFAULT_MAX_EXPANSION})`,
       ).argParser((v) => {
         const n = Number(v.replace(/:1$/, ''));
         if (!Number.isFinite(n) || n < 1)

@@ -2,7 +2,7 @@ import { Transform } from 'node:stream';
 
 import type { SourceItem } from '../reader-items.js';
 import type { SourceLayout } from '../source-layout.js';
-import type { ExpansionLimit } from './expansion-limit.js';
+import { expansionCheck, type ExpansionLimit } from './expansion-limit.js';
 import { openInput } from './input-file.js';
 import { decodeText, utf8Bytes } from './text-decoder.js';
 
@@ -44,7 +44,11 @@ export async function openSourceItems(
       input = opened.bytes.pipe(counter);
     }
     return {
-      items: readXlsxRecords(input, { sheet: layout.sheet, headerRow: layout.headerRow }),
+      items: readXlsxRecords(input, {
+        sheet: layout.sheet,
+        headerRow: layout.headerRow,
+        checkExpansion: zipExpansionCheck(file, limit),
+      }),
       bytesRead: layout.compression === 'none' ? () => read : opened.bytesRead,
       totalBytes: opened.totalBytes,
       close,
@@ -80,5 +84,15 @@ export async function openCsvBytes(
     bytesRead: opened.bytesRead,
     totalBytes: opened.totalBytes,
     close: () => opened.bytes.destroy(),
+  };
+}
+
+/** The workbook's own zip, held to the same expansion limit as a zip the data came in. */
+function zipExpansionCheck(file: string, limit: ExpansionLimit): (inflated: number, compressed: number) => void {
+  let compressedSoFar = 0;
+  const check = expansionCheck(file, 'zip', limit, () => compressedSoFar);
+  return (inflated, compressed) => {
+    compressedSoFar = compressed;
+    check(inflated);
   };
 }

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import { type Duplex, type Readable, Transform, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
 import ExcelJS from 'exceljs';
@@ -17,6 +17,11 @@ export interface XlsxReaderOptions {
   sheet?: string | number;
   /** `--header-row`: the sheet row holding the column names. Default: detected (see below). */
   headerRow?: number;
+  /**
+   * Called with the bytes inflated from the workbook's zip so far: throws to stop a workbook
+   * that expands like a decompression bomb (see expansion-limit.ts). Default: no limit.
+   */
+  checkExpansion?: (inflated: number, compressed: number) => void;
 }
 
 /** Header detection looks at this many non-empty rows. */
@@ -89,7 +94,7 @@ export async function* readXlsxRecords(
   options: XlsxReaderOptions = {},
 ): AsyncGenerator<SourceItem> {
   checkOptions(options);
-  const workbook = new WorkbookStream(input);
+  const workbook = new WorkbookStream(input, options.checkExpansion);
   try {
     let target: SheetPart | undefined;
     /** Sheet parts met before the parts their cells need: part name → spool file. */
@@ -215,7 +220,13 @@ class WorkbookStream {
   private readonly open = new Set<Readable | Writable>();
   private dateStyles = new Map<number, boolean>();
 
-  constructor(input: NodeJS.ReadableStream | string) {
+  /** Bytes inflated from the zip's entries so far, for checkExpansion. */
+  private inflated = 0;
+
+  constructor(
+    input: NodeJS.ReadableStream | string,
+    private readonly checkExpansion?: (inflated: number, compressed: number) => void,
+  ) {
     this.source = typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 16 }) : input;
     // The input's own errors (a missing file, a broken gzip) are passed on unchanged.
     this.source.on('error', (error: Error) => this.stop(error));
@@ -260,7 +271,7 @@ class WorkbookStream {
       const entry = this.zip.read() as ZipEntry | null;
       if (entry) {
         this.entriesSeen++;
-        yield entry;
+        yield this.checkExpansion ? this.counted(entry) : entry;
         continue;
       }
       if (this.zipEnded) return;
@@ -274,6 +285,31 @@ class WorkbookStream {
         }),
       );
     }
+  }
+
+  /**
+   * The entry's data, counted as it is inflated: a workbook is a zip, and a few kilobytes of
+   * it can inflate to gigabytes of shared strings or cells. Past the limit the whole read stops.
+   */
+  private counted(entry: ZipEntry): ZipEntry {
+    const counter = new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        this.inflated += chunk.length;
+        try {
+          this.checkExpansion!(this.inflated, this.bytesSeen);
+        } catch (error) {
+          this.stop(error as Error);
+          done(error as Error);
+          return;
+        }
+        done(null, chunk);
+      },
+    });
+    // pipe() does not pass errors on: the entry's must reach whoever reads the counter.
+    entry.on('error', (error) => counter.destroy(error));
+    entry.pipe(counter);
+    // Draining the counter drains the entry under it.
+    return Object.assign(counter, { path: entry.path, autodrain: () => counter.resume() });
   }
 
   /** Reads the entry if it is one of the workbook's structural parts; false when it is not. */
