@@ -2246,7 +2246,9 @@ begin
     order by (l.status = 'succeeded') desc, l.id desc
     limit 1;
     if found then
-      if v_other.status in ('staging', 'transforming', 'promoting') and not ferry.load_is_claimed(v_other.id) then
+      if (v_other.status in ('staging', 'transforming', 'promoting')
+          or (v_other.status = 'registered' and v_other.created_at < now() - interval '30 seconds'))
+         and not ferry.load_is_claimed(v_other.id) then
         raise exception 'load % of the same file was interrupted (%): resume it, or cancel it and load again',
                         v_other.id, v_other.status
           using errcode = 'PF002', detail = v_other.id::text,

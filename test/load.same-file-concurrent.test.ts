@@ -61,4 +61,22 @@ describe('three simultaneous loads of one file', () => {
     const forced = await load(pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, force: true });
     expect(forced.status).toBe('succeeded');
   });
+
+  it('a load whose process died between registering it and claiming it counts as interrupted, not as loading', async () => {
+    const file = writeFile(dir, 'third.csv', 'sku,name,price\nX3,x,3\n');
+    const first = await load(pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir, force: true });
+    // Registered a minute ago, and nobody's claim: its process is gone.
+    await db.pool.query(
+      `update ferry.loads set status = 'registered', created_at = now() - interval '1 minute' where id = $1`,
+      [first.loadId],
+    );
+    await expect(load(pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir })).rejects.toThrow(
+      `load ${first.loadId} of the same file was interrupted (registered): resume it, or cancel it and load again`,
+    );
+    // Registered a moment ago: its process is about to claim it, and the file is being loaded.
+    await db.pool.query(`update ferry.loads set created_at = now() where id = $1`, [first.loadId]);
+    const again = await load(pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir });
+    expect(again.status).toBe('skipped');
+    expect(again.previousLoadId).toBe(first.loadId);
+  });
 });

@@ -27,7 +27,8 @@ $$;
 -- same content that succeeded or is on its way (queued, registered, or running under a claim).
 -- Finding one raises SQLSTATE PF001, its id in DETAIL: the caller reports the file skipped.
 -- One on its way that nobody runs any more (interrupted) raises PF002: resume it or cancel it,
--- or a second copy of the file could be promoted beside it.
+-- or a second copy of the file could be promoted beside it. A load only registered is claimed
+-- by its process a moment later: unclaimed for 30 seconds, that process is gone.
 create or replace function ferry.register_load(
   p_tenant     text,
   p_mapping_id bigint,
@@ -58,7 +59,9 @@ begin
     order by (l.status = 'succeeded') desc, l.id desc
     limit 1;
     if found then
-      if v_other.status in ('staging', 'transforming', 'promoting') and not ferry.load_is_claimed(v_other.id) then
+      if (v_other.status in ('staging', 'transforming', 'promoting')
+          or (v_other.status = 'registered' and v_other.created_at < now() - interval '30 seconds'))
+         and not ferry.load_is_claimed(v_other.id) then
         raise exception 'load % of the same file was interrupted (%): resume it, or cancel it and load again',
                         v_other.id, v_other.status
           using errcode = 'PF002', detail = v_other.id::text,
