@@ -9,6 +9,7 @@ import type { TestProject } from 'vitest/node';
 
 import { type EmbeddedServer, startEmbeddedServer } from '../src/db/embedded-server.js';
 import { migrate } from '../src/db/migrate.js';
+import { withClient } from './helpers/with-client.js';
 
 export const TEMPLATE_DATABASE = 'pgferry_test_template';
 
@@ -154,16 +155,6 @@ async function ensureTestRole(superuserUrl: string): Promise<string> {
   url.username = TEST_ROLE;
   url.password = password;
   return url.toString();
-}
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 export function databaseUrl(serverUrl: string, database: string): string {

@@ -13,6 +13,7 @@ import { FUNCTIONS_DIR, migrate, readFunctionFiles, readMigrations } from '../sr
 import { PgferryError } from '../src/errors.js';
 import { databaseUrl } from './global-setup.js';
 import { createTestDatabase } from './helpers/test-database.js';
+import { withClient } from './helpers/with-client.js';
 
 const db = await createTestDatabase();
 
@@ -27,16 +28,6 @@ async function withEmptyDatabase<T>(fn: (url: string) => Promise<T>): Promise<T>
     return await fn(databaseUrl(adminUrl, name));
   } finally {
     await dropDatabase(adminUrl, name, 'none');
-  }
-}
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
   }
 }
 
