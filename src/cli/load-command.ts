@@ -7,12 +7,11 @@ import type { LoadOptions, LoadResult } from '../load/types.js';
 import { validate } from '../load/validate.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
-import { DEFAULT_MAX_EXPANSION, EXPANSION_CHECKED_AFTER_TEXT } from '../sources/file/expansion-limit.js';
-import { SOURCE_FORMATS } from '../sources/source-format.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 import { loadExitCode } from './load-exit-code.js';
+import { formatOption, maxExpansionOption, SOURCE_OPTION_HELP } from './source-options.js';
 
 export function loadCommand(global: () => GlobalOptions): Command {
   return fileCommand('load', 'load a data file for a tenant through a mapping: stage, transform, promote, verify')
@@ -131,28 +130,17 @@ function fileCommand(name: string, description: string): Command {
     .requiredOption('-t, --tenant <tenant>', 'tenant whose rows these are')
     .requiredOption('-m, --mapping <mapping>', 'mapping name (mappings/<name>.sql) or path to a mapping file')
     .option('--mappings-dir <dir>', 'where mapping files live', 'mappings')
-    .addOption(
-      new Option('-f, --format <format>', "the file's format (default: detected from its content)").choices([
-        ...SOURCE_FORMATS,
-      ]),
-    )
-    .option(
-      '--encoding <name>',
-      'text encoding: utf-8, utf-16le, utf-16be, windows-1252, iso-8859-15, … (default: detected)',
-    )
-    .option('-d, --delimiter <char>', 'CSV: field delimiter (default: sniffed from the file)')
+    .addOption(formatOption())
+    .option('--encoding <name>', SOURCE_OPTION_HELP.encoding)
+    .option('-d, --delimiter <char>', SOURCE_OPTION_HELP.delimiter)
     .option(
       '--sheet <name|n>',
       'XLSX: the sheet to load, by name or 1-based position (default: the first); repeat it to load several sheets, one load each',
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--all-sheets', 'XLSX: load every sheet of the workbook, one load each')
-    .option(
-      '--header-row <n>',
-      'XLSX: the row holding the column names (default: detected)',
-      wholeNumber('--header-row'),
-    )
-    .option('--records <path>', 'JSON: the array of records (data.items); XML: the repeating element (/catalog/item)')
+    .option('--header-row <n>', SOURCE_OPTION_HELP.headerRow, wholeNumber('--header-row'))
+    .option('--records <path>', SOURCE_OPTION_HELP.records)
     .option(
       '--from <url>',
       'instead of a file, a source database: postgres://… or mysql://…, or env:NAME for a URL in an environment variable',
@@ -162,18 +150,8 @@ function fileCommand(name: string, description: string): Command {
       '--table <name>',
       'SQL dump: the table whose rows to load (needed when the dump holds several); --from: the table to read',
     )
-    .option('--entry <name>', 'zip: the file inside the archive to load (needed when it holds several)')
-    .addOption(
-      new Option(
-        '--max-expansion <ratio>',
-        `gzip and zip: stop when the data expands more than this many times its compressed size, once more than ${EXPANSION_CHECKED_AFTER_TEXT} has come out (default: ${DEFAULT_MAX_EXPANSION})`,
-      ).argParser((v) => {
-        const n = Number(v.replace(/:1$/, ''));
-        if (!Number.isFinite(n) || n < 1)
-          throw new InvalidOption(`--max-expansion must be a ratio of 1 or more, not "${v}"`);
-        return n;
-      }),
-    );
+    .option('--entry <name>', SOURCE_OPTION_HELP.entry)
+    .addOption(maxExpansionOption());
 }
 
 /** A percentage option (`5` or `5%`) as a fraction. */
