@@ -6,11 +6,14 @@ import { MAX_JOBS } from '../load/staging-jobs.js';
 import type { LoadOptions, LoadResult } from '../load/types.js';
 import { validate } from '../load/validate.js';
 import { formatLoadResult } from '../report/load-summary.js';
+import { rejectTable } from '../report/reject-table.js';
+import { writeRejectListCsv } from '../report/write-reject-list-csv.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 import { loadExitCode } from './load-exit-code.js';
+import { page } from './pager.js';
 import { formatOption, maxExpansionOption, SOURCE_OPTION_HELP } from './source-options.js';
 
 export function loadCommand(global: () => GlobalOptions): Command {
@@ -103,22 +106,46 @@ export function validateCommand(global: () => GlobalOptions): Command {
       'validate',
       'check a file without loading it: every reject, and what a load would insert, update, leave unchanged',
     )
-      .option('--json', 'print the result as JSON')
+      .option('--max-rejects <n>', 'exit 1 when more rows than this are rejected', wholeNumber('--max-rejects'))
+      .addOption(
+        new Option(
+          '--max-reject-rate <percent>',
+          'exit 1 when more than this percentage of rows is rejected',
+        ).argParser(percent('--max-reject-rate')),
+      )
+      .option('-o, --output <file>', 'write every reject to a CSV: where, line, rule, column, value, message, raw')
+      .option('--json', 'print the result as JSON, every reject included')
       .addHelpText(
         'after',
         `
 Runs every step of a load — staging, the mapping, every check, the promotion's plan and its
 writes — then rolls it all back: the target, the catalog and the staging tables are left as
-they were (one line in ferry.audit says it ran). A file loaded before is validated again.
-The rejects are printed with their reasons; \`--json\` lists the counts. Exit codes: 0 the
-file would load, 1 a problem would make the load fail, 2 bad usage or input.
+they were, with no load and no mapping version, even when the mapping fails (one line in
+ferry.audit says it ran). A file loaded before is validated again.
+
+Every reject is listed with where it is (line, record or cell) and why, paged on a terminal;
+-o writes them all to a CSV (text that a spreadsheet would run as a formula gets a leading ').
+Every step runs even past a threshold, so that every reject is found.
+
+Exit codes: 0 the file would load, 1 a problem would make the load fail or the rejects cross
+--max-rejects or --max-reject-rate, 2 bad usage or input (a mapping that does not compile).
 
 Examples:
-  pgferry validate catalog.csv --tenant acme --mapping products
-  pgferry validate catalog.csv -t acme -m products --json`,
+  pgferry validate catalog.csv --tenant acme --mapping products --max-rejects 0
+  pgferry validate catalog.csv -t acme -m products -o rejects.csv
+  pgferry validate catalog.csv -t acme -m products --max-reject-rate 1 --json`,
       )
       // A validation's load id is gone when it ends: not printed.
-      .action((file: string | undefined, opts) => runLoadCommand(global, file, opts, validate, {}, { showId: false }))
+      .action((file: string | undefined, opts) =>
+        runLoadCommand(
+          global,
+          file,
+          opts,
+          validate,
+          { maxRejects: opts.maxRejects, maxRejectRate: opts.maxRejectRate },
+          { validation: { output: opts.output } },
+        ),
+      )
   );
 }
 
@@ -221,13 +248,15 @@ async function runLoadCommand(
   opts: FileCommandOptions,
   run: typeof load | typeof validate,
   options: Partial<LoadOptions>,
-  { showId = true } = {},
+  { validation }: { validation?: { output?: string } } = {},
 ): Promise<void> {
   if ((file === undefined) === (opts.from === undefined)) {
     throw new InvalidOption('give a file, or a source database with --from (one of them)');
   }
   if (opts.query !== undefined && opts.from === undefined) throw new InvalidOption('--query goes with --from');
   const sheets = file === undefined ? [undefined] : await sheetsToLoad(file, opts);
+  if (validation?.output && sheets.length > 1)
+    throw new InvalidOption('-o writes one file: validate one sheet at a time');
   const results: LoadResult[] = [];
   await withDatabase(global(), async (db) => {
     for (const sheet of sheets) {
@@ -239,11 +268,12 @@ async function runLoadCommand(
         mappingsDir: opts.mappingsDir,
         ...sourceOptions(opts, sheet),
         ...options,
-        onEvent: showLoadEvents(progress, { json: opts.json || !showId }),
+        onEvent: showLoadEvents(progress, { json: opts.json || validation !== undefined }),
       });
       progress.done();
       results.push(result);
-      if (!opts.json) {
+      if (validation) await showValidation(result, opts, validation.output, results.length > 1);
+      else if (!opts.json) {
         if (results.length > 1) stdio.out('');
         stdio.out(formatLoadResult(result));
       }
@@ -251,4 +281,26 @@ async function runLoadCommand(
     }
   });
   if (opts.json) stdio.out(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
+}
+
+/**
+ * A validation's result for people: the summary, then every reject (paged on a terminal), or,
+ * with -o, where they were written.
+ */
+async function showValidation(
+  result: LoadResult,
+  opts: FileCommandOptions,
+  output: string | undefined,
+  another: boolean,
+): Promise<void> {
+  const rejects = result.rejects ?? [];
+  if (output) await writeRejectListCsv(rejects, output);
+  if (opts.json) return;
+  const text = [formatLoadResult(result, { validation: true })];
+  if (output) text.push('', `${rejects.length} rejects written to ${output}`);
+  else if (rejects.length > 0) {
+    text.push('', `every reject (${rejects.length}), in file order:`, rejectTable(rejects, { messageChars: 500 }));
+  }
+  if (another) stdio.out('');
+  await page(text.join('\n'));
 }
