@@ -275,15 +275,20 @@ describe('the plan file', () => {
       message: expect.stringMatching(/^step a: unknown key "max_reject" \(known for a load step: /),
       line: 6,
     });
-    expect(await refused(`mappings: mappings\nstep:\n  a: { sync: legacy }\n`)).toMatchObject({
+    expect(
+      await refused(`mappings: mappings\nstep:\n  a: { sync: legacy }\nsteps:\n  a: { sync: legacy }\n`),
+    ).toMatchObject({
       message: 'unknown key "step" (known: name, project, mappings, steps)',
       line: 2,
     });
     expect(
       await refused(
-        `steps:\n  a: { load: customers.csv, tenant: acme, mapping: products }\n  b:\n    load: gone.csv\n`,
+        `steps:\n  a: { load: customers.csv, tenant: acme, mapping: products }\n  b:\n    load: gone.csv\n    tenant: acme\n    mapping: products\n`,
       ),
-    ).toMatchObject({ message: expect.stringMatching(/^step b: load: no such file .*gone\.csv$/), line: 4 });
+    ).toMatchObject({
+      message: expect.stringMatching(/^step b: load: no such file gone\.csv \(relative to .*\/\)$/),
+      line: 4,
+    });
     expect(await refused(`steps:\n  a: { load: customers.csv, tenant: acme, mapping: missing }\n`)).toMatchObject({
       message: expect.stringMatching(/^step a: mapping "missing" not found/),
       line: 2,
