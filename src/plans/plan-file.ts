@@ -23,6 +23,8 @@ export interface LoadStepSpec {
   records?: string;
   table?: string;
   maxRejects?: number;
+  /** Load the file even if it was loaded already (else the step is skipped, as `pgferry load` skips it). */
+  force?: boolean;
 }
 
 /** What a sync step does: one run of a sync of the project file. */
@@ -45,7 +47,18 @@ export interface Plan {
 }
 
 const PLAN_KEYS = ['name', 'project', 'mappings', 'steps'];
-const LOAD_KEYS = ['load', 'tenant', 'mapping', 'format', 'delimiter', 'sheet', 'records', 'table', 'max_rejects'];
+const LOAD_KEYS = [
+  'load',
+  'tenant',
+  'mapping',
+  'format',
+  'delimiter',
+  'sheet',
+  'records',
+  'table',
+  'max_rejects',
+  'force',
+];
 const SYNC_KEYS = ['sync'];
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
@@ -220,6 +233,8 @@ function parseStep(
   if (sheet !== undefined && typeof sheet !== 'string' && !(Number.isInteger(sheet) && (sheet as number) > 0)) {
     problem("sheet: a sheet's name or its position (1 is the first)", 'sheet');
   }
+  const force = step.force;
+  if (force !== undefined && typeof force !== 'boolean') problem('force: true or false', 'force');
   const tenant = text('tenant', true);
   const mapping = text('mapping', true);
   const spec: LoadStepSpec = {
@@ -233,6 +248,7 @@ function parseStep(
     records: text('records'),
     table: text('table'),
     maxRejects: maxRejects as number | undefined,
+    force: force === true ? true : undefined,
   };
   if (problems > 0) return { name, kind, after, line: 1, spec };
   // A mapping given as a path is relative to the plan, as the file is.
