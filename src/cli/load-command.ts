@@ -11,6 +11,7 @@ import { rejectTable } from '../report/reject-table.js';
 import { writeRejectListCsv } from '../report/write-reject-list-csv.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
+import { onCtrlC } from './ctrl-c.js';
 import { showLoadEvents } from './load-events.js';
 import { loadExitCode } from './load-exit-code.js';
 import { page } from './pager.js';
@@ -66,7 +67,7 @@ a database source must be given as --from env:NAME, set in the worker's environm
 
 Exit codes: 0 loaded (or skipped, already loaded; or queued), 1 the load failed, crossed
 its reject or duplicate threshold or was cancelled (nothing promoted), 2 bad usage or input (missing file, unknown
-tenant, broken mapping).
+tenant, broken mapping), 130 stopped by Ctrl-C: it says the \`pgferry resume ID\` that finishes the load.
 
 What the file is — format, gzip or zip wrapper, text encoding, CSV delimiter, XLSX header
 row — is detected from its content and shown in the summary ("read as: …"); the options
@@ -261,15 +262,25 @@ async function runLoadCommand(
   await withDatabase(global(), async (db) => {
     for (const sheet of sheets) {
       const progress = new ProgressBar();
-      const result = await run(db.pool, {
-        file,
-        tenant: opts.tenant,
-        mapping: opts.mapping,
-        mappingsDir: opts.mappingsDir,
-        ...sourceOptions(opts, sheet),
-        ...options,
-        onEvent: showLoadEvents(progress, { json: opts.json || validation !== undefined }),
-      });
+      const show = showLoadEvents(progress, { json: opts.json || validation !== undefined });
+      const interrupt = onCtrlC({ validation: validation !== undefined, beforeMessage: () => progress.done() });
+      let result: LoadResult;
+      try {
+        result = await run(db.pool, {
+          file,
+          tenant: opts.tenant,
+          mapping: opts.mapping,
+          mappingsDir: opts.mappingsDir,
+          ...sourceOptions(opts, sheet),
+          ...options,
+          onEvent: (event) => {
+            interrupt.watch(event);
+            show(event);
+          },
+        });
+      } finally {
+        interrupt.stop();
+      }
       progress.done();
       results.push(result);
       if (validation) await showValidation(result, opts, validation.output, results.length > 1);
