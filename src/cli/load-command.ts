@@ -308,10 +308,18 @@ async function showValidation(
   if (output) await writeRejectListCsv(rejects, output);
   if (opts.json) return;
   const text = [formatLoadResult(result, { validation: true })];
-  if (output) text.push('', `${rejects.length} rejects written to ${output}`);
+  // Lines superseded by a later one of the same key are listed too, but are no rejects.
+  const duplicates = rejects.filter((r) => r.rule === 'duplicate').length;
+  const counted = `${plural(rejects.length - duplicates, 'reject')}${duplicates > 0 ? ` and ${plural(duplicates, 'duplicate line')}` : ''}`;
+  if (output) text.push('', `${counted} written to ${output}`);
   else if (rejects.length > 0) {
-    text.push('', `every reject (${rejects.length}), in file order:`, rejectTable(rejects, { messageChars: 500 }));
+    text.push('', `every one of the ${counted}, in file order:`, rejectTable(rejects, { messageChars: 500 }));
   }
   if (another) stdio.out('');
   await page(text.join('\n'));
+}
+
+/** `1 reject`, `2 rejects`. */
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

@@ -41,13 +41,15 @@ export function formatInspection(seen: FileInspection): string {
 
   lines.push('', `${seen.columns.length} columns, as a mapping names them (select … from staged s):`);
   const first = seen.sample[0]?.values ?? {};
+  // The file's own name only where staging changed it (empty, repeated, too long).
+  const renamed = seen.columns.some((column) => column.source !== column.staged);
   lines.push(
     textTable(
-      ['#', 'in the mapping', 'in the file', 'first value'],
+      ['#', 'in the mapping', ...(renamed ? ['in the file'] : []), 'first value'],
       seen.columns.map((column, i) => [
         i + 1,
         column.inMapping,
-        column.source === column.staged ? '' : JSON.stringify(column.source),
+        ...(renamed ? [column.source === column.staged ? '' : JSON.stringify(column.source)] : []),
         oneLine(first[column.staged] ?? '', 40),
       ]),
     ),

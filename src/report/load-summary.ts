@@ -26,7 +26,7 @@ export function formatLoadResult(result: LoadResult, { validation = false } = {}
   if (validation) {
     const checked =
       result.status === 'dry_run' ? 'it would load; nothing was changed' : `${verdict}: nothing was changed`;
-    out.push(`validated  ${what}: ${checked}`);
+    out.push(`validated ${what}: ${checked}`);
   } else out.push(`load ${result.loadId} ${verdict}  ${what}`);
   if (result.source) out.push(`  read as: ${describeSource(result.source)}`);
   if (result.error) out.push(`  reason: ${result.error}`);
