@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
-import { runCli } from './helpers/run-cli.js';
+import { cliEnv, runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { until } from './helpers/until.js';
 
@@ -28,9 +28,7 @@ describe('Ctrl-C during pgferry load', () => {
     try {
       await blocker.query('begin');
       await blocker.query('lock table app.products in access exclusive mode');
-      const env: NodeJS.ProcessEnv = {};
-      for (const [k, v] of Object.entries(process.env)) if (!/^(PG|DATABASE_URL|PGFERRY_)/.test(k)) env[k] = v;
-      env.DATABASE_URL = db.url;
+      const env = cliEnv({ DATABASE_URL: db.url });
       const child = spawn(
         process.execPath,
         [path.resolve('bin/pgferry.js'), 'load', file, '-t', 'acme', '-m', 'products', '--mappings-dir', dir],

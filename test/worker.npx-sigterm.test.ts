@@ -3,6 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { cliEnv } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { until } from './helpers/until.js';
 
@@ -53,9 +54,7 @@ function alive(pid: number): boolean {
 
 describe('npx pgferry worker', () => {
   it('SIGTERM to npx stops the real worker too', async () => {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!/^(PG|DATABASE_URL|PGFERRY_)/.test(k)) env[k] = v;
-    env.DATABASE_URL = db.url;
+    const env = cliEnv({ DATABASE_URL: db.url });
     const npx = spawn('npx', ['pgferry', 'worker', '--concurrency', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     started.push(npx.pid!);
     let out = '';

@@ -10,6 +10,7 @@ import { databaseLayout, readDatabaseLayout } from '../sources/database/database
 import { sourceQuery } from '../sources/database/database-query.js';
 import { resolveDatabaseSource } from '../sources/database/database-url.js';
 import { SourceSession } from '../sources/database/source-session.js';
+import { refuseBadDelimiter } from '../sources/file/csv/delimiter-option.js';
 import { readSourceLayout } from '../sources/file/read-source-layout.js';
 import { stagedColumnNames } from '../sources/staged-column-names.js';
 import { LoadClaim } from './claim.js';
@@ -50,14 +51,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   const file = options.file!;
   const fileStat = await stat(file).catch(() => undefined);
   if (!fileStat?.isFile()) throw new PgferryError(`no such file: ${file}`);
-  if (
-    options.delimiter !== undefined &&
-    (Buffer.byteLength(options.delimiter) !== 1 || /["\r\n]/.test(options.delimiter))
-  ) {
-    throw new PgferryError(
-      `--delimiter must be one ASCII character other than a quote or a line break, not ${JSON.stringify(options.delimiter)}`,
-    );
-  }
+  refuseBadDelimiter(options.delimiter);
 
   const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
   try {

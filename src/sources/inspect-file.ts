@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 
 import { PgferryError } from '../errors.js';
 import { CsvScanner, splitFields } from './file/csv/csv-scanner.js';
+import { refuseBadDelimiter } from './file/csv/delimiter-option.js';
 import { openInput } from './file/input-file.js';
 import { findJsonArrays, type JsonArrayPath } from './file/json/json-array-paths.js';
 import { openCsvBytes, openSourceItems } from './file/open-file-source.js';
@@ -53,14 +54,7 @@ export async function inspectFile(
 ): Promise<FileInspection> {
   const fileStat = await stat(file).catch(() => undefined);
   if (!fileStat?.isFile()) throw new PgferryError(`no such file: ${file}`);
-  if (
-    options.delimiter !== undefined &&
-    (Buffer.byteLength(options.delimiter) !== 1 || /["\r\n]/.test(options.delimiter))
-  ) {
-    throw new PgferryError(
-      `--delimiter must be one ASCII character other than a quote or a line break, not ${JSON.stringify(options.delimiter)}`,
-    );
-  }
+  refuseBadDelimiter(options.delimiter);
   const rows = options.rows ?? DEFAULT_SAMPLE_ROWS;
   const layout = await readSourceLayout(file, options);
   const staged = stagedColumnNames(layout.columns);
@@ -80,9 +74,9 @@ export async function inspectFile(
   try {
     if (layout.format === 'csv') {
       inspection.headerRow = 1;
-      await sampleCsv(file, layout, options, rows, staged, inspection);
+      await sampleCsv({ file, layout, options, rows, staged }, inspection);
     } else {
-      await sampleRecords(file, layout, options, rows, staged, inspection);
+      await sampleRecords({ file, layout, options, rows, staged }, inspection);
     }
     if (layout.format === 'xlsx' && layout.compression === 'none') {
       const { listXlsxSheets } = await import('./file/xlsx/xlsx-reader.js');
@@ -100,13 +94,19 @@ function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** What a sample is read from, and how many rows. */
+interface SampleRequest {
+  file: string;
+  layout: SourceLayout;
+  options: SourceOptions;
+  rows: number;
+  /** The staged column names, parallel to the layout's columns. */
+  staged: string[];
+}
+
 /** The first records of a CSV file, split as COPY would split them, and the rejects among them. */
 async function sampleCsv(
-  file: string,
-  layout: SourceLayout,
-  options: SourceOptions,
-  rows: number,
-  staged: string[],
+  { file, layout, options, rows, staged }: SampleRequest,
   inspection: FileInspection,
 ): Promise<void> {
   const opened = await openCsvBytes(file, layout, options);
@@ -136,11 +136,7 @@ async function sampleCsv(
 
 /** The first records of any other format, as its reader yields them. */
 async function sampleRecords(
-  file: string,
-  layout: SourceLayout,
-  options: SourceOptions,
-  rows: number,
-  staged: string[],
+  { file, layout, options, rows, staged }: SampleRequest,
   inspection: FileInspection,
 ): Promise<void> {
   const opened = await openSourceItems(file, layout, options);
