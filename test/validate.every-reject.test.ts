@@ -1,13 +1,14 @@
 // Bug 2 of issue 25: validate printed only the top reasons, had no threshold, and a failing
 // mapping left a failed load and a mapping version behind; load --dry-run pointed at
 // `pgferry rejects N` for a load that is gone.
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
-import { runCli } from './helpers/run-cli.js';
+import { cliEnv, runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -62,6 +63,30 @@ describe('pgferry validate', () => {
     const over = await validate('--max-reject-rate', '10');
     expect(over.code).toBe(1);
     expect(over.stdout).toMatch(/66\.67% of rows rejected, more than --max-reject-rate 10\.00%/);
+  });
+
+  it('on a terminal, a list longer than the screen goes through the pager ($PAGER)', async () => {
+    const pager = writeFile(dir, 'pager.sh', '#!/bin/sh\necho "PAGED BY TEST PAGER"\ncat\n');
+    chmodSync(pager, 0o755);
+    // `script` gives the CLI a terminal of 5 rows.
+    const command = [
+      'stty rows 5 cols 200;',
+      `PAGER=${pager}`,
+      `DATABASE_URL='${db.url}'`,
+      process.execPath,
+      path.resolve('bin/pgferry.js'),
+      'validate',
+      file,
+      '-t acme -m products --mappings-dir',
+      dir,
+    ].join(' ');
+    const run = await new Promise<string>((resolve, reject) =>
+      execFile('script', ['-qec', command, '/dev/null'], { env: cliEnv() }, (error, stdout) =>
+        error && error.code !== 0 ? reject(error) : resolve(stdout),
+      ),
+    );
+    expect(run).toMatch(/PAGED BY TEST PAGER/);
+    expect(run).toMatch(/line 7\s+check_constraint/);
   });
 
   it('-o writes every reject whole, formula-neutralised; --json includes them', async () => {
