@@ -226,7 +226,8 @@ async function registerAndRun(
     });
   } catch (error) {
     // A dry run whose mapping failed to compile leaves no failed load behind.
-    if (options.dryRun) await pool.query('delete from ferry.loads where id = $1', [loadId]);
+    // Tidying up must not hide why the load failed: a row it cannot delete stays, failed.
+    if (options.dryRun) await pool.query('delete from ferry.loads where id = $1', [loadId]).catch(() => {});
     throw error;
   } finally {
     await claim.release();

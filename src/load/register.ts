@@ -138,5 +138,7 @@ async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<Registe
  * registered goes too, unless a load uses it by now (ferry.forget_unused_mapping).
  */
 export async function forgetDryRunMapping(pool: pg.Pool, mapping: RegisteredMapping): Promise<void> {
-  if (mapping.isNew) await pool.query('select ferry.forget_unused_mapping($1)', [mapping.id]);
+  if (!mapping.isNew) return;
+  // Tidying up after the run, which may be failing already: its error is the one to see.
+  await pool.query('select ferry.forget_unused_mapping($1)', [mapping.id]).catch(() => {});
 }
