@@ -1128,6 +1128,26 @@ $sql$, p_work, p_rejects);
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.forget_unused_mapping(p_mapping_id bigint)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_name text;
+begin
+  select name into v_name from ferry.mappings where id = p_mapping_id;
+  if not found then
+    return false;
+  end if;
+  perform ferry.lock_row('mapping', v_name);
+  delete from ferry.mappings m
+  where m.id = p_mapping_id
+    and not exists (select from ferry.loads l where l.mapping_id = m.id);
+  return found;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.has_key_index(p_target regclass, p_keys text[], p_tenant_column name)
  RETURNS boolean
  LANGUAGE sql

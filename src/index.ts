@@ -53,6 +53,7 @@ export {
 } from './report/follow-load.js';
 export { writeRejectsCsv } from './report/write-rejects-csv.js';
 export { rollback, type RollbackConflict, type RollbackOptions, type RollbackResult } from './rollback.js';
+export { type FileInspection, inspectFile } from './sources/inspect-file.js';
 export { listSyncs, type SyncListing } from './syncs/list-syncs.js';
 export { type PauseOptions, pauseSync, unpauseSync } from './syncs/pause-sync.js';
 export { runSync, type SyncOptions, type SyncResult } from './syncs/run-sync.js';

@@ -203,6 +203,28 @@ steps:
     expect(rows[0].cursor).toBe('2026-01-02 10:00:00+00');
   });
 
+  it('a step whose file was loaded already is skipped, as pgferry load skips it; force: true loads it again', async () => {
+    writeFile(dir, 'again.csv', 'sku,name,price\nA1,Again,1\n');
+    const text = (force: string) => `steps:\n  again: { load: again.csv, tenant: acme, mapping: products${force} }\n`;
+    const first = await runPlan('again.yaml', text(''));
+    expect(stepOf(first, 'again').status).toBe('succeeded');
+    const loaded = stepOf(first, 'again').loadId!;
+    const loadsBefore = Number((await db.pool.query('select count(*) from ferry.loads')).rows[0].count);
+
+    const second = await runPlan('again.yaml', text(''));
+    const skipped = stepOf(second, 'again');
+    expect(skipped.status).toBe('succeeded');
+    expect(skipped.loadId).toBe(loaded);
+    expect(skipped.error).toMatch(
+      /^skipped: load \d+ loaded this file already \(force: true in the step loads it again\)$/,
+    );
+    expect(Number((await db.pool.query('select count(*) from ferry.loads')).rows[0].count)).toBe(loadsBefore);
+
+    const forced = await runPlan('again.yaml', text(', force: true'));
+    expect(stepOf(forced, 'again').loadId).toBeGreaterThan(loaded);
+    expect(stepOf(forced, 'again').error).toBeNull();
+  });
+
   it('knows whether a worker runs on the database', async () => {
     expect(await workerIsRunning(db.pool)).toBe(true);
     expect(await workerIsRunning(source.pool)).toBe(false);
@@ -275,15 +297,20 @@ describe('the plan file', () => {
       message: expect.stringMatching(/^step a: unknown key "max_reject" \(known for a load step: /),
       line: 6,
     });
-    expect(await refused(`mappings: mappings\nstep:\n  a: { sync: legacy }\n`)).toMatchObject({
+    expect(
+      await refused(`mappings: mappings\nstep:\n  a: { sync: legacy }\nsteps:\n  a: { sync: legacy }\n`),
+    ).toMatchObject({
       message: 'unknown key "step" (known: name, project, mappings, steps)',
       line: 2,
     });
     expect(
       await refused(
-        `steps:\n  a: { load: customers.csv, tenant: acme, mapping: products }\n  b:\n    load: gone.csv\n`,
+        `steps:\n  a: { load: customers.csv, tenant: acme, mapping: products }\n  b:\n    load: gone.csv\n    tenant: acme\n    mapping: products\n`,
       ),
-    ).toMatchObject({ message: expect.stringMatching(/^step b: load: no such file .*gone\.csv$/), line: 4 });
+    ).toMatchObject({
+      message: expect.stringMatching(/^step b: load: no such file gone\.csv \(relative to .*\/\)$/),
+      line: 4,
+    });
     expect(await refused(`steps:\n  a: { load: customers.csv, tenant: acme, mapping: missing }\n`)).toMatchObject({
       message: expect.stringMatching(/^step a: mapping "missing" not found/),
       line: 2,

@@ -90,6 +90,7 @@ describe('readXlsxRecords: the header', () => {
       names: CATALOG_HEADER,
       sheet: 'Catalog',
       letters: ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'],
+      row: 3,
     });
     // Row 6 is empty: skipped.
     expect(items.slice(1).map((item) => [item.kind, (item as SourceRecord).line])).toEqual([
@@ -124,13 +125,14 @@ describe('readXlsxRecords: the header', () => {
       names: ['id', '', 'amount', 'note'],
       sheet: 'My Sheet',
       letters: ['A', 'B', 'C', 'D'],
+      row: 1,
     });
   });
 
   it("spans the header's first to last non-empty cell, wherever it starts", async () => {
     const items = await read(fixture('handmade.xlsx'), { sheet: 'Data' });
     expect(items).toEqual([
-      { kind: 'columns', names: ['k', 'v'], sheet: 'Data', letters: ['B', 'C'] },
+      { kind: 'columns', names: ['k', 'v'], sheet: 'Data', letters: ['B', 'C'], row: 2 },
       { kind: 'record', line: 3, values: ['one', '1'] },
     ]);
   });
@@ -368,7 +370,7 @@ describe('sheets', () => {
     // The streaming writer's zip holds the sheets before their names: both are spooled first.
     const second = await read(fixture('streamed.xlsx'), { sheet: 2 });
     expect(second).toEqual([
-      { kind: 'columns', names: ['x', 'y'], sheet: 'Second', letters: ['A', 'B'] },
+      { kind: 'columns', names: ['x', 'y'], sheet: 'Second', letters: ['A', 'B'], row: 1 },
       { kind: 'record', line: 2, values: ['left', 'right'] },
     ]);
   });

@@ -53,3 +53,25 @@ begin
   return v_mapping;
 end
 $$;
+
+-- A dry run (validate, load --dry-run) leaves no mapping version behind: the version it
+-- registered, new for it, goes again once its load is gone, unless a load uses it by then.
+-- Returns whether it went.
+create or replace function ferry.forget_unused_mapping(p_mapping_id bigint) returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_name text;
+begin
+  select name into v_name from ferry.mappings where id = p_mapping_id;
+  if not found then
+    return false;
+  end if;
+  perform ferry.lock_row('mapping', v_name);
+  delete from ferry.mappings m
+  where m.id = p_mapping_id
+    and not exists (select from ferry.loads l where l.mapping_id = m.id);
+  return found;
+end
+$$;

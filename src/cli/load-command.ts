@@ -7,12 +7,15 @@ import type { LoadOptions, LoadResult } from '../load/types.js';
 import { validate } from '../load/validate.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
-import { DEFAULT_MAX_EXPANSION, EXPANSION_CHECKED_AFTER_TEXT } from '../sources/file/expansion-limit.js';
-import { SOURCE_FORMATS } from '../sources/source-format.js';
+import { rejectTable } from '../report/reject-table.js';
+import { writeRejectListCsv } from '../report/write-reject-list-csv.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
+import { onCtrlC } from './ctrl-c.js';
 import { showLoadEvents } from './load-events.js';
 import { loadExitCode } from './load-exit-code.js';
+import { page } from './pager.js';
+import { formatOption, maxExpansionOption, SOURCE_OPTION_HELP } from './source-options.js';
 
 export function loadCommand(global: () => GlobalOptions): Command {
   return fileCommand('load', 'load a data file for a tenant through a mapping: stage, transform, promote, verify')
@@ -64,7 +67,7 @@ a database source must be given as --from env:NAME, set in the worker's environm
 
 Exit codes: 0 loaded (or skipped, already loaded; or queued), 1 the load failed, crossed
 its reject or duplicate threshold or was cancelled (nothing promoted), 2 bad usage or input (missing file, unknown
-tenant, broken mapping).
+tenant, broken mapping), 130 stopped by Ctrl-C: it says the \`pgferry resume ID\` that finishes the load.
 
 What the file is — format, gzip or zip wrapper, text encoding, CSV delimiter, XLSX header
 row — is detected from its content and shown in the summary ("read as: …"); the options
@@ -104,22 +107,46 @@ export function validateCommand(global: () => GlobalOptions): Command {
       'validate',
       'check a file without loading it: every reject, and what a load would insert, update, leave unchanged',
     )
-      .option('--json', 'print the result as JSON')
+      .option('--max-rejects <n>', 'exit 1 when more rows than this are rejected', wholeNumber('--max-rejects'))
+      .addOption(
+        new Option(
+          '--max-reject-rate <percent>',
+          'exit 1 when more than this percentage of rows is rejected',
+        ).argParser(percent('--max-reject-rate')),
+      )
+      .option('-o, --output <file>', 'write every reject to a CSV: where, line, rule, column, value, message, raw')
+      .option('--json', 'print the result as JSON, every reject included')
       .addHelpText(
         'after',
         `
 Runs every step of a load — staging, the mapping, every check, the promotion's plan and its
 writes — then rolls it all back: the target, the catalog and the staging tables are left as
-they were (one line in ferry.audit says it ran). A file loaded before is validated again.
-The rejects are printed with their reasons; \`--json\` lists the counts. Exit codes: 0 the
-file would load, 1 a problem would make the load fail, 2 bad usage or input.
+they were, with no load and no mapping version, even when the mapping fails (one line in
+ferry.audit says it ran). A file loaded before is validated again.
+
+Every reject is listed with where it is (line, record or cell) and why, paged on a terminal;
+-o writes them all to a CSV (text that a spreadsheet would run as a formula gets a leading ').
+Every step runs even past a threshold, so that every reject is found.
+
+Exit codes: 0 the file would load, 1 a problem would make the load fail or the rejects cross
+--max-rejects or --max-reject-rate, 2 bad usage or input (a mapping that does not compile).
 
 Examples:
-  pgferry validate catalog.csv --tenant acme --mapping products
-  pgferry validate catalog.csv -t acme -m products --json`,
+  pgferry validate catalog.csv --tenant acme --mapping products --max-rejects 0
+  pgferry validate catalog.csv -t acme -m products -o rejects.csv
+  pgferry validate catalog.csv -t acme -m products --max-reject-rate 1 --json`,
       )
       // A validation's load id is gone when it ends: not printed.
-      .action((file: string | undefined, opts) => runLoadCommand(global, file, opts, validate, {}, { showId: false }))
+      .action((file: string | undefined, opts) =>
+        runLoadCommand(
+          global,
+          file,
+          opts,
+          validate,
+          { maxRejects: opts.maxRejects, maxRejectRate: opts.maxRejectRate },
+          { validation: { output: opts.output } },
+        ),
+      )
   );
 }
 
@@ -131,28 +158,17 @@ function fileCommand(name: string, description: string): Command {
     .requiredOption('-t, --tenant <tenant>', 'tenant whose rows these are')
     .requiredOption('-m, --mapping <mapping>', 'mapping name (mappings/<name>.sql) or path to a mapping file')
     .option('--mappings-dir <dir>', 'where mapping files live', 'mappings')
-    .addOption(
-      new Option('-f, --format <format>', "the file's format (default: detected from its content)").choices([
-        ...SOURCE_FORMATS,
-      ]),
-    )
-    .option(
-      '--encoding <name>',
-      'text encoding: utf-8, utf-16le, utf-16be, windows-1252, iso-8859-15, … (default: detected)',
-    )
-    .option('-d, --delimiter <char>', 'CSV: field delimiter (default: sniffed from the file)')
+    .addOption(formatOption())
+    .option('--encoding <name>', SOURCE_OPTION_HELP.encoding)
+    .option('-d, --delimiter <char>', SOURCE_OPTION_HELP.delimiter)
     .option(
       '--sheet <name|n>',
       'XLSX: the sheet to load, by name or 1-based position (default: the first); repeat it to load several sheets, one load each',
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--all-sheets', 'XLSX: load every sheet of the workbook, one load each')
-    .option(
-      '--header-row <n>',
-      'XLSX: the row holding the column names (default: detected)',
-      wholeNumber('--header-row'),
-    )
-    .option('--records <path>', 'JSON: the array of records (data.items); XML: the repeating element (/catalog/item)')
+    .option('--header-row <n>', SOURCE_OPTION_HELP.headerRow, wholeNumber('--header-row'))
+    .option('--records <path>', SOURCE_OPTION_HELP.records)
     .option(
       '--from <url>',
       'instead of a file, a source database: postgres://… or mysql://…, or env:NAME for a URL in an environment variable',
@@ -162,18 +178,8 @@ function fileCommand(name: string, description: string): Command {
       '--table <name>',
       'SQL dump: the table whose rows to load (needed when the dump holds several); --from: the table to read',
     )
-    .option('--entry <name>', 'zip: the file inside the archive to load (needed when it holds several)')
-    .addOption(
-      new Option(
-        '--max-expansion <ratio>',
-        `gzip, zip and XLSX: stop when the data expands more than this many times its compressed size, once more than ${EXPANSION_CHECKED_AFTER_TEXT} has come out (default: ${DEFAULT_MAX_EXPANSION})`,
-      ).argParser((v) => {
-        const n = Number(v.replace(/:1$/, ''));
-        if (!Number.isFinite(n) || n < 1)
-          throw new InvalidOption(`--max-expansion must be a ratio of 1 or more, not "${v}"`);
-        return n;
-      }),
-    );
+    .option('--entry <name>', SOURCE_OPTION_HELP.entry)
+    .addOption(maxExpansionOption());
 }
 
 /** A percentage option (`5` or `5%`) as a fraction. */
@@ -243,29 +249,42 @@ async function runLoadCommand(
   opts: FileCommandOptions,
   run: typeof load | typeof validate,
   options: Partial<LoadOptions>,
-  { showId = true } = {},
+  { validation }: { validation?: { output?: string } } = {},
 ): Promise<void> {
   if ((file === undefined) === (opts.from === undefined)) {
     throw new InvalidOption('give a file, or a source database with --from (one of them)');
   }
   if (opts.query !== undefined && opts.from === undefined) throw new InvalidOption('--query goes with --from');
   const sheets = file === undefined ? [undefined] : await sheetsToLoad(file, opts);
+  if (validation?.output && sheets.length > 1)
+    throw new InvalidOption('-o writes one file: validate one sheet at a time');
   const results: LoadResult[] = [];
   await withDatabase(global(), async (db) => {
     for (const sheet of sheets) {
       const progress = new ProgressBar();
-      const result = await run(db.pool, {
-        file,
-        tenant: opts.tenant,
-        mapping: opts.mapping,
-        mappingsDir: opts.mappingsDir,
-        ...sourceOptions(opts, sheet),
-        ...options,
-        onEvent: showLoadEvents(progress, { json: opts.json || !showId }),
-      });
+      const show = showLoadEvents(progress, { json: opts.json || validation !== undefined });
+      const interrupt = onCtrlC({ validation: validation !== undefined, beforeMessage: () => progress.done() });
+      let result: LoadResult;
+      try {
+        result = await run(db.pool, {
+          file,
+          tenant: opts.tenant,
+          mapping: opts.mapping,
+          mappingsDir: opts.mappingsDir,
+          ...sourceOptions(opts, sheet),
+          ...options,
+          onEvent: (event) => {
+            interrupt.watch(event);
+            show(event);
+          },
+        });
+      } finally {
+        interrupt.stop();
+      }
       progress.done();
       results.push(result);
-      if (!opts.json) {
+      if (validation) await showValidation(result, opts, validation.output, results.length > 1);
+      else if (!opts.json) {
         if (results.length > 1) stdio.out('');
         stdio.out(formatLoadResult(result));
       }
@@ -273,4 +292,34 @@ async function runLoadCommand(
     }
   });
   if (opts.json) stdio.out(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
+}
+
+/**
+ * A validation's result for people: the summary, then every reject (paged on a terminal), or,
+ * with -o, where they were written.
+ */
+async function showValidation(
+  result: LoadResult,
+  opts: FileCommandOptions,
+  output: string | undefined,
+  another: boolean,
+): Promise<void> {
+  const rejects = result.rejects ?? [];
+  if (output) await writeRejectListCsv(rejects, output);
+  if (opts.json) return;
+  const text = [formatLoadResult(result, { validation: true })];
+  // Lines superseded by a later one of the same key are listed too, but are no rejects.
+  const duplicates = rejects.filter((r) => r.rule === 'duplicate').length;
+  const counted = `${plural(rejects.length - duplicates, 'reject')}${duplicates > 0 ? ` and ${plural(duplicates, 'duplicate line')}` : ''}`;
+  if (output) text.push('', `${counted} written to ${output}`);
+  else if (rejects.length > 0) {
+    text.push('', `every one of the ${counted}, in file order:`, rejectTable(rejects, { messageChars: 500 }));
+  }
+  if (another) stdio.out('');
+  await page(text.join('\n'));
+}
+
+/** `1 reject`, `2 rejects`. */
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

@@ -91,6 +91,7 @@ Examples:
  */
 function showFollowing(json: boolean): { change: (snapshot: LoadSnapshot) => void; done: () => void } {
   let status: string | undefined;
+  let warnedNoWorker = false;
   let bar = new ProgressBar();
   let barStep: string | undefined;
   // The rows done when the bar started: its rate counts only what it saw happen.
@@ -102,6 +103,13 @@ function showFollowing(json: boolean): { change: (snapshot: LoadSnapshot) => voi
         bar.done();
         stdio.err(`load ${snapshot.loadId}: ${snapshot.status}`);
         status = snapshot.status;
+      }
+      if (snapshot.workerRunning === false && !warnedNoWorker) {
+        // As plan run says it: a queued load waits for a worker, silently otherwise.
+        stdio.err(
+          'no pgferry worker is running on this database: the load is queued, and runs once one starts (pgferry worker)',
+        );
+        warnedNoWorker = true;
       }
       const p = snapshot.progress;
       const unit =

@@ -9,6 +9,7 @@ import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './contex
 import { demoCommand } from './demo-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { exportCommand } from './export-command.js';
+import { inspectCommand } from './inspect-command.js';
 import { loadCommand, validateCommand } from './load-command.js';
 import { loadsCommand, statusCommand } from './loads-command.js';
 import { mappingCommand } from './mapping-command.js';
@@ -49,6 +50,8 @@ Quickstart:
 Then with your own table and file:
   pgferry tenant add acme
   pgferry tenant protect app.products
+  pgferry inspect catalog.csv
+  pgferry validate catalog.csv --tenant acme --mapping products --max-rejects 0
   pgferry load catalog.csv --tenant acme --mapping products
   pgferry loads
   pgferry status 42
@@ -62,6 +65,7 @@ Legacy databases, syncs and the worker:
     );
   for (const command of [
     demoCommand(global),
+    inspectCommand(global),
     loadCommand(global),
     loadsCommand(global),
     statusCommand(global),

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 
 import { listRejects } from '../catalog.js';
-import { oneLine, textTable } from '../report/text-table.js';
+import { rejectTable } from '../report/reject-table.js';
 import { writeRejectsCsv } from '../report/write-rejects-csv.js';
 import { type GlobalOptions, stdio, wholeNumber, withDatabase } from './context.js';
 
@@ -33,19 +33,7 @@ Examples:
         const rejects = await listRejects(db.pool, id, opts.json ? undefined : opts.limit);
         if (opts.json) stdio.out(JSON.stringify(rejects, null, 2));
         else if (rejects.length === 0) stdio.out(`load ${id} has no rejects`);
-        else
-          stdio.out(
-            textTable(
-              ['where', 'rule', 'column', 'value', 'message'],
-              rejects.map((r) => [
-                r.where ?? '',
-                r.rule,
-                r.column ?? '',
-                oneLine(r.value ?? r.raw ?? '', 30),
-                oneLine(r.message, 70),
-              ]),
-            ),
-          );
+        else stdio.out(rejectTable(rejects));
       });
     });
 }

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { startWorker } from '../jobs/worker.js';
 import { DEFAULT_PROJECT_FILE } from '../project/project-file.js';
 import { type GlobalOptions, stdio, wholeNumber, withDatabase } from './context.js';
+import { whenNpxParentGone } from './parent-watch.js';
 
 export function workerCommand(global: () => GlobalOptions): Command {
   return new Command('worker')
@@ -18,7 +19,7 @@ Loads of the same tenant and table share a queue and run one after another; othe
 by side, up to --concurrency. A job failing for a passing reason (the server restarting) is
 tried again with backoff; a data error fails its load, never retried. SIGTERM or Ctrl-C:
 running loads stop at their next batch, resumable, and the worker exits (a second signal
-exits at once). A failed job is one line in the log (pgferry --debug worker adds its stack
+exits at once); so does a worker started by npx when npx is stopped. A failed job is one line in the log (pgferry --debug worker adds its stack
 trace). A worker killed outright is noticed by the others within seconds, and its loads are
 taken over and resumed. Schedules are cron lines read in UTC.
 
@@ -47,9 +48,12 @@ Examples:
         };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
+        // `npx pgferry worker` stopped: npm's SIGTERM reached only the shell between them.
+        const unwatch = whenNpxParentGone(() => onSignal('SIGTERM to npx'));
         try {
           await worker.done;
         } finally {
+          unwatch();
           process.off('SIGTERM', onSignal);
           process.off('SIGINT', onSignal);
         }

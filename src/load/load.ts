@@ -10,12 +10,20 @@ import { databaseLayout, readDatabaseLayout } from '../sources/database/database
 import { sourceQuery } from '../sources/database/database-query.js';
 import { resolveDatabaseSource } from '../sources/database/database-url.js';
 import { SourceSession } from '../sources/database/source-session.js';
+import { refuseBadDelimiter } from '../sources/file/csv/delimiter-option.js';
 import { readSourceLayout } from '../sources/file/read-source-layout.js';
 import { stagedColumnNames } from '../sources/staged-column-names.js';
 import { LoadClaim } from './claim.js';
 import { fileSha256, partSha256, sourcePart } from './file-sha256.js';
 import { NO_COUNTS } from './load-counts.js';
-import { checkTenantAndRegisterMapping, FileAlreadyLoaded, type RegisteredSource, registerLoad } from './register.js';
+import {
+  checkTenantAndRegisterMapping,
+  FileAlreadyLoaded,
+  forgetDryRunMapping,
+  type RegisteredMapping,
+  type RegisteredSource,
+  registerLoad,
+} from './register.js';
 import { runLoad } from './run.js';
 import { sourceSummary } from './source-summary.js';
 import { stagingJobs } from './staging-jobs.js';
@@ -43,16 +51,28 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
   const file = options.file!;
   const fileStat = await stat(file).catch(() => undefined);
   if (!fileStat?.isFile()) throw new PgferryError(`no such file: ${file}`);
-  if (
-    options.delimiter !== undefined &&
-    (Buffer.byteLength(options.delimiter) !== 1 || /["\r\n]/.test(options.delimiter))
-  ) {
-    throw new PgferryError(
-      `--delimiter must be one ASCII character other than a quote or a line break, not ${JSON.stringify(options.delimiter)}`,
-    );
-  }
+  refuseBadDelimiter(options.delimiter);
 
   const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
+  try {
+    return await loadFile(pool, options, mapping, mappingRow, jobs, emit, file, fileStat.size);
+  } finally {
+    // A dry run leaves no trace: not even a mapping version of its own.
+    if (options.dryRun) await forgetDryRunMapping(pool, mappingRow);
+  }
+}
+
+/** A file's load, its tenant and mapping checked. */
+async function loadFile(
+  pool: pg.Pool,
+  options: LoadOptions,
+  mapping: Mapping,
+  mappingRow: RegisteredMapping,
+  jobs: number,
+  emit: (event: LoadEvent) => void,
+  file: string,
+  bytes: number,
+): Promise<LoadResult> {
   const part = sourcePart(options);
   const sha256 = partSha256(await fileSha256(file), part);
 
@@ -86,7 +106,7 @@ export async function load(pool: pg.Pool, options: LoadOptions): Promise<LoadRes
       source: path.resolve(file),
       file,
       sha256,
-      bytes: fileStat.size,
+      bytes,
       layout,
       extra: { part },
     });
@@ -125,23 +145,27 @@ async function loadFromDatabase(
   const session = options.sourceSession ?? new SourceSession(database);
   try {
     const mappingRow = await checkTenantAndRegisterMapping(pool, options.tenant, mapping);
-    const layout = options.sourceColumns
-      ? databaseLayout(database, query, options, options.sourceColumns)
-      : await readDatabaseLayout(database, query, options, await session.connection());
-    // A database is read anew each time: never skipped as "already loaded".
-    return await registerAndRun(pool, options, {
-      mapping,
-      mappingRow,
-      jobs,
-      emit,
-      source: database.display,
-      file: database.display,
-      sha256: null,
-      bytes: null,
-      layout,
-      sourceUrl: database.url,
-      sourceSession: options.queue ? undefined : session,
-    });
+    try {
+      const layout = options.sourceColumns
+        ? databaseLayout(database, query, options, options.sourceColumns)
+        : await readDatabaseLayout(database, query, options, await session.connection());
+      // A database is read anew each time: never skipped as "already loaded".
+      return await registerAndRun(pool, options, {
+        mapping,
+        mappingRow,
+        jobs,
+        emit,
+        source: database.display,
+        file: database.display,
+        sha256: null,
+        bytes: null,
+        layout,
+        sourceUrl: database.url,
+        sourceSession: options.queue ? undefined : session,
+      });
+    } finally {
+      if (options.dryRun) await forgetDryRunMapping(pool, mappingRow);
+    }
   } finally {
     if (session !== options.sourceSession) await session.end();
   }
@@ -153,7 +177,7 @@ async function registerAndRun(
   options: LoadOptions,
   load: RegisteredSource & {
     mapping: Mapping;
-    mappingRow: { id: number; version: number };
+    mappingRow: RegisteredMapping;
     jobs: number;
     emit: (event: LoadEvent) => void;
     file: string;
@@ -200,6 +224,11 @@ async function registerAndRun(
       claim,
       from: { step: 'compile' },
     });
+  } catch (error) {
+    // A dry run whose mapping failed to compile leaves no failed load behind.
+    // Tidying up must not hide why the load failed: a row it cannot delete stays, failed.
+    if (options.dryRun) await pool.query('delete from ferry.loads where id = $1', [loadId]).catch(() => {});
+    throw error;
   } finally {
     await claim.release();
   }

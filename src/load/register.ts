@@ -85,12 +85,19 @@ export async function registerLoad(
   }
 }
 
+/** The mapping's version in the catalog; `isNew`: registered now, for content not seen before. */
+export interface RegisteredMapping {
+  id: number;
+  version: number;
+  isNew: boolean;
+}
+
 /** An unknown tenant is an input error, reported before anything is registered; then the mapping's version. */
 export async function checkTenantAndRegisterMapping(
   pool: pg.Pool,
   tenant: string,
   mapping: Mapping,
-): Promise<{ id: number; version: number }> {
+): Promise<RegisteredMapping> {
   await pool.query('select ferry.tenant($1)', [tenant]).catch((e) => {
     throw asUserError(e);
   });
@@ -98,8 +105,12 @@ export async function checkTenantAndRegisterMapping(
 }
 
 /** The mapping's version in the catalog (ferry.register_mapping): a new one for content not seen before. */
-async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: number; version: number }> {
+async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<RegisteredMapping> {
   try {
+    const { rows: known } = await pool.query<{ known: boolean }>(
+      'select exists (select from ferry.mappings where name = $1 and sha256 = $2) as known',
+      [mapping.name, mapping.sha256],
+    );
     const { rows } = await pool.query<{ id: number; version: number }>(
       'select id, version from ferry.register_mapping($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
       [
@@ -116,8 +127,18 @@ async function registerMapping(pool: pg.Pool, mapping: Mapping): Promise<{ id: n
         mapping.selectLine,
       ],
     );
-    return rows[0];
+    return { id: Number(rows[0].id), version: rows[0].version, isNew: !known[0].known };
   } catch (error) {
     throw asUserError(error, { file: mapping.path, line: mapping.headerLines.target });
   }
+}
+
+/**
+ * After a dry run (validate, load --dry-run), whose load is gone: the mapping version it
+ * registered goes too, unless a load uses it by now (ferry.forget_unused_mapping).
+ */
+export async function forgetDryRunMapping(pool: pg.Pool, mapping: RegisteredMapping): Promise<void> {
+  if (!mapping.isNew) return;
+  // Tidying up after the run, which may be failing already: its error is the one to see.
+  await pool.query('select ferry.forget_unused_mapping($1)', [mapping.id]).catch(() => {});
 }

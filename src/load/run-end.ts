@@ -1,6 +1,7 @@
 import type pg from 'pg';
 
 import { recordAudit } from '../audit.js';
+import { listRejects } from '../catalog.js';
 import { withTransaction } from '../db/database.js';
 import { isDatabaseError, isTransient, PgferryError, SQLSTATE } from '../errors.js';
 import { LoadCancelled, LoadsStopping, LoadTakenOver } from './interruption.js';
@@ -96,6 +97,8 @@ export async function endRun(
       timings,
       error: end.failure,
       ...(end.sync && { sync: end.sync }),
+      // A dry run's rejects go with its load: the result keeps every one.
+      ...(options.dryRun && { rejects: await listRejects(pool, loadId) }),
     };
   });
   if (!end.audited)

@@ -1,6 +1,7 @@
 // The public shapes of a load: its options, its events, its result. src/index.ts exports them.
 import type pg from 'pg';
 
+import type { RejectRow } from '../catalog.js';
 import type { SourceSession } from '../sources/database/source-session.js';
 import type { SourceOptions } from '../sources/file/read-source-layout.js';
 import type { SourceLayout } from '../sources/source-layout.js';
@@ -156,6 +157,11 @@ export interface LoadResult {
   resumable?: boolean;
   /** For a sync's run: the cursor after it, and what mirror deleted. */
   sync?: SyncOutcome;
+  /**
+   * A dry run (validate, load --dry-run): every reject, and every line superseded by a later
+   * one of the same key (rule `duplicate`), in file order; the catalog keeps none of them.
+   */
+  rejects?: RejectRow[];
 }
 
 /** What a load's summary says of how its file was read. */

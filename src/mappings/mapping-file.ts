@@ -188,9 +188,13 @@ export function parseMapping(source: string, file: string): Mapping {
 
 /**
  * Finds and parses a mapping: a path to a `.sql` file, or a name looked up as
- * `<mappingsDir>/<name>.sql`.
+ * `<mappingsDir>/<name>.sql`. `notFoundHint`: how the caller's user names another folder.
  */
-export async function readMapping(nameOrPath: string, mappingsDir = 'mappings'): Promise<Mapping> {
+export async function readMapping(
+  nameOrPath: string,
+  mappingsDir = 'mappings',
+  notFoundHint = 'write the mapping there, or give --mappings-dir',
+): Promise<Mapping> {
   const file =
     nameOrPath.endsWith('.sql') || nameOrPath.includes('/') ? nameOrPath : path.join(mappingsDir, `${nameOrPath}.sql`);
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(path.basename(file).replace(/\.sql$/i, ''))) {
@@ -198,7 +202,7 @@ export async function readMapping(nameOrPath: string, mappingsDir = 'mappings'):
   }
   if (!existsSync(file)) {
     throw new PgferryError(`mapping "${nameOrPath}" not found: no file ${file}`, {
-      hint: 'write the mapping there, or give --mappings-dir',
+      hint: notFoundHint,
     });
   }
   return parseMapping(await readFile(file, 'utf8'), file);

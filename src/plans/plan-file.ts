@@ -7,7 +7,7 @@ import { isMap, isScalar } from 'yaml';
 import { PgferryError } from '../errors.js';
 import { readMapping } from '../mappings/mapping-file.js';
 import { DEFAULT_PROJECT_FILE, readProject } from '../project/project-file.js';
-import { parseYamlFile } from '../project/yaml-file.js';
+import { type FileProblem, parseYamlFile, problemsError } from '../project/yaml-file.js';
 
 /** What a load step does: a file through a mapping for a tenant, as `pgferry load` would. */
 export interface LoadStepSpec {
@@ -23,6 +23,8 @@ export interface LoadStepSpec {
   records?: string;
   table?: string;
   maxRejects?: number;
+  /** Load the file even if it was loaded already (else the step is skipped, as `pgferry load` skips it). */
+  force?: boolean;
 }
 
 /** What a sync step does: one run of a sync of the project file. */
@@ -45,14 +47,25 @@ export interface Plan {
 }
 
 const PLAN_KEYS = ['name', 'project', 'mappings', 'steps'];
-const LOAD_KEYS = ['load', 'tenant', 'mapping', 'format', 'delimiter', 'sheet', 'records', 'table', 'max_rejects'];
+const LOAD_KEYS = [
+  'load',
+  'tenant',
+  'mapping',
+  'format',
+  'delimiter',
+  'sheet',
+  'records',
+  'table',
+  'max_rejects',
+  'force',
+];
 const SYNC_KEYS = ['sync'];
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
 /**
  * Reads a plan file (PLAN.yaml) and checks it whole before anything runs: its keys, its steps'
  * `after` (known steps, no cycle), each load's file and mapping, each sync in the project file.
- * Every error names the plan file and line.
+ * One error lists every problem, each naming the plan file (as given) and line.
  */
 export async function readPlan(file: string): Promise<Plan> {
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -60,8 +73,8 @@ export async function readPlan(file: string): Promise<Plan> {
       hint: 'a plan lists steps: loads and syncs with their prerequisites (see pgferry plan run --help)',
     });
   });
-  const { plan, projectFile, projectLine } = parsePlan(text, file);
-  await checkSteps(plan, projectFile, projectLine);
+  const { plan, projectFile, projectGiven, projectLine } = parsePlan(text, file);
+  await checkSteps(plan, file, { file: projectFile, given: projectGiven, line: projectLine });
   return plan;
 }
 
@@ -69,8 +82,11 @@ export async function readPlan(file: string): Promise<Plan> {
  * The plan's structure, checked: keys, names, `after`, cycles, load files. What needs more
  * reading (mappings, the project file) is checked by readPlan.
  */
-export function parsePlan(text: string, file: string): { plan: Plan; projectFile: string; projectLine?: number } {
-  const { document, lineOf, fail } = parseYamlFile(text, file);
+export function parsePlan(
+  text: string,
+  file: string,
+): { plan: Plan; projectFile: string; projectGiven: string; projectLine?: number } {
+  const { document, lineOf, report, fail, throwProblems } = parseYamlFile(text, file);
   /** The key node of `key` in the map at `at` (its line is the key's, not its value's). */
   const keyNode = (at: unknown[], key: string): unknown => {
     const map = at.length === 0 ? document.contents : document.getIn(at, true);
@@ -80,17 +96,21 @@ export function parsePlan(text: string, file: string): { plan: Plan; projectFile
   const root = document.toJS() ?? {};
   if (typeof root !== 'object' || Array.isArray(root)) fail('a plan file is a mapping of keys (steps: …)');
   for (const key of Object.keys(root)) {
-    if (!PLAN_KEYS.includes(key)) fail(`unknown key "${key}" (known: ${PLAN_KEYS.join(', ')})`, keyNode([], key));
+    if (!PLAN_KEYS.includes(key)) report(`unknown key "${key}" (known: ${PLAN_KEYS.join(', ')})`, keyNode([], key));
   }
   const dir = path.dirname(path.resolve(file));
   const textOf = (key: string): string | undefined => {
     const v = root[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string' || v.trim() === '') fail(`${key}: must be text`, keyNode([], key));
-    return (v as string).trim();
+    if (typeof v !== 'string' || v.trim() === '') {
+      report(`${key}: must be text`, keyNode([], key));
+      return undefined;
+    }
+    return v.trim();
   };
   const mappingsDir = path.resolve(dir, textOf('mappings') ?? 'mappings');
-  const projectFile = path.resolve(dir, textOf('project') ?? DEFAULT_PROJECT_FILE);
+  const projectGiven = textOf('project') ?? DEFAULT_PROJECT_FILE;
+  const projectFile = path.resolve(dir, projectGiven);
   const name = textOf('name') ?? path.basename(file).replace(/\.ya?ml$/i, '');
 
   const declared = root.steps;
@@ -101,19 +121,21 @@ export function parsePlan(text: string, file: string): { plan: Plan; projectFile
   const steps: PlanStep[] = [];
   for (const [stepName, value] of Object.entries(declared as Record<string, unknown>)) {
     const at = ['steps', stepName];
-    const failStep = (message: string, key?: string): never =>
-      fail(`step ${stepName}: ${message}`, key === undefined ? keyNode(['steps'], stepName) : keyNode(at, key));
-    steps.push(parseStep(stepName, value, { dir, mappingsDir, projectFile }, failStep));
-    steps[steps.length - 1].line = lineOf(keyNode(['steps'], stepName)) ?? 1;
+    const reportStep = (message: string, key?: string): void =>
+      report(`step ${stepName}: ${message}`, key === undefined ? keyNode(['steps'], stepName) : keyNode(at, key));
+    const step = parseStep(stepName, value, { file, dir, mappingsDir, projectFile }, reportStep);
+    if (!step) continue;
+    step.line = lineOf(keyNode(['steps'], stepName)) ?? 1;
+    steps.push(step);
   }
 
-  const known = new Set(steps.map((s) => s.name));
+  const known = new Set(Object.keys(declared as Record<string, unknown>));
   for (const step of steps) {
     step.after.forEach((prerequisite, i) => {
       if (known.has(prerequisite)) return;
       const node =
         document.getIn(['steps', step.name, 'after', i], true) ?? document.getIn(['steps', step.name, 'after'], true);
-      fail(
+      report(
         `step ${step.name}: after: no step ${prerequisite} in this plan (its steps: ${[...known].join(', ')})`,
         node,
       );
@@ -122,19 +144,23 @@ export function parsePlan(text: string, file: string): { plan: Plan; projectFile
   const cycle = findCycle(steps);
   if (cycle) {
     const first = steps.find((s) => s.name === cycle[0])!;
-    fail(
+    report(
       `steps ${cycle.join(' → ')} wait for each other: a cycle, no step of it could ever start`,
       keyNode(['steps', first.name], 'after'),
     );
   }
+  throwProblems();
   return {
     plan: { path: path.resolve(file), name, steps: inOrder(steps) },
     projectFile,
+    projectGiven,
     projectLine: lineOf(keyNode([], 'project')),
   };
 }
 
 interface StepContext {
+  /** The plan file as given. */
+  file: string;
   dir: string;
   mappingsDir: string;
   projectFile: string;
@@ -144,49 +170,77 @@ function parseStep(
   name: string,
   value: unknown,
   context: StepContext,
-  fail: (message: string, key?: string) => never,
-): PlanStep {
+  report: (message: string, key?: string) => void,
+): PlanStep | undefined {
+  let problems = 0;
+  const problem = (message: string, key?: string) => {
+    problems++;
+    report(message, key);
+  };
   if (!STEP_NAME.test(name)) {
-    fail('a step name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
+    problem('a step name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    fail('must be a mapping of keys: load: FILE (with tenant and mapping) or sync: NAME');
+    problem('must be a mapping of keys: load: FILE (with tenant and mapping) or sync: NAME');
+    return undefined;
   }
   const step = value as Record<string, unknown>;
-  if ('load' in step === 'sync' in step) fail('give load: FILE or sync: NAME (one of them)');
+  if ('load' in step === 'sync' in step) {
+    problem('give load: FILE or sync: NAME (one of them)');
+    return undefined;
+  }
   const kind = 'load' in step ? 'load' : 'sync';
   const allowed = [...(kind === 'load' ? LOAD_KEYS : SYNC_KEYS), 'after'];
   for (const key of Object.keys(step)) {
-    if (!allowed.includes(key)) fail(`unknown key "${key}" (known for a ${kind} step: ${allowed.join(', ')})`, key);
+    if (!allowed.includes(key)) problem(`unknown key "${key}" (known for a ${kind} step: ${allowed.join(', ')})`, key);
   }
   const text = (key: string, required = false): string | undefined => {
     const v = step[key];
     if (v === undefined || v === null) {
-      if (required) fail(`${key}: is required`);
+      if (required) problem(`${key}: is required`);
       return undefined;
     }
-    if (typeof v !== 'string' || v === '') fail(`${key}: must be text`, key);
-    return v as string;
+    if (typeof v !== 'string' || v === '') {
+      problem(`${key}: must be text`, key);
+      return undefined;
+    }
+    return v;
   };
-  const after = parseAfter(step.after, (message) => fail(`after: ${message}`, 'after'));
+  const after = parseAfter(step.after, (message) => problem(`after: ${message}`, 'after'));
   if (kind === 'sync') {
-    return { name, kind, after, line: 1, spec: { sync: text('sync', true)!.trim(), project: context.projectFile } };
+    // With problems, the step is still returned: its `after` is checked too (none of it runs).
+    return {
+      name,
+      kind,
+      after,
+      line: 1,
+      spec: { sync: (text('sync', true) ?? '').trim(), project: context.projectFile },
+    };
   }
-  const file = path.resolve(context.dir, text('load', true)!);
-  if (!existsSync(file)) fail(`load: no such file ${file}`, 'load');
-  if (!statSync(file).isFile()) fail(`load: ${file} is not a file`, 'load');
+  const given = text('load', true);
+  const file = given === undefined ? undefined : path.resolve(context.dir, given);
+  if (given !== undefined && file !== undefined) {
+    // Said as the plan says it: relative to the plan's folder.
+    const where = path.isAbsolute(given) ? given : `${given} (relative to ${planFolder(context.file)})`;
+    if (!existsSync(file)) problem(`load: no such file ${where}`, 'load');
+    else if (!statSync(file).isFile()) problem(`load: ${where} is not a file`, 'load');
+  }
   const maxRejects = step.max_rejects;
   if (maxRejects !== undefined && (!Number.isInteger(maxRejects) || (maxRejects as number) < 0)) {
-    fail('max_rejects: a whole number', 'max_rejects');
+    problem('max_rejects: a whole number', 'max_rejects');
   }
   const sheet = step.sheet;
   if (sheet !== undefined && typeof sheet !== 'string' && !(Number.isInteger(sheet) && (sheet as number) > 0)) {
-    fail("sheet: a sheet's name or its position (1 is the first)", 'sheet');
+    problem("sheet: a sheet's name or its position (1 is the first)", 'sheet');
   }
+  const force = step.force;
+  if (force !== undefined && typeof force !== 'boolean') problem('force: true or false', 'force');
+  const tenant = text('tenant', true);
+  const mapping = text('mapping', true);
   const spec: LoadStepSpec = {
-    file,
-    tenant: text('tenant', true)!,
-    mapping: text('mapping', true)!,
+    file: file!,
+    tenant: tenant!,
+    mapping: mapping!,
     mappingsDir: context.mappingsDir,
     format: text('format'),
     delimiter: text('delimiter'),
@@ -194,7 +248,9 @@ function parseStep(
     records: text('records'),
     table: text('table'),
     maxRejects: maxRejects as number | undefined,
+    force: force === true ? true : undefined,
   };
+  if (problems > 0) return { name, kind, after, line: 1, spec };
   // A mapping given as a path is relative to the plan, as the file is.
   if (spec.mapping.endsWith('.sql') || spec.mapping.includes('/'))
     spec.mapping = path.resolve(context.dir, spec.mapping);
@@ -202,16 +258,23 @@ function parseStep(
   return { name, kind, after, line: 1, spec };
 }
 
+/** The folder of a plan file as its user would name it: `plans/`, or `the plan's folder` when it is here. */
+function planFolder(planFile: string): string {
+  const dir = path.dirname(planFile);
+  return dir === '.' ? "the plan's folder" : `${dir}/`;
+}
+
 /** `after: a`, or `after: [a, b]`. */
-function parseAfter(value: unknown, fail: (message: string) => never): string[] {
+function parseAfter(value: unknown, report: (message: string) => void): string[] {
   if (value === undefined || value === null) return [];
   const names = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || n === '')) {
-    fail('the names of the steps this one waits for: [a, b]');
+    report('the names of the steps this one waits for: [a, b]');
+    return [];
   }
   const list = names as string[];
   const twice = list.find((n, i) => list.indexOf(n) !== i);
-  if (twice !== undefined) fail(`${twice} is named twice`);
+  if (twice !== undefined) report(`${twice} is named twice`);
   return list;
 }
 
@@ -262,37 +325,46 @@ function inOrder<T extends { name: string; after: string[] }>(steps: T[]): T[] {
   return ordered;
 }
 
-/** What only reading other files tells: each load's mapping, each sync in the project file. */
-async function checkSteps(plan: Plan, projectFile: string, projectLine: number | undefined): Promise<void> {
-  const at = (step: PlanStep) => ({ file: plan.path, line: step.line });
+/** What only reading other files tells: each load's mapping, each sync in the project file; every problem at once. */
+async function checkSteps(
+  plan: Plan,
+  given: string,
+  project: { file: string; given: string; line?: number },
+): Promise<void> {
+  const problems: FileProblem[] = [];
+  const at = (step: PlanStep) => ({ file: given, line: step.line });
   for (const step of plan.steps) {
     if (step.kind !== 'load') continue;
     try {
-      await readMapping(step.spec.mapping, step.spec.mappingsDir);
+      await readMapping(
+        step.spec.mapping,
+        step.spec.mappingsDir,
+        'mappings are looked up in `mappings` next to the plan unless it says mappings: DIR',
+      );
     } catch (error) {
+      if (!(error instanceof PgferryError)) throw error;
       // A mapping that does not parse names its own file and line; one not found, the plan's.
-      if (!(error instanceof PgferryError) || error.location.file) throw error;
-      throw new PgferryError(`step ${step.name}: ${error.message}`, {
-        location: at(step),
-        hint: 'mappings are looked up in `mappings` next to the plan unless it says mappings: DIR',
-      });
+      if (error.location.file)
+        problems.push({ message: error.message, file: error.location.file, line: error.location.line });
+      else problems.push({ message: `step ${step.name}: ${error.message}`, ...at(step) });
     }
   }
   const syncs = plan.steps.filter((s) => s.kind === 'sync');
-  if (syncs.length === 0) return;
-  if (!existsSync(projectFile)) {
-    throw new PgferryError(`step ${syncs[0].name}: a sync step, but there is no project file ${projectFile}`, {
-      location: projectLine ? { file: plan.path, line: projectLine } : at(syncs[0]),
-      hint: 'syncs are declared in pgferry.yaml next to the plan, or in the file its project: names',
+  if (syncs.length > 0 && !existsSync(project.file)) {
+    problems.push({
+      message: `step ${syncs[0].name}: a sync step, but there is no project file ${project.given}`,
+      ...(project.line ? { file: given, line: project.line } : at(syncs[0])),
     });
+  } else if (syncs.length > 0) {
+    const declared = await readProject(project.file);
+    const known = [...declared.syncs.keys()];
+    for (const step of syncs) {
+      if (step.kind !== 'sync' || declared.syncs.has(step.spec.sync)) continue;
+      problems.push({
+        message: `step ${step.name}: no sync ${step.spec.sync} in ${project.given} (${known.length > 0 ? `its syncs: ${known.join(', ')}` : 'it declares no syncs'})`,
+        ...at(step),
+      });
+    }
   }
-  const project = await readProject(projectFile);
-  for (const step of syncs) {
-    if (step.kind !== 'sync' || project.syncs.has(step.spec.sync)) continue;
-    const known = [...project.syncs.keys()];
-    throw new PgferryError(`step ${step.name}: no sync ${step.spec.sync} in ${projectFile}`, {
-      location: at(step),
-      hint: known.length > 0 ? `its syncs: ${known.join(', ')}` : 'it declares no syncs',
-    });
-  }
+  if (problems.length > 0) throw problemsError(problems);
 }

@@ -94,18 +94,7 @@ export async function startPlan(
   });
 }
 
-/** Whether a pgferry worker runs on this database (each holds an advisory lock while it lives). */
-export async function workerIsRunning(pool: pg.Pool): Promise<boolean> {
-  const { rows } = await pool.query<{ running: boolean }>(
-    `select exists (
-       select from pg_locks l
-       where l.locktype = 'advisory' and l.granted and l.objsubid = 2
-         and l.database = (select oid from pg_database where datname = current_database())
-         and l.classid = ferry.worker_lock_class()::oid
-     ) as running`,
-  );
-  return rows[0].running;
-}
+export { workerIsRunning } from '../jobs/worker-running.js';
 
 /**
  * `pgferry plan status`: a run of a plan and its steps — each one's status, load, counts,

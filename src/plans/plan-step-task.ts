@@ -92,8 +92,19 @@ export async function planStepTask(
   if (ready.length > 0) log(`plan run ${runId}: queued ${ready.join(', ')}`);
 }
 
-/** A load's result as the step's outcome: succeeded (or a dry run's would-be), else failed. */
+/**
+ * A load's result as the step's outcome: succeeded (or a dry run's would-be; or skipped, the
+ * file loaded already, with the load that did it), else failed.
+ */
 function outcomeOf(result: LoadResult): StepOutcome {
+  if (result.status === 'skipped') {
+    const by = result.previousLoadRunning ? 'is loading' : 'loaded';
+    return {
+      status: 'succeeded',
+      loadId: result.previousLoadId,
+      error: `skipped: load ${result.previousLoadId} ${by} this file already (force: true in the step loads it again)`,
+    };
+  }
   const ok = result.status === 'succeeded' || result.status === 'dry_run';
   return {
     status: ok ? 'succeeded' : 'failed',
@@ -109,8 +120,9 @@ function messageOf(error: unknown): string {
 }
 
 /**
- * A load step: a new load of the step's file (force: a plan loads what it says, loaded before
- * or not); on a retry, the load an earlier attempt registered is resumed, or taken as it ended.
+ * A load step: a new load of the step's file, skipped as `pgferry load` skips it when the file
+ * was loaded already for the tenant and mapping (unless the step says `force: true`); on a
+ * retry, the load an earlier attempt registered is resumed, or taken as it ended.
  */
 async function runLoadStep(
   pool: pg.Pool,
@@ -161,7 +173,7 @@ async function runLoadStep(
     table: spec.table,
     maxRejects: spec.maxRejects,
     dryRun: row.dry_run,
-    force: true,
+    force: spec.force ?? false,
     jobs: 2,
     runner,
     onEvent: (event) => {

@@ -32,7 +32,10 @@ export interface SyncConfig {
 /** The project file, pgferry.yaml: where it is, where its mappings are, its syncs. */
 export interface Project {
   path: string;
+  /** Absolute: where a sync's mapping name is looked up. */
   mappingsDir: string;
+  /** The `mappings:` key as the file gives it (default `mappings`), relative to the file, for messages. */
+  mappingsGiven: string;
   syncs: Map<string, SyncConfig>;
 }
 
@@ -53,8 +56,8 @@ const SYNC_KEYS = new Set([
 
 /**
  * Reads pgferry.yaml: its syncs, checked whole (an unknown key, a bad mode, a cron that does
- * not parse, a URL with a password: an error naming the file and line). Mappings are looked
- * up in `mappings/` next to it unless it says `mappings: DIR`.
+ * not parse, a URL with a password): one error lists every problem, each with the file and
+ * line. Mappings are looked up in `mappings/` next to it unless it says `mappings: DIR`.
  */
 export async function readProject(file: string = DEFAULT_PROJECT_FILE): Promise<Project> {
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -67,96 +70,116 @@ export async function readProject(file: string = DEFAULT_PROJECT_FILE): Promise<
 }
 
 export function parseProject(text: string, file: string): Project {
-  const { document, lineOf, fail } = parseYamlFile(text, file);
+  const { document, lineOf, report, fail, throwProblems } = parseYamlFile(text, file);
   const root = document.toJS() ?? {};
   if (typeof root !== 'object' || Array.isArray(root)) fail('the project file must be a mapping of keys (syncs: …)');
   for (const key of Object.keys(root)) {
     if (key !== 'syncs' && key !== 'mappings') {
-      fail(`unknown key "${key}" (known: syncs, mappings)`, document.get(key, true));
+      report(`unknown key "${key}" (known: syncs, mappings)`, document.get(key, true));
     }
   }
+  if (root.mappings !== undefined && (typeof root.mappings !== 'string' || root.mappings.trim() === '')) {
+    report('mappings: the folder of the mapping files, relative to this file', document.get('mappings', true));
+  }
+  const mappingsGiven =
+    typeof root.mappings === 'string' && root.mappings.trim() !== '' ? root.mappings.trim() : 'mappings';
   const dir = path.dirname(path.resolve(file));
-  const mappingsDir = path.resolve(dir, typeof root.mappings === 'string' ? root.mappings : 'mappings');
+  const mappingsDir = path.resolve(dir, mappingsGiven);
   const syncs = new Map<string, SyncConfig>();
   const syncsNode = document.get('syncs', true);
   const declared = (root.syncs ?? {}) as Record<string, unknown>;
   if (typeof declared !== 'object' || Array.isArray(declared)) fail('syncs: must map names to syncs', syncsNode);
   for (const [name, value] of Object.entries(declared)) {
     const node = document.getIn(['syncs', name], true);
-    syncs.set(
-      name,
-      parseSync(name, value, lineOf(node) ?? 1, (message, key) =>
-        fail(`sync ${name}: ${message}`, key === undefined ? node : document.getIn(['syncs', name, key], true)),
-      ),
+    const sync = parseSync(name, value, lineOf(node) ?? 1, (message, key) =>
+      report(`sync ${name}: ${message}`, key === undefined ? node : document.getIn(['syncs', name, key], true)),
     );
+    if (sync) syncs.set(name, sync);
   }
-  return { path: path.resolve(file), mappingsDir, syncs };
+  throwProblems();
+  return { path: path.resolve(file), mappingsDir, mappingsGiven, syncs };
 }
 
+/** A sync's keys, every problem reported; undefined when it has any. */
 function parseSync(
   name: string,
   value: unknown,
   line: number,
-  fail: (message: string, key?: string) => never,
-): SyncConfig {
+  report: (message: string, key?: string) => void,
+): SyncConfig | undefined {
+  let problems = 0;
+  const problem = (message: string, key?: string) => {
+    problems++;
+    report(message, key);
+  };
   if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(name)) {
-    fail('a sync name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
+    problem('a sync name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('must be a mapping of keys');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    problem('must be a mapping of keys');
+    return undefined;
+  }
   const sync = value as Record<string, unknown>;
   for (const key of Object.keys(sync)) {
-    if (!SYNC_KEYS.has(key)) fail(`unknown key "${key}" (known: ${[...SYNC_KEYS].join(', ')})`, key);
+    if (!SYNC_KEYS.has(key)) problem(`unknown key "${key}" (known: ${[...SYNC_KEYS].join(', ')})`, key);
   }
   const text = (key: string, required = false): string | undefined => {
     const v = sync[key];
     if (v === undefined || v === null) {
-      if (required) fail(`${key}: is required`);
+      if (required) problem(`${key}: is required`);
       return undefined;
     }
-    if (typeof v !== 'string' || v.trim() === '') fail(`${key}: must be text`, key);
-    return (v as string).trim();
+    if (typeof v !== 'string' || v.trim() === '') {
+      problem(`${key}: must be text`, key);
+      return undefined;
+    }
+    return v.trim();
   };
-  const from = text('from', true)!;
-  if (!from.startsWith('env:')) {
+  const from = text('from', true);
+  if (from !== undefined && !from.startsWith('env:')) {
     let url: URL | undefined;
     try {
       url = new URL(from);
     } catch {
-      fail('from: a postgres:// or mysql:// URL, or env:NAME', 'from');
+      problem('from: a postgres:// or mysql:// URL, or env:NAME', 'from');
     }
     // pgferry.yaml is a file people commit: a password has no place in it.
-    if (url!.password) fail('from: holds a password; put the URL in an environment variable: from: env:NAME', 'from');
+    if (url?.password)
+      problem('from: holds a password; put the URL in an environment variable: from: env:NAME', 'from');
   }
   const table = text('table');
   const query = text('query');
-  if ((table === undefined) === (query === undefined)) fail('give table or query (one of them)');
+  if ((sync.table === undefined) === (sync.query === undefined)) problem('give table or query (one of them)');
   const mode = (text('mode') ?? 'upsert') as SyncConfig['mode'];
-  if (!['append', 'upsert', 'mirror'].includes(mode)) fail(`mode: append, upsert or mirror, not "${mode}"`, 'mode');
+  if (!['append', 'upsert', 'mirror'].includes(mode)) problem(`mode: append, upsert or mirror, not "${mode}"`, 'mode');
   const cursor = text('cursor');
   if (query !== undefined && usesCursorParameter(query) && cursor === undefined)
-    fail('the query uses :cursor: name the cursor column');
+    problem('the query uses :cursor: name the cursor column');
   const softDelete = text('soft_delete');
-  if (softDelete !== undefined && mode !== 'mirror') fail('soft_delete: only for mode: mirror', 'soft_delete');
+  if (softDelete !== undefined && mode !== 'mirror') problem('soft_delete: only for mode: mirror', 'soft_delete');
   const schedule = text('schedule');
   if (schedule !== undefined) {
     try {
       parseCronItem({ task: 'pgferry_sync', match: schedule, identifier: name });
     } catch (error) {
-      fail(`schedule: ${(error as Error).message}`, 'schedule');
+      problem(`schedule: ${(error as Error).message}`, 'schedule');
     }
   }
   const maxRejects = sync.max_rejects;
   if (maxRejects !== undefined && (!Number.isInteger(maxRejects) || (maxRejects as number) < 0)) {
-    fail('max_rejects: a whole number', 'max_rejects');
+    problem('max_rejects: a whole number', 'max_rejects');
   }
+  const tenant = text('tenant', true);
+  const mapping = text('mapping', true);
+  if (problems > 0) return undefined;
   return {
     name,
-    from,
+    from: from!,
     table,
     query,
     cursor,
-    tenant: text('tenant', true)!,
-    mapping: text('mapping', true)!,
+    tenant: tenant!,
+    mapping: mapping!,
     mode,
     schedule,
     softDelete,
@@ -175,4 +198,12 @@ export function projectSync(project: Project, name: string): SyncConfig {
     });
   }
   return sync;
+}
+
+/**
+ * What to say when a sync's mapping is not found: sync takes no --mappings-dir, the project
+ * file's `mappings:` key says where mappings are.
+ */
+export function projectMappingHint(project: Project): string {
+  return `a sync's mapping is looked up in ${project.mappingsGiven}/ next to ${path.basename(project.path)}: write it there, or name another folder with its mappings: key`;
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 
 import { PgferryError } from '../errors.js';
+import { workerIsRunning } from '../jobs/worker-running.js';
 import { ENDED_STATUSES } from '../load/ended-statuses.js';
 import { countsOfLoadRow } from '../load/load-counts.js';
 import type { LoadCounts } from '../load/types.js';
@@ -35,6 +36,8 @@ export interface LoadSnapshot {
   counts: LoadCounts;
   /** None before the load reports any. */
   progress: LoadProgress | null;
+  /** A queued load: whether a pgferry worker runs on the database to take it (else it waits for one). */
+  workerRunning?: boolean;
 }
 
 /** The snapshot followLoad() ends with: the load ended, or was interrupted (it won't move by itself). */
@@ -151,6 +154,7 @@ async function readSnapshot(client: pg.ClientBase, loadId: number): Promise<Load
   const r = rows[0];
   return {
     loadId,
+    ...(r.status === 'queued' && { workerRunning: await workerIsRunning(client) }),
     status: r.status,
     error: r.error,
     counts: countsOfLoadRow(r),

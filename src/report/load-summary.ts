@@ -1,8 +1,11 @@
 import type { LoadResult, SourceSummary } from '../load/types.js';
 import { formatMs, oneLine, textTable } from './text-table.js';
 
-/** The summary `pgferry load` prints for people. */
-export function formatLoadResult(result: LoadResult): string {
+/**
+ * The summary `pgferry load` prints for people; `validation`: `pgferry validate`'s, whose load
+ * is gone (no id).
+ */
+export function formatLoadResult(result: LoadResult, { validation = false } = {}): string {
   if (result.status === 'skipped') {
     const by = result.previousLoadRunning ? 'is being loaded' : 'was already loaded';
     return `skipped ${result.file}: this file ${by} for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
@@ -19,9 +22,12 @@ export function formatLoadResult(result: LoadResult): string {
     skipped: 'skipped',
     cancelled: 'CANCELLED: nothing was promoted',
   }[result.status];
-  out.push(
-    `load ${result.loadId} ${verdict}  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version})`,
-  );
+  const what = `(${result.file}, mapping ${result.mapping.name} v${result.mapping.version})`;
+  if (validation) {
+    const checked =
+      result.status === 'dry_run' ? 'it would load; nothing was changed' : `${verdict}: nothing was changed`;
+    out.push(`validated ${what}: ${checked}`);
+  } else out.push(`load ${result.loadId} ${verdict}  ${what}`);
   if (result.source) out.push(`  read as: ${describeSource(result.source)}`);
   if (result.error) out.push(`  reason: ${result.error}`);
   if (result.sync) out.push(`  ${describeSyncOutcome(result.sync)}`);
@@ -58,9 +64,15 @@ export function formatLoadResult(result: LoadResult): string {
         result.reasons.map((r) => [r.count, r.rule, r.column ?? '', oneLine(r.example, 70)]),
       ),
     );
-    if (result.status !== 'dry_run') {
+    if (result.rejects === undefined) {
       out.push('');
       out.push(`the rejected lines, to fix and load again: pgferry rejects ${result.loadId} -o rejects.csv`);
+    } else if (!validation) {
+      // A dry run's load is gone, and its rejects with it: `pgferry rejects` would not find it.
+      out.push('');
+      out.push(
+        'a dry run keeps no rejects: pgferry validate, with the same options, lists every one (-o FILE writes them)',
+      );
     }
   }
   return out.join('\n');

@@ -16,6 +16,8 @@ export interface SourceColumns {
   sheet?: string;
   /** XLSX: each column's letter (`A`, `B`, … `AA`), parallel to `names`. */
   letters?: string[];
+  /** XLSX: the sheet row holding the names. */
+  row?: number;
 }
 
 /** One record to stage. */

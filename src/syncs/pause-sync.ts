@@ -2,7 +2,7 @@ import type pg from 'pg';
 
 import { PgferryError } from '../errors.js';
 import { readMapping } from '../mappings/mapping-file.js';
-import { type Project, projectSync } from '../project/project-file.js';
+import { type Project, projectMappingHint, projectSync } from '../project/project-file.js';
 import { declareSync } from './run-sync.js';
 
 export interface PauseOptions {
@@ -45,7 +45,11 @@ async function setPaused(
   by: string | null,
 ): Promise<void> {
   const config = projectSync(project, name);
-  await declareSync(pool, config, (await readMapping(config.mapping, project.mappingsDir)).name);
+  await declareSync(
+    pool,
+    config,
+    (await readMapping(config.mapping, project.mappingsDir, projectMappingHint(project))).name,
+  );
   const { rows } = await pool.query(
     `update ferry.syncs set paused_at = case when $2 then coalesce(paused_at, now()) end,
             paused_by = case when $2 then $3 end

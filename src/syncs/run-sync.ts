@@ -4,7 +4,7 @@ import { asUserError, PgferryError } from '../errors.js';
 import { load } from '../load/load.js';
 import type { LoadEvent, LoadResult } from '../load/types.js';
 import { readMapping } from '../mappings/mapping-file.js';
-import { type Project, projectSync, type SyncConfig } from '../project/project-file.js';
+import { type Project, projectMappingHint, projectSync, type SyncConfig } from '../project/project-file.js';
 import { sourceQuery } from '../sources/database/database-query.js';
 import { resolveDatabaseSource } from '../sources/database/database-url.js';
 import { describeMysqlQuery } from '../sources/database/mysql-source.js';
@@ -68,7 +68,7 @@ export async function runSync(
     const described =
       config.cursor === undefined ? undefined : describeColumns(session, queryToDescribe(baseQuery), database.display);
     described?.catch(() => {});
-    const mapping = await readMapping(config.mapping, project.mappingsDir);
+    const mapping = await readMapping(config.mapping, project.mappingsDir, projectMappingHint(project));
     if (config.mode === 'append' && mapping.onConflict !== 'skip') {
       throw new PgferryError(
         `sync ${name}: mode append adds rows and leaves the rows already there as they are, but mapping ${mapping.name} says on_conflict: ${mapping.onConflict}`,

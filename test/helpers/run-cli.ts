@@ -14,11 +14,7 @@ const BIN = path.resolve('bin/pgferry.js');
  * of any PostgreSQL settings but the ones given.
  */
 export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliRun> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(PG|DATABASE_URL|PGFERRY_)/.test(k)) env[k] = v;
-  }
-  Object.assign(env, options.env);
+  const env = cliEnv(options.env);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -28,4 +24,13 @@ export function runCli(args: string[], options: { cwd?: string; env?: Record<str
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** This process's environment free of any PostgreSQL settings, with `extra` added. */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!/^(PG|DATABASE_URL|PGFERRY_)/.test(k)) env[k] = v;
+  }
+  return Object.assign(env, extra);
 }

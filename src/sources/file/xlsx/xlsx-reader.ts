@@ -865,6 +865,8 @@ interface Header {
   last: number;
   names: string[];
   letters: string[];
+  /** The sheet row it is. */
+  line: number;
 }
 
 async function* sheetItems(
@@ -932,11 +934,11 @@ function headerOf(row: SheetRow): Header {
   for (let col = first; col <= last; col++) letters.push(columnLetters(col));
   // An error value as a name shows as its code (#N/A).
   for (const cell of row.cells) names[cell.col - first] = cell.text;
-  return { first, last, names, letters };
+  return { first, last, names, letters, line: row.line };
 }
 
 function columnsItem(sheet: string, header: Header): SourceItem {
-  return { kind: 'columns', names: header.names, sheet, letters: header.letters };
+  return { kind: 'columns', names: header.names, sheet, letters: header.letters, row: header.line };
 }
 
 function emptyHeaderRow(sheet: string, headerRow: number): SourceSyntaxError {
