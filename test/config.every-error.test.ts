@@ -39,18 +39,20 @@ syncs:
     tenant: acme
     mapping: products
     shedule: "0 * * * *"
+    max_duplicates: -1
 `,
     );
     const run = await runCli(['sync', 'one'], { cwd: dir, env });
     expect(run.code).toBe(2);
     const lines = run.stderr.trim().split('\n');
-    expect(lines[0]).toBe('pgferry: 5 problems in pgferry.yaml:');
+    expect(lines[0]).toBe('pgferry: 6 problems in pgferry.yaml:');
     expect(lines.slice(1)).toEqual([
       '  pgferry.yaml:1: unknown key "mapings" (known: syncs, mappings)',
       '  pgferry.yaml:4: sync one: from: holds a password; put the URL in an environment variable: from: env:NAME',
       '  pgferry.yaml:8: sync one: mode: append, upsert or mirror, not "upsrt"',
       expect.stringMatching(/^ {2}pgferry\.yaml:13: sync two: unknown key "shedule" \(known: /),
       '  pgferry.yaml:10: sync two: give table or query (one of them)',
+      '  pgferry.yaml:14: sync two: max_duplicates: a whole number',
     ]);
   });
 

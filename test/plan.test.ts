@@ -225,6 +225,17 @@ steps:
     expect(stepOf(forced, 'again').error).toBeNull();
   });
 
+  it('max_duplicates fails a step whose file repeats keys more often than it allows, as load --max-duplicates', async () => {
+    writeFile(dir, 'repeats.csv', 'sku,name,price\nR1,First,1\nR1,Second,2\nR1,Third,3\n');
+    const text = (limit: number) =>
+      `steps:\n  repeats: { load: repeats.csv, tenant: dry, mapping: products, max_duplicates: ${limit}, force: true }\n`;
+    const strict = await runPlan('repeats.yaml', text(1));
+    expect(stepOf(strict, 'repeats').status).toBe('failed');
+    expect(stepOf(strict, 'repeats').error).toMatch(/duplicate/);
+    const lenient = await runPlan('repeats.yaml', text(2));
+    expect(stepOf(lenient, 'repeats').status).toBe('succeeded');
+  });
+
   it('knows whether a worker runs on the database', async () => {
     expect(await workerIsRunning(db.pool)).toBe(true);
     expect(await workerIsRunning(source.pool)).toBe(false);

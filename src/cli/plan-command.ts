@@ -23,9 +23,9 @@ export function planCommand(global: () => GlobalOptions): Command {
       'after',
       `
 A plan file names its steps; each is a load (a file, relative to the plan, with tenant and
-mapping, and optionally format, delimiter, sheet, records, table, max_rejects) or a sync of
-the project file (project: FILE, default pgferry.yaml next to the plan), and may wait for
-others (after: [names]). Mappings are looked up in mappings: DIR (default: mappings next to
+mapping, and optionally format, delimiter, sheet, records, table, max_rejects,
+max_duplicates, force) or a sync of the project file (project: FILE, default pgferry.yaml
+next to the plan), and may wait for others (after: [names]). Mappings are looked up in mappings: DIR (default: mappings next to
 the plan).
 
   steps:

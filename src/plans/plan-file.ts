@@ -23,6 +23,8 @@ export interface LoadStepSpec {
   records?: string;
   table?: string;
   maxRejects?: number;
+  /** The most superseded duplicate lines the load may have (as `load --max-duplicates`). */
+  maxDuplicates?: number;
   /** Load the file even if it was loaded already (else the step is skipped, as `pgferry load` skips it). */
   force?: boolean;
 }
@@ -57,6 +59,7 @@ const LOAD_KEYS = [
   'records',
   'table',
   'max_rejects',
+  'max_duplicates',
   'force',
 ];
 const SYNC_KEYS = ['sync'];
@@ -229,6 +232,10 @@ function parseStep(
   if (maxRejects !== undefined && (!Number.isInteger(maxRejects) || (maxRejects as number) < 0)) {
     problem('max_rejects: a whole number', 'max_rejects');
   }
+  const maxDuplicates = step.max_duplicates;
+  if (maxDuplicates !== undefined && (!Number.isInteger(maxDuplicates) || (maxDuplicates as number) < 0)) {
+    problem('max_duplicates: a whole number', 'max_duplicates');
+  }
   const sheet = step.sheet;
   if (sheet !== undefined && typeof sheet !== 'string' && !(Number.isInteger(sheet) && (sheet as number) > 0)) {
     problem("sheet: a sheet's name or its position (1 is the first)", 'sheet');
@@ -248,6 +255,7 @@ function parseStep(
     records: text('records'),
     table: text('table'),
     maxRejects: maxRejects as number | undefined,
+    maxDuplicates: maxDuplicates as number | undefined,
     force: force === true ? true : undefined,
   };
   if (problems > 0) return { name, kind, after, line: 1, spec };

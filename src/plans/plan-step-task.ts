@@ -172,6 +172,7 @@ async function runLoadStep(
     records: spec.records,
     table: spec.table,
     maxRejects: spec.maxRejects,
+    maxDuplicates: spec.maxDuplicates,
     dryRun: row.dry_run,
     force: spec.force ?? false,
     jobs: 2,

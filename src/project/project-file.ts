@@ -25,6 +25,8 @@ export interface SyncConfig {
   /** mirror: a boolean or date/timestamp column marking rows absent from the source. */
   softDelete?: string;
   maxRejects?: number;
+  /** The most superseded duplicate lines a run may have (as `load --max-duplicates`). */
+  maxDuplicates?: number;
   /** Line of the sync in pgferry.yaml, for messages. */
   line: number;
 }
@@ -52,6 +54,7 @@ const SYNC_KEYS = new Set([
   'schedule',
   'soft_delete',
   'max_rejects',
+  'max_duplicates',
 ]);
 
 /**
@@ -169,6 +172,10 @@ function parseSync(
   if (maxRejects !== undefined && (!Number.isInteger(maxRejects) || (maxRejects as number) < 0)) {
     problem('max_rejects: a whole number', 'max_rejects');
   }
+  const maxDuplicates = sync.max_duplicates;
+  if (maxDuplicates !== undefined && (!Number.isInteger(maxDuplicates) || (maxDuplicates as number) < 0)) {
+    problem('max_duplicates: a whole number', 'max_duplicates');
+  }
   const tenant = text('tenant', true);
   const mapping = text('mapping', true);
   if (problems > 0) return undefined;
@@ -184,6 +191,7 @@ function parseSync(
     schedule,
     softDelete,
     maxRejects: maxRejects as number | undefined,
+    maxDuplicates: maxDuplicates as number | undefined,
     line,
   };
 }

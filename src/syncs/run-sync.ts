@@ -123,6 +123,7 @@ export async function runSync(
       tenant: config.tenant,
       mapping: mapping.path,
       maxRejects: config.maxRejects,
+      maxDuplicates: config.maxDuplicates,
       dryRun: options.dryRun,
       jobs: options.jobs,
       runner: options.runner,
