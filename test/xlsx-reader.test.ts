@@ -255,7 +255,7 @@ describe('readXlsxRecords: values as text', () => {
     ['early 1900', '1900-02-28'], // serial 59, before Excel's phantom 1900-02-29
     ['iso date cell', '2024-02-29'],
     ['styled empty', null],
-    ['empty string', null], // a text cell holding '' is blank, NULL as an absent cell and an empty CSV field
+    ['empty string', ''], // a text cell holding '' is a value; an absent cell is NULL
     ['no numbers', '7'],
     ['after', null],
   ];

@@ -74,7 +74,7 @@ export async function listXlsxSheets(input: () => NodeJS.ReadableStream | string
  * cells with a date format as `YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM:SS[.sss]` when they have a
  * time (no time zone: Excel's dates are naive); elapsed-time formats (`[h]:mm`) are durations
  * and stay numbers; booleans as `true`/`false`; formulas as their cached result (none: null);
- * rich text and hyperlinks as their text; empty cells, and text cells holding '', as null.
+ * rich text and hyperlinks as their text; empty cells as null, text cells holding '' as ''.
  *
  * Merged cells: only the top-left cell holds the value, the others read as null (a streaming
  * read meets the merges only after the rows).
@@ -751,11 +751,10 @@ function resolveCell(
   context: CellContext,
 ): SheetCell | undefined {
   const { col, value } = cell;
-  // A text cell holding '' (an exported empty string, a formula's "") looks blank, as an
-  // absent cell does: both are NULL, as an empty CSV field is, so that a NOT NULL column
-  // rejects them alike whatever the format.
+  // A text cell holding '' is a value (an exported empty string, a formula's ""); only an
+  // absent cell is NULL.
   const text = (text: string | null, isText: boolean): SheetCell | undefined =>
-    text === null || text === '' ? undefined : { col, text, isText };
+    text === null || (text === '' && !isText) ? undefined : { col, text, isText };
   const error = (text: string, problem: string): SheetCell => ({ col, text, isText: false, problem });
   switch (cell.type) {
     case 's': {
