@@ -138,6 +138,15 @@ describe('pgferry CLI', () => {
     expect(help.stdout).toMatch(/Examples:/);
   });
 
+  it('an error naming a file whose name holds escape sequences shows them escaped, not to the terminal', async () => {
+    const hostile = path.join(dir, 'evil\u001b[2J\u001b]0;pwned\u0007.csv');
+    const run = await runCli(['inspect', hostile], { env });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('evil\\u{1b}[2J\\u{1b}]0;pwned\\u{7}.csv');
+    // eslint-disable-next-line no-control-regex
+    expect(run.stderr).not.toMatch(/[\x00-\x08\x0B-\x1F\x7F]/);
+  });
+
   it('a broken mapping is reported as file:line:column with exit 2', async () => {
     writeFile(
       dir,

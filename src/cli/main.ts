@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 
 import { describeError, EXIT, PgferryError } from '../errors.js';
+import { printable } from '../report/text-table.js';
 import { auditCommand } from './audit-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './context.js';
@@ -114,7 +115,8 @@ export async function main(argv: string[]): Promise<number> {
       stdio.err(`pgferry: ${error.message}`);
       return EXIT.usage;
     }
-    stdio.err(`pgferry: ${describeError(error, debug)}`);
+    // Errors name files and quote their values: a hostile name must not drive the terminal.
+    stdio.err(`pgferry: ${printable(describeError(error, debug))}`);
     return error instanceof PgferryError ? error.exitCode : EXIT.loadFailed;
   }
 }

@@ -1,5 +1,5 @@
 import type { LoadResult, SourceSummary } from '../load/types.js';
-import { formatMs, oneLine, textTable } from './text-table.js';
+import { formatMs, oneLine, printable, textTable } from './text-table.js';
 
 /**
  * The summary `pgferry load` prints for people; `validation`: `pgferry validate`'s, whose load
@@ -29,7 +29,7 @@ export function formatLoadResult(result: LoadResult, { validation = false } = {}
     out.push(`validated ${what}: ${checked}`);
   } else out.push(`load ${result.loadId} ${verdict}  ${what}`);
   if (result.source) out.push(`  read as: ${describeSource(result.source)}`);
-  if (result.error) out.push(`  reason: ${result.error}`);
+  if (result.error) out.push(`  reason: ${printable(result.error)}`);
   if (result.sync) out.push(`  ${describeSyncOutcome(result.sync)}`);
   out.push('');
   const promoted = c.inserted + c.updated + c.unchanged;
