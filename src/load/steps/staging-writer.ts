@@ -80,8 +80,33 @@ export class StagingWriter {
 
   /** Rolls back the open chunk on every stream. */
   async abort(error: unknown): Promise<void> {
-    for (const copy of this.copies ?? []) copy.destroy(error as Error);
+    for (const copy of this.copies ?? []) {
+      // A COPY whose session was ended (its connection cut) has nothing left to roll back, and
+      // pg-copy-streams then throws on destroy ("reading 'stream'" of its null connection):
+      // that must not replace the error the load reports and retries on.
+      try {
+        copy.destroy(error as Error);
+      } catch {
+        // the connection is gone
+      }
+    }
     await Promise.all(this.clients.map((client) => client.query('rollback').catch(() => {})));
+  }
+
+  /**
+   * Why a COPY failed: its stream's first error (the server's, or the lost connection's). Once
+   * its session is gone, pg-copy-streams fails what comes next on its null connection
+   * ("Cannot read properties of null (reading 'stream')"): that is the connection lost too, a
+   * passing failure the load retries, not a bug to fail the load with.
+   */
+  private copyFailure(error: unknown): unknown {
+    if (this.streamError) return this.streamError;
+    if (error instanceof TypeError && /of (null|undefined) \(reading '(stream|sendCopyFail)'\)/.test(error.message)) {
+      return new Error(`Connection terminated unexpectedly (a staging COPY lost its connection: ${error.message})`, {
+        cause: error,
+      });
+    }
+    return error;
   }
 
   private async startChunk(): Promise<void> {
@@ -104,14 +129,22 @@ export class StagingWriter {
     this.chunkStaged += this.out.rows;
     const copy = this.copies![this.nextStream];
     this.nextStream = (this.nextStream + 1) % this.clients.length;
-    if (!copy.write(this.out.take())) await once(copy, 'drain');
+    try {
+      if (!copy.write(this.out.take())) await once(copy, 'drain');
+    } catch (error) {
+      throw this.copyFailure(error);
+    }
   }
 
   private async commitChunk(recordsRead: number): Promise<void> {
     const [main, ...others] = this.clients;
     if (!this.copies) await this.startChunk();
     for (const copy of this.copies!) copy.end();
-    await Promise.all(this.copies!.map((copy) => finished(copy)));
+    // A stream's first error is the server's or the connection's; what the COPY stream throws
+    // after it (on its null connection) only follows from it.
+    await Promise.all(this.copies!.map((copy) => finished(copy))).catch((error: unknown) => {
+      throw this.copyFailure(error);
+    });
     // The fence, before any stream commits; it holds the load's row until the checkpoint commits.
     if (this.options.claimEpoch !== undefined) {
       await main.query('select ferry.check_claim($1, $2)', [this.options.loadId, this.options.claimEpoch]);
