@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { ENDED_STATUSES } from '../src/load/ended-statuses.js';
 import { load } from '../src/load/load.js';
 import type { LoadEvent, LoadResult } from '../src/load/types.js';
 import { addTenant } from '../src/tenants.js';
@@ -74,17 +75,23 @@ async function victimLoad(onRegistered?: (loadId: number) => void) {
   return { result, events, ms: Date.now() - started };
 }
 
-/** Resolves once the load is in its transform (the victim's mapping sleeps there). */
+/**
+ * Resolves once the load is in its transform (the victim's mapping sleeps there); within a
+ * minute, as a busy machine may take its time to stage.
+ */
 async function transforming(loadId: () => number | undefined): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  let last: { status: string; error: string | null } | undefined;
+  for (const end = Date.now() + 60_000; Date.now() < end;) {
     const id = loadId();
     if (id !== undefined) {
-      const { rows } = await db.pool.query(`select status from ferry.loads where id = $1`, [id]);
-      if (rows[0]?.status === 'transforming') return;
+      const { rows } = await db.pool.query(`select status, error from ferry.loads where id = $1`, [id]);
+      last = rows[0];
+      if (last?.status === 'transforming') return;
+      if (last && ENDED_STATUSES.has(last.status)) break;
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  throw new Error('the victim never reached its transform');
+  throw new Error(`the victim never reached its transform: ${JSON.stringify(last)}`);
 }
 
 async function attackerLoad(tenant: string, text: string, options: { mappingTimeoutMs?: number } = {}) {
