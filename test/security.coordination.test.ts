@@ -159,7 +159,7 @@ describe("a tenant's mapping cannot disturb another tenant's load", () => {
     } finally {
       await listener.end();
     }
-  });
+  }, 180_000);
 
   it("pg_cancel_backend and pg_terminate_backend of the victim's sessions are refused", async () => {
     await addTenant(db.pool, 'trudy');
@@ -181,7 +181,7 @@ describe("a tenant's mapping cannot disturb another tenant's load", () => {
     expect(a.error).toMatch(/permission denied|must be a member of the role|must be a superuser to (cancel|terminate)/);
     expect(v.result.status).toBe('succeeded');
     expect(await rowsOf('victim')).toEqual(cleanRows);
-  });
+  }, 180_000);
 });
 
 describe('a statement timeout bounds a mapping', () => {
