@@ -56,7 +56,6 @@ export { rollback, type RollbackConflict, type RollbackOptions, type RollbackRes
 export { listSyncs, type SyncListing } from './syncs/list-syncs.js';
 export { type PauseOptions, pauseSync, unpauseSync } from './syncs/pause-sync.js';
 export { runSync, type SyncOptions, type SyncResult } from './syncs/run-sync.js';
-export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';
 export type { BackupHeader, BackupTable, BackupTableSum, BackupTrailer } from './tenant-backup/backup-manifest.js';
 export { type BackupOptions, type BackupResult, backupTenant } from './tenant-backup/backup-tenant.js';
 export { copyTenant, type CopyTenantOptions, type CopyTenantResult } from './tenant-backup/copy-tenant.js';
@@ -67,10 +66,7 @@ export {
   type RestoreResult,
   restoreTenant,
 } from './tenant-backup/restore-tenant.js';
-export {
-  type RestoreConflict,
-  rollbackRestore,
-  type RollbackRestoreResult,
-} from './tenant-backup/rollback-restore.js';
+export { type RestoreConflict, rollbackRestore, type RollbackRestoreResult } from './tenant-backup/rollback-restore.js';
 export { verifyBackup, type VerifyResult } from './tenant-backup/verify-backup.js';
+export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';
 export { planUninstall, uninstall, type UninstallItem, type UninstallPlan, type UninstallResult } from './uninstall.js';

@@ -87,10 +87,9 @@ async function seed(): Promise<void> {
 
 /** A tenant's rows of both tables, the tenant column left out, in key order: what must survive. */
 async function rowsOf(pool: pg.Pool, tenant: string): Promise<unknown> {
-  const { rows: suppliers } = await pool.query(
-    'select id, name from app.suppliers where tenant_id = $1 order by id',
-    [tenant],
-  );
+  const { rows: suppliers } = await pool.query('select id, name from app.suppliers where tenant_id = $1 order by id', [
+    tenant,
+  ]);
   const { rows: products } = await pool.query(
     'select sku, supplier_id, name, price, tags, added, label from app.products where tenant_id = $1 order by sku',
     [tenant],
@@ -152,7 +151,9 @@ describe('tenant backup and restore', () => {
     const file = path.join(dir, 'acme-replace.pgferry');
     await backupTenant(db.pool, { tenant: 'acme', output: file });
     await db.pool.query(`delete from app.products where tenant_id = 'acme' and sku in ('acme-1', 'acme-2')`);
-    await db.pool.query(`update app.products set name = 'damaged', tags = null where tenant_id = 'acme' and sku = 'acme-3'`);
+    await db.pool.query(
+      `update app.products set name = 'damaged', tags = null where tenant_id = 'acme' and sku = 'acme-3'`,
+    );
     await db.pool.query(
       `insert into app.products (tenant_id, sku, supplier_id) select 'acme', 'new', min(id) from app.suppliers where tenant_id = 'acme'`,
     );
@@ -170,7 +171,11 @@ describe('tenant backup and restore', () => {
 
     // Rolled back like a load: the damaged rows are back, bob still as he was.
     const rolledBack = await rollbackRestore(db.pool, restored.restoreId);
-    expect(rolledBack).toMatchObject({ outcome: 'rolled_back', deleted: AWKWARD.length + 50, restored: AWKWARD.length + 49 });
+    expect(rolledBack).toMatchObject({
+      outcome: 'rolled_back',
+      deleted: AWKWARD.length + 50,
+      restored: AWKWARD.length + 49,
+    });
     const { rows } = await db.pool.query(`select name from app.products where tenant_id = 'acme' and sku = 'acme-3'`);
     expect(rows).toEqual([{ name: 'damaged' }]);
     expect(await rowsOf(db.pool, 'bob')).toEqual(bobBefore);
@@ -268,7 +273,6 @@ describe('tenant backup and restore', () => {
   });
 
   it('reads every table in one snapshot: rows committed during the backup are in none of them', async () => {
-    const file = path.join(dir, 'acme-snapshot.pgferry');
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     let first = true;
@@ -288,10 +292,9 @@ describe('tenant backup and restore', () => {
     const { rows } = await db.pool.query<{ id: number }>(
       `insert into app.suppliers (tenant_id, name) values ('acme', 'during') returning id`,
     );
-    await db.pool.query(
-      `insert into app.products (tenant_id, sku, supplier_id) values ('acme', 'during', $1)`,
-      [rows[0].id],
-    );
+    await db.pool.query(`insert into app.products (tenant_id, sku, supplier_id) values ('acme', 'during', $1)`, [
+      rows[0].id,
+    ]);
     release();
     const result = await backingUp;
     expect(result.trailer.tables.map((t) => t.rows)).toEqual([AWKWARD.length, 50]);
@@ -305,7 +308,9 @@ describe('tenant backup and restore', () => {
     await backupTenant(db.pool, { tenant: 'acme', output: file });
     const misfit = await createTestDatabase();
     await misfit.pool.query('create schema app');
-    await misfit.pool.query(`create table app.suppliers (tenant_id text not null, id bigint, name varchar(10), extra text not null)`);
+    await misfit.pool.query(
+      `create table app.suppliers (tenant_id text not null, id bigint, name varchar(10), extra text not null)`,
+    );
     await protectTable(misfit.pool, 'app.suppliers');
     const error = await restoreTenant(misfit.pool, { input: file }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PgferryError);
@@ -352,7 +357,9 @@ describe('tenant backup and restore', () => {
     );
     expect(left).toEqual([{ products: 0, suppliers: 0, tenants: 0, roles: 0, schemas: 0, policies: 0 }]);
     expect(await rowsOf(db.pool, 'bob')).toEqual(bobBefore);
-    const { rows: audit } = await db.pool.query(`select command, outcome, details from ferry.audit where tenant = 'acme'`);
+    const { rows: audit } = await db.pool.query(
+      `select command, outcome, details from ferry.audit where tenant = 'acme'`,
+    );
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ command: 'tenant purge', outcome: 'purged' });
     expect(audit[0].details.tables).toEqual(result.tables);
@@ -361,4 +368,3 @@ describe('tenant backup and restore', () => {
     await addTenant(db.pool, 'acme');
   });
 });
-

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 
 import { PgferryError } from '../errors.js';
@@ -101,7 +102,11 @@ export class EncryptBackup extends Transform {
 
   private seal(plain: Buffer, last: boolean): Buffer {
     const header = this.header!;
-    const cipher = createCipheriv('aes-256-gcm', this.key!, nonce(header.subarray(HEADER_BYTES - PREFIX_BYTES), this.frame));
+    const cipher = createCipheriv(
+      'aes-256-gcm',
+      this.key!,
+      nonce(header.subarray(HEADER_BYTES - PREFIX_BYTES), this.frame),
+    );
     cipher.setAAD(additionalData(header, this.frame, plain.length, last));
     const length = Buffer.alloc(4);
     length.writeUInt32BE(plain.length);
@@ -179,7 +184,9 @@ export class DecryptBackup extends Transform {
       if (this.pending.length < size || (!atEnd && this.pending.length === size)) break;
       if (this.ended) throw refused('it goes on after its last encrypted frame');
       const last = atEnd && this.pending.length === size;
-      this.push(this.openFrame(this.pending.subarray(4, 4 + length), this.pending.subarray(4 + length, size), length, last));
+      this.push(
+        this.openFrame(this.pending.subarray(4, 4 + length), this.pending.subarray(4 + length, size), length, last),
+      );
       this.pending = this.pending.subarray(size);
       this.frame++;
       if (last) this.ended = true;
@@ -210,4 +217,21 @@ export class DecryptBackup extends Transform {
 
 function refused(reason: string): PgferryError {
   return new PgferryError(`backup refused: ${reason}`);
+}
+
+/** Whether the file starts as an encrypted backup does (so that a passphrase must be asked for). */
+export async function isEncryptedBackup(file: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const start = Buffer.alloc(ENCRYPTION_MAGIC.length);
+    const { bytesRead } = await handle.read(start, 0, start.length, 0);
+    return bytesRead === start.length && start.equals(ENCRYPTION_MAGIC);
+  } finally {
+    await handle.close();
+  }
 }

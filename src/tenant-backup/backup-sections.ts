@@ -83,7 +83,8 @@ export async function* readBackupParts(bytes: AsyncIterable<Buffer>): AsyncGener
       const newline = pending.indexOf(NEWLINE);
       if (newline < 0) {
         if (pending.length > MAX_LINE_BYTES) throw damaged(`its ${state} is longer than ${MAX_LINE_BYTES} bytes`);
-        if (chunk === null) throw damaged(pending.length || state !== 'magic' ? `it ends inside its ${state}` : 'it is empty');
+        if (chunk === null)
+          throw damaged(pending.length || state !== 'magic' ? `it ends inside its ${state}` : 'it is empty');
         break;
       }
       const line = pending.subarray(0, newline);
@@ -114,7 +115,7 @@ async function* withEnd(bytes: AsyncIterable<Buffer>): AsyncGenerator<Buffer | n
 
 /** Where the line `\.` starts in `data`, or -1. */
 function findEndOfSection(data: Buffer, atLineStart: boolean): number {
-  for (let from = 0; ; ) {
+  for (let from = 0; ;) {
     const at = data.indexOf(END_OF_SECTION, from);
     if (at < 0) return -1;
     if (at === 0 ? atLineStart : data[at - 1] === NEWLINE) return at;

@@ -9,8 +9,8 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { recordAudit } from '../audit.js';
 import { asUserError, PgferryError } from '../errors.js';
 import type { BackupHeader } from './backup-manifest.js';
-import { COPY_SETTINGS } from './copy-settings.js';
 import { countLines } from './backup-sections.js';
+import { COPY_SETTINGS } from './copy-settings.js';
 import { backupParts } from './open-backup-bytes.js';
 
 export interface RestoreOptions {
@@ -181,7 +181,12 @@ async function restoreParts(
   }
 }
 
-async function startCopy(client: pg.PoolClient, restoreId: number, header: BackupHeader, index: number): Promise<TableCopy> {
+async function startCopy(
+  client: pg.PoolClient,
+  restoreId: number,
+  header: BackupHeader,
+  index: number,
+): Promise<TableCopy> {
   const t = header.tables[index];
   const { rows } = await client.query<{ stage: string }>(
     'select ferry.prepare_restore_table($1, $2, $3, $4, $5) as stage',
