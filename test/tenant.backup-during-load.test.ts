@@ -1,0 +1,82 @@
+// A backup taken while a load of the same tenant runs holds all of the load or none of it
+// (one repeatable-read snapshot; the load's promotion commits whole), and a restore writes
+// its rows as the tenant, like a load: the application's triggers see the tenant's role.
+import { PassThrough } from 'node:stream';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { load } from '../src/load/load.js';
+import { backupTenant } from '../src/tenant-backup/backup-tenant.js';
+import { restoreTenant } from '../src/tenant-backup/restore-tenant.js';
+import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+
+const db: TestDatabase = await createTestDatabase();
+const LOADED = 30_000;
+let dir: string;
+
+beforeAll(async () => {
+  dir = tempDir();
+  await productsTable(db.pool, ['acme', 'bob']);
+  productsMapping(dir);
+  await db.pool.query(`insert into app.products (tenant_id, sku, name, price)
+    select 'acme', 'OLD-' || i, 'old ' || i, i from generate_series(1, 500) i`);
+});
+
+/** The rows a backup holds, per table, read back from its manifest. */
+async function backupRows(): Promise<number> {
+  const sink = new PassThrough();
+  sink.resume();
+  const result = await backupTenant(db.pool, { tenant: 'acme', output: sink, gzip: false });
+  return result.trailer.tables[0].rows;
+}
+
+describe('a backup during a load', () => {
+  it('holds all of the load or none of it', async () => {
+    const lines = ['sku,name,price'];
+    for (let i = 1; i <= LOADED; i++) lines.push(`NEW-${i},new ${i},${i % 100}`);
+    const file = writeFile(dir, 'catalog.csv', `${lines.join('\n')}\n`);
+    const loading = load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir });
+    let settled = false;
+    void loading.finally(() => (settled = true));
+
+    const seen: number[] = [];
+    while (!settled) seen.push(await backupRows());
+    const result = await loading;
+    expect(result.status).toBe('succeeded');
+    seen.push(await backupRows());
+
+    expect(seen.length).toBeGreaterThan(2);
+    for (const rows of seen) expect([500, 500 + LOADED]).toContain(rows);
+    expect(seen[0]).toBe(500);
+    expect(seen[seen.length - 1]).toBe(500 + LOADED);
+  });
+
+  it('restores rows as the tenant: a trigger of the application sees its role', async () => {
+    await db.pool.query(`
+      create table app.writers (who name);
+      grant insert on app.writers to public;
+      create function app.note_writer() returns trigger language plpgsql as $$
+      begin
+        insert into app.writers values (current_user);
+        return null;
+      end $$;
+      create trigger note_writer after insert on app.products for each statement execute function app.note_writer()`);
+    const sink = new PassThrough();
+    const chunks: Buffer[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    await backupTenant(db.pool, { tenant: 'acme', output: sink });
+    const file = writeFile(dir, 'acme.pgferry', Buffer.concat(chunks));
+    await restoreTenant(db.pool, { input: file, as: 'carol' });
+    const { rows } = await db.pool.query(`select who::text from app.writers`);
+    const { rows: role } = await db.pool.query(`select role_name::text from ferry.tenants where slug = 'carol'`);
+    expect(rows).toEqual([{ who: role[0].role_name }]);
+    const { rows: counts } = await db.pool.query(
+      `select tenant_id, count(*)::int as n from app.products group by 1 order by 1`,
+    );
+    expect(counts).toEqual([
+      { tenant_id: 'acme', n: 500 + LOADED },
+      { tenant_id: 'carol', n: 500 + LOADED },
+    ]);
+  });
+});
