@@ -58,6 +58,11 @@ export { type PauseOptions, pauseSync, unpauseSync } from './syncs/pause-sync.js
 export { runSync, type SyncOptions, type SyncResult } from './syncs/run-sync.js';
 export type { BackupHeader, BackupTable, BackupTableSum, BackupTrailer } from './tenant-backup/backup-manifest.js';
 export { type BackupOptions, type BackupResult, backupTenant } from './tenant-backup/backup-tenant.js';
+export {
+  backupTenantToFolder,
+  type FolderBackupOptions,
+  type FolderBackupResult,
+} from './tenant-backup/backup-to-folder.js';
 export { copyTenant, type CopyTenantOptions, type CopyTenantResult } from './tenant-backup/copy-tenant.js';
 export { planPurge, type PurgeItem, type PurgeResult, purgeTenant } from './tenant-backup/purge-tenant.js';
 export {

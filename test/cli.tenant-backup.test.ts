@@ -1,12 +1,12 @@
 // pgferry tenant backup / verify / restore / copy / rollback-restore / purge, through the
 // shipped CLI: what each prints, its exit codes, and that a passphrase comes from the
 // environment, never from an argument.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { productsTable, tempDir } from './helpers/fixtures.js';
+import { productsMapping, productsTable, tempDir } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
@@ -104,6 +104,32 @@ describe('pgferry tenant backup … purge', () => {
       `select count(*)::int as n from app.products where tenant_id = 'globex'`,
     );
     expect(left[0].n).toBe(0);
+  });
+
+  it('load --backup-to DIR --keep N backs the tenant up first, keeping the last N', async () => {
+    productsMapping(dir);
+    const backups = path.join(dir, 'backups');
+    for (let i = 1; i <= 3; i++) {
+      const file = path.join(dir, `more-${i}.csv`);
+      writeFileSync(file, `sku,name,price\nM${i},more ${i},${i}\n`);
+      const run = await runCli(
+        ['load', file, '-t', 'acme', '-m', 'products', '--mappings-dir', dir, '--backup-to', backups, '--keep', '2'],
+        { env },
+      );
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(
+        new RegExp(`^backup of acme: .*acme-\\d{8}T\\d{9}Z\\.pgferry \\(${i + 1} rows\\)`, 'm'),
+      );
+    }
+    const kept = readdirSync(backups).sort();
+    expect(kept).toHaveLength(2);
+    // The newest holds what the second load left: the rows before the third.
+    const verify = await runCli(['tenant', 'verify', path.join(backups, kept[1]), '--json'], { cwd: dir });
+    expect(JSON.parse(verify.stdout).trailer.tables[0].rows).toBe(4);
+    const keepAlone = await runCli(['load', 'x.csv', '-t', 'acme', '-m', 'products', '--keep', '2'], { env });
+    expect(keepAlone.code).toBe(2);
+    expect(keepAlone.stderr).toMatch(/--keep goes with --backup-to/);
+    await db.pool.query(`delete from app.products where sku like 'M%'`);
   });
 
   it('purge lists first, and purges only with --yes', async () => {
