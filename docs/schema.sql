@@ -169,7 +169,7 @@ create table ferry.plan_steps (
   started_at timestamp with time zone,
   finished_at timestamp with time zone
 );
-alter table ferry.plan_steps add constraint plan_steps_kind_check CHECK ((kind = ANY (ARRAY['load'::text, 'sync'::text])));
+alter table ferry.plan_steps add constraint plan_steps_kind_check CHECK ((kind = ANY (ARRAY['load'::text, 'sync'::text, 'backup'::text])));
 alter table ferry.plan_steps add constraint plan_steps_pkey PRIMARY KEY (run_id, name);
 alter table ferry.plan_steps add constraint plan_steps_run_id_fkey FOREIGN KEY (run_id) REFERENCES ferry.plan_runs(id) ON DELETE CASCADE;
 alter table ferry.plan_steps add constraint plan_steps_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text])));

@@ -34,3 +34,7 @@ create table ferry.restore_undo (
 );
 create index restore_undo_restore on ferry.restore_undo (restore_id, target_schema, target_table);
 comment on table ferry.restore_undo is 'the rows a restore with --replace deleted first, a row each (to_jsonb of the row)';
+
+-- A plan may take a tenant's backup as a step (`backup: TENANT`, `to: DIR`) before its loads.
+alter table ferry.plan_steps drop constraint plan_steps_kind_check;
+alter table ferry.plan_steps add constraint plan_steps_kind_check check (kind in ('load', 'sync', 'backup'));

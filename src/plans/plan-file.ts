@@ -32,8 +32,16 @@ export interface SyncStepSpec {
   project: string;
 }
 
+/** What a backup step does: the tenant's backup into a folder, as `load --backup-to DIR --keep N`. */
+export interface BackupStepSpec {
+  tenant: string;
+  /** Absolute path of the folder of the tenant's backups. */
+  dir: string;
+  keep?: number;
+}
+
 export type PlanStep = { name: string; after: string[]; line: number } & (
-  { kind: 'load'; spec: LoadStepSpec } | { kind: 'sync'; spec: SyncStepSpec }
+  { kind: 'load'; spec: LoadStepSpec } | { kind: 'sync'; spec: SyncStepSpec } | { kind: 'backup'; spec: BackupStepSpec }
 );
 
 /** A plan file, checked whole: its steps each after its prerequisites. */
@@ -47,6 +55,7 @@ export interface Plan {
 const PLAN_KEYS = ['name', 'project', 'mappings', 'steps'];
 const LOAD_KEYS = ['load', 'tenant', 'mapping', 'format', 'delimiter', 'sheet', 'records', 'table', 'max_rejects'];
 const SYNC_KEYS = ['sync'];
+const BACKUP_KEYS = ['backup', 'to', 'keep'];
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
 /**
@@ -150,12 +159,15 @@ function parseStep(
     fail('a step name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    fail('must be a mapping of keys: load: FILE (with tenant and mapping) or sync: NAME');
+    fail(
+      'must be a mapping of keys: load: FILE (with tenant and mapping), sync: NAME or backup: TENANT (with to: DIR)',
+    );
   }
   const step = value as Record<string, unknown>;
-  if ('load' in step === 'sync' in step) fail('give load: FILE or sync: NAME (one of them)');
-  const kind = 'load' in step ? 'load' : 'sync';
-  const allowed = [...(kind === 'load' ? LOAD_KEYS : SYNC_KEYS), 'after'];
+  const kinds = (['load', 'sync', 'backup'] as const).filter((k) => k in step);
+  if (kinds.length !== 1) fail('give load: FILE, sync: NAME or backup: TENANT (one of them)');
+  const kind = kinds[0];
+  const allowed = [...{ load: LOAD_KEYS, sync: SYNC_KEYS, backup: BACKUP_KEYS }[kind], 'after'];
   for (const key of Object.keys(step)) {
     if (!allowed.includes(key)) fail(`unknown key "${key}" (known for a ${kind} step: ${allowed.join(', ')})`, key);
   }
@@ -171,6 +183,15 @@ function parseStep(
   const after = parseAfter(step.after, (message) => fail(`after: ${message}`, 'after'));
   if (kind === 'sync') {
     return { name, kind, after, line: 1, spec: { sync: text('sync', true)!.trim(), project: context.projectFile } };
+  }
+  if (kind === 'backup') {
+    const keep = step.keep;
+    if (keep !== undefined && (!Number.isInteger(keep) || (keep as number) < 1)) {
+      fail('keep: a whole number of backups, at least 1', 'keep');
+    }
+    const spec: BackupStepSpec = { tenant: text('backup', true)!, dir: path.resolve(context.dir, text('to', true)!) };
+    if (keep !== undefined) spec.keep = keep as number;
+    return { name, kind, after, line: 1, spec };
   }
   const file = path.resolve(context.dir, text('load', true)!);
   if (!existsSync(file)) fail(`load: no such file ${file}`, 'load');
