@@ -545,7 +545,12 @@ begin
           pg_current_xact_id()::text::bigint % 4294967296, p_os_user)
   returning * into v_restore;
 
-  for v_table in select * from ferry.protected_tables_in_order() order by ordinal desc loop
+  for v_table in
+    select o.* from ferry.protected_tables_in_order() o
+    where exists (select from jsonb_array_elements(p_tables) t
+                  where t->>'schema' = o.schema_name and t->>'table' = o.table_name)
+    order by o.ordinal desc
+  loop
     v_rows := ferry.tenant_row_count(v_tenant, v_table.schema_name, v_table.table_name);
     if v_rows > 0 then
       v_has_rows := v_has_rows || format('%I.%I (%s rows)', v_table.schema_name, v_table.table_name, v_rows);
@@ -1207,7 +1212,7 @@ declare
 begin
   select * into strict v_restore from ferry.restores where id = p_restore for update;
   select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
-  for v_table in select * from ferry.protected_tables_in_order() loop
+  for v_table in select t->>'schema' as schema_name, t->>'table' as table_name from jsonb_array_elements(p_tables) t loop
     perform ferry.advance_sequences(v_table.schema_name, v_table.table_name);
   end loop;
   v_catalog := ferry.restore_catalog(v_tenant.slug, p_catalog);
@@ -3219,7 +3224,11 @@ begin
     return jsonb_build_object('outcome', 'conflicts', 'deleted', 0, 'restored', 0, 'conflicts', v_conflicts);
   end if;
 
-  for v_table in select * from ferry.protected_tables_in_order() order by ordinal desc loop
+  for v_table in
+    select o.* from ferry.protected_tables_in_order() o
+    join jsonb_array_elements(v_restore.tables) t on t->>'table' = format('%I.%I', o.schema_name, o.table_name)
+    order by o.ordinal desc
+  loop
     v_deleted := v_deleted + ferry.as_tenant_exec(v_tenant, format(
       'delete from %I.%I as t where t.%I = %L::%s and t.xmin::text::bigint = %s',
       v_table.schema_name, v_table.table_name, v_table.tenant_column, v_tenant.tenant_key, v_table.tenant_type,

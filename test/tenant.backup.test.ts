@@ -209,6 +209,29 @@ describe('tenant backup and restore', () => {
     const before = await rowsOf(other.pool, 'globex');
     await refused(restoreTenant(other.pool, { input: file, as: 'globex' }), /has rows already/);
     expect(await rowsOf(other.pool, 'globex')).toEqual(before);
+
+    // A row the restore wrote, changed since: its rollback is refused and changes nothing, unless forced.
+    await other.pool.query(
+      `update app.suppliers set name = 'changed' where tenant_id = 'globex' and id = (select min(id) from app.suppliers)`,
+    );
+    const refusedRollback = await rollbackRestore(other.pool, restored.restoreId);
+    expect(refusedRollback).toMatchObject({
+      outcome: 'conflicts',
+      deleted: 0,
+      conflicts: [{ table: 'app.suppliers', restored: AWKWARD.length, unchanged: AWKWARD.length - 1 }],
+    });
+    expect(await rowsOf(other.pool, 'globex')).not.toEqual(acmeBefore);
+    const { rows: still } = await other.pool.query(
+      `select count(*)::int as n from app.products where tenant_id = 'globex'`,
+    );
+    expect(still[0].n).toBe(50);
+    const forced = await rollbackRestore(other.pool, restored.restoreId, { force: true });
+    expect(forced).toMatchObject({ outcome: 'rolled_back', deleted: AWKWARD.length - 1 + 50 });
+    // What the restore did not write stays: the changed row, and the application's own row.
+    const { rows: left } = await other.pool.query(
+      `select name from app.suppliers where tenant_id = 'globex' order by name`,
+    );
+    expect(left).toEqual([{ name: 'changed' }, { name: 'next' }]);
   });
 
   it('refuses a file with one byte changed, in verify and in restore, and changes nothing', async () => {
