@@ -2055,11 +2055,9 @@ CREATE OR REPLACE FUNCTION ferry.prepare_restore_table(p_restore bigint, p_posit
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
-  v_tenant ferry.tenants;
-  v_stage  text;
+  v_tenant ferry.tenants := ferry.restore_tenant(p_restore);
+  v_stage  text := ferry.restore_stage(v_tenant, p_restore, p_position);
 begin
-  select t.* into strict v_tenant from ferry.tenants t join ferry.restores r on r.tenant_id = t.id where r.id = p_restore;
-  v_stage := format('%I.%I', v_tenant.schema_name, format('restore_%s_%s', p_restore, p_position));
   execute format('create unlogged table %s (%s)', v_stage,
                  (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by c.n)
                   from unnest(p_columns) with ordinality as c (name, n)
@@ -2852,27 +2850,43 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.restore_stage(p_tenant ferry.tenants, p_restore bigint, p_position integer)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select format('%I.%I', p_tenant.schema_name, format('restore_%s_%s', p_restore, p_position))
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.restore_table(p_restore bigint, p_position integer, p_schema name, p_table name, p_columns text[])
  RETURNS bigint
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 declare
-  v_tenant ferry.tenants;
+  v_tenant ferry.tenants := ferry.restore_tenant(p_restore);
+  v_stage  text := ferry.restore_stage(v_tenant, p_restore, p_position);
   v_pt     ferry.protected_tables;
-  v_stage  text;
   v_cols   text := (select string_agg(quote_ident(c), ', ') from unnest(p_columns) c);
   v_rows   bigint;
 begin
-  select t.* into strict v_tenant from ferry.tenants t join ferry.restores r on r.tenant_id = t.id where r.id = p_restore;
   select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
-  v_stage := format('%I.%I', v_tenant.schema_name, format('restore_%s_%s', p_restore, p_position));
   v_rows := ferry.as_tenant_exec(v_tenant, format(
     'insert into %I.%I (%I, %s) overriding system value select %L::%s, %s from %s',
     p_schema, p_table, v_pt.tenant_column, v_cols, v_tenant.tenant_key, v_pt.tenant_type, v_cols, v_stage));
   execute format('drop table %s', v_stage);
   return v_rows;
 end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.restore_tenant(p_restore bigint)
+ RETURNS ferry.tenants
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select t.* from ferry.tenants t join ferry.restores r on r.tenant_id = t.id where r.id = p_restore
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.restrict_to_loader(p_function text, p_tenant ferry.tenants)

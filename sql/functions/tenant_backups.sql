@@ -281,6 +281,22 @@ begin
 end
 $$;
 
+-- The tenant a restore writes into.
+create or replace function ferry.restore_tenant(p_restore bigint) returns ferry.tenants
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select t.* from ferry.tenants t join ferry.restores r on r.tenant_id = t.id where r.id = p_restore
+$$;
+
+-- The name, quoted, of the table a restore COPYs its p_position-th backed-up table into.
+create or replace function ferry.restore_stage(p_tenant ferry.tenants, p_restore bigint, p_position integer) returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select format('%I.%I', p_tenant.schema_name, format('restore_%s_%s', p_restore, p_position))
+$$;
+
 -- The table a restore COPYs one backed-up table into: in the tenant's schema, owned by the
 -- loader, with the backup's columns typed as the target's (so COPY checks each value), and
 -- readable by the tenant. Returns its name, quoted.
@@ -291,11 +307,9 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_tenant ferry.tenants;
-  v_stage  text;
+  v_tenant ferry.tenants := ferry.restore_tenant(p_restore);
+  v_stage  text := ferry.restore_stage(v_tenant, p_restore, p_position);
 begin
-  select t.* into strict v_tenant from ferry.tenants t join ferry.restores r on r.tenant_id = t.id where r.id = p_restore;
-  v_stage := format('%I.%I', v_tenant.schema_name, format('restore_%s_%s', p_restore, p_position));
   execute format('create unlogged table %s (%s)', v_stage,
                  (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by c.n)
                   from unnest(p_columns) with ordinality as c (name, n)
@@ -316,15 +330,13 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_tenant ferry.tenants;
+  v_tenant ferry.tenants := ferry.restore_tenant(p_restore);
+  v_stage  text := ferry.restore_stage(v_tenant, p_restore, p_position);
   v_pt     ferry.protected_tables;
-  v_stage  text;
   v_cols   text := (select string_agg(quote_ident(c), ', ') from unnest(p_columns) c);
   v_rows   bigint;
 begin
-  select t.* into strict v_tenant from ferry.tenants t join ferry.restores r on r.tenant_id = t.id where r.id = p_restore;
   select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
-  v_stage := format('%I.%I', v_tenant.schema_name, format('restore_%s_%s', p_restore, p_position));
   v_rows := ferry.as_tenant_exec(v_tenant, format(
     'insert into %I.%I (%I, %s) overriding system value select %L::%s, %s from %s',
     p_schema, p_table, v_pt.tenant_column, v_cols, v_tenant.tenant_key, v_pt.tenant_type, v_cols, v_stage));
