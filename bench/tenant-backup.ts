@@ -1,13 +1,14 @@
 // pgferry's tenant backup benchmark (issue 27): a tenant of N products (and their suppliers,
 // joined by a foreign key) beside another tenant's rows; its backup and its restore into a
-// second database, each in a child process of its own (time and peak RSS), against psql's
+// second database, each by the shipped CLI in a process of its own (time and peak RSS), against psql's
 // \copy of the same rows out (gzip) and in, and pg_dump of the tables where its version can
 // read the server. Each restore is checked: the rows in the second database are those of the
 // first. Writes (replaces) the section "Tenant backup and restore (issue 27)" of bench/RESULTS.md.
 //
 // usage: npm run bench -- --tenant-backup [--rows 1000000] [--other 100000] [--runs 2]
 //                                         [--database-url URL] [--out bench/RESULTS.md]
-import { stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,7 +20,6 @@ import { createDatabase, openBenchServer, ROOT } from './bench-setup.js';
 import { findExecutable, runCommand, tail } from './commands.js';
 import { median } from './report.js';
 import { writeSections } from './results-file.js';
-import type { TenantBackupReport, TenantBackupRequest } from './tenant-backup-child.js';
 
 const HEADING = '## Tenant backup and restore (issue 27)';
 const TENANT = 'big';
@@ -81,13 +81,23 @@ export async function benchTenantBackup(argv: string[]): Promise<boolean> {
       const copyFile = path.join(server.tmp, 'big');
       const samples: Record<string, Sample[]> = {};
       const add = (name: string, sample: Sample) => (samples[name] ??= []).push(sample);
-      const baseline = await child({ url: source, action: 'baseline', tenant: TENANT, file });
+      log('building dist/ (the CLI runs from it)');
+      execFileSync(
+        process.execPath,
+        [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+        {
+          cwd: ROOT,
+          stdio: 'inherit',
+        },
+      );
+      const baseline = await cli(source, ['tenant', 'list']);
 
       for (let i = 0; i < runs; i++) {
-        const backup = await child({ url: source, action: 'backup', tenant: TENANT, file });
+        await rm(file, { force: true });
+        const backup = await cli(source, ['tenant', 'backup', TENANT, '-o', file]);
         add('pgferry tenant backup', { ...backup, bytes: (await stat(file)).size });
         await clearTarget(targetPool);
-        const restore = await child({ url: target, action: 'restore', tenant: TENANT, file });
+        const restore = await cli(target, ['tenant', 'restore', file]);
         add('pgferry tenant restore (into an empty second database)', restore);
         await checkSame(sourcePool, targetPool);
         log(`run ${i + 1}: backup ${backup.seconds.toFixed(2)} s, restore ${restore.seconds.toFixed(2)} s`);
@@ -220,17 +230,18 @@ async function checkSame(source: pg.Pool, target: pg.Pool): Promise<void> {
   if (a !== b) throw new Error(`the restored rows differ from the source's: ${a} vs ${b}`);
 }
 
-async function child(request: TenantBackupRequest): Promise<TenantBackupReport> {
-  const script = path.join(ROOT, 'bench', 'tenant-backup-child.ts');
-  const result = await runCommand(process.execPath, ['--import', 'tsx', script, JSON.stringify(request)], {
+/**
+ * The shipped CLI (bin/pgferry.js → dist/, built at the start), as a user runs it: its wall
+ * time and peak RSS (GNU time), startup included.
+ */
+async function cli(url: string, args: string[]): Promise<Sample> {
+  const result = await runCommand(process.execPath, [path.join(ROOT, 'bin', 'pgferry.js'), ...args], {
     cwd: ROOT,
-    measureMemory: false,
+    env: { ...process.env, DATABASE_URL: url },
   });
-  const last = result.stdout.trim().split('\n').pop() ?? '';
-  if (result.code !== 0 || !last.startsWith('{')) {
-    throw new Error(`the ${request.action} child failed (exit ${result.code}):\n${tail(result.stderr, 10)}`);
-  }
-  return JSON.parse(last) as TenantBackupReport;
+  if (result.code !== 0)
+    throw new Error(`pgferry ${args.join(' ')} failed (exit ${result.code}):\n${tail(result.stderr, 10)}`);
+  return { seconds: result.seconds, maxRssKb: result.maxRssKb };
 }
 
 function resultsSection(r: {
@@ -239,7 +250,7 @@ function resultsSection(r: {
   runs: number;
   version: string;
   embedded: boolean;
-  baseline: TenantBackupReport;
+  baseline: Sample;
   samples: Record<string, Sample[]>;
 }): string {
   const n = (x: number) => x.toLocaleString('en-US');
@@ -253,9 +264,10 @@ function resultsSection(r: {
     '',
     `A tenant of ${n(r.rows)} products and ${n(SUPPLIERS)} suppliers (a foreign key between them), beside ` +
       `${n(r.other)} products of another tenant; its backup (gzip, not encrypted) and its restore into an empty ` +
-      'second database, each in a process of its own, every restore checked row for row against the source. ' +
-      `Peak RSS includes the child's own ${Math.round(r.baseline.maxRssKb / 1024)} MB (Node, tsx, pgferry's modules, ` +
-      "pool open). The psql cases read and write the same rows without row-level security, as the tables' owner.",
+      'second database, each by the shipped CLI (`pgferry tenant backup`, `pgferry tenant restore`), every restore ' +
+      'checked row for row against the source. Peak RSS is the whole process, startup included: ' +
+      `\`pgferry tenant list\` alone peaks at ${Math.round((r.baseline.maxRssKb ?? 0) / 1024)} MB. ` +
+      "The psql cases read and write the same rows without row-level security, as the tables' owner.",
     '',
     '| case | median s | rows/s | peak RSS | file | runs (s) |',
     '| --- | ---: | ---: | ---: | ---: | --- |',

@@ -1,7 +1,7 @@
 // pgferry tenant backup / verify / restore / copy / rollback-restore / purge, through the
 // shipped CLI: what each prints, its exit codes, and that a passphrase comes from the
 // environment, never from an argument.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -39,6 +39,7 @@ describe('pgferry tenant backup … purge', () => {
     const verify = await runCli(['tenant', 'verify', file], { cwd: dir });
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/: whole\ntenant acme \(key acme\), taken .* by pgferry .* from PostgreSQL/);
+    expect(existsSync(path.join(dir, '.pgferry')), 'an embedded server was started').toBe(false);
 
     const bytes = readFileSync(file);
     bytes[bytes.length - 12] ^= 0x01;
