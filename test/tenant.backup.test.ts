@@ -10,14 +10,19 @@ import { gunzipSync } from 'node:zlib';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { PgferryError } from '../src/errors.js';
-import { backupTenant } from '../src/tenant-backup/backup-tenant.js';
-import { copyTenant } from '../src/tenant-backup/copy-tenant.js';
-import { planPurge, purgeTenant } from '../src/tenant-backup/purge-tenant.js';
-import { restoreTenant } from '../src/tenant-backup/restore-tenant.js';
-import { rollbackRestore } from '../src/tenant-backup/rollback-restore.js';
-import { verifyBackup } from '../src/tenant-backup/verify-backup.js';
-import { addTenant, protectTable } from '../src/tenants.js';
+// The public API (src/index.ts): what the CLI does, a Node program does too.
+import {
+  addTenant,
+  backupTenant,
+  copyTenant,
+  PgferryError,
+  planPurge,
+  protectTable,
+  purgeTenant,
+  restoreTenant,
+  rollbackRestore,
+  verifyBackup,
+} from '../src/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 const SECRET = 'BOBSECRET';
@@ -265,6 +270,11 @@ describe('tenant backup and restore', () => {
       await writeFile(path.join(dir, 'bad.gz'), tampered);
       await refused(verifyBackup(path.join(dir, 'bad.gz')), /backup refused/);
     }
+    await writeFile(path.join(dir, 'empty'), '');
+    await refused(verifyBackup(path.join(dir, 'empty')), /backup refused: it is empty/);
+    await writeFile(path.join(dir, 'other.csv'), 'sku,name\nA,b\n');
+    await refused(verifyBackup(path.join(dir, 'other.csv')), /backup refused: it is not a pgferry tenant backup/);
+    await refused(verifyBackup(path.join(dir, 'missing')), /cannot read .*missing/);
     await writeFile(path.join(dir, 'cut.gz'), bytes.subarray(0, bytes.length - 30));
     await refused(verifyBackup(path.join(dir, 'cut.gz')), /backup refused/);
     await refused(restoreTenant(db.pool, { input: path.join(dir, 'cut.gz'), replace: true }), /backup refused/);
