@@ -361,6 +361,11 @@ describe('tenant backup and restore', () => {
     expect(backup.rows).toBe(AWKWARD.length + 50);
     expect(restore.tenant).toBe('copied');
     expect(await rowsOf(other.pool, 'copied')).toEqual(acmeBefore);
+    const { rows: audit } = await db.pool.query(
+      `select details->>'to' as to from ferry.audit where command = 'tenant copy'`,
+    );
+    expect(audit).toHaveLength(1);
+    expect(audit[0].to).toContain(other.name);
     await refused(copyTenant(db.pool, { tenant: 'acme', to: other.url, as: 'copied' }), /has rows already/);
     expect(await rowsOf(other.pool, 'copied')).toEqual(acmeBefore);
   });

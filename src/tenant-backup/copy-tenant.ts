@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 
 import type pg from 'pg';
 
+import { recordAudit } from '../audit.js';
 import { openDatabase } from '../db/database.js';
 import { PgferryError } from '../errors.js';
 import { type BackupResult, streamBackup } from './backup-tenant.js';
@@ -52,8 +53,32 @@ export async function copyTenant(pool: pg.Pool, options: CopyTenantOptions): Pro
     const backingUp = streamBackup(pool, { tenant: options.tenant }, (bytes) => pipeline(bytes, plain));
     backingUp.catch((error: unknown) => plain.destroy(error as Error));
     const [backup, restore] = await Promise.all([backingUp, restoring]);
+    // The restore is audited there; the copy, here.
+    await recordAudit(pool, {
+      command: 'tenant copy',
+      tenant: options.tenant,
+      outcome: 'copied',
+      details: {
+        to: withoutPassword(options.to),
+        as: restore.tenant,
+        restore: restore.restoreId,
+        tables: backup.trailer.tables,
+      },
+    });
     return { backup, restore };
   } finally {
     await target.close();
+  }
+}
+
+/** A connection string fit for the audit log: its password left out. */
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '';
+    parsed.searchParams.delete('password');
+    return parsed.toString();
+  } catch {
+    return '(not a URL)';
   }
 }
