@@ -80,6 +80,12 @@ export async function benchTenantBackup(argv: string[]): Promise<boolean> {
       const file = path.join(server.tmp, 'big.pgferry');
       const copyFile = path.join(server.tmp, 'big');
       const samples: Record<string, Sample[]> = {};
+      const notes = new Set<string>([
+        `Load average at the start: ${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(', ')}.`,
+      ]);
       const add = (name: string, sample: Sample) => (samples[name] ??= []).push(sample);
       log('building dist/ (the CLI runs from it)');
       execFileSync(
@@ -156,11 +162,21 @@ export async function benchTenantBackup(argv: string[]): Promise<boolean> {
               bytes: (await stat(`${copyFile}.dump`)).size,
             });
           } else {
-            log(`pg_dump left out: ${tail(dump.stderr, 1)}`);
+            notes.add(`pg_dump left out: ${tail(dump.stderr, 1).replace(/^pg_dump: (detail: )?/, '')}.`);
           }
         }
       }
-      const section = resultsSection({ rows, other, runs, version, embedded: server.embedded, baseline, samples });
+      if (!pgDump) notes.add('pg_dump left out: not installed.');
+      const section = resultsSection({
+        rows,
+        other,
+        runs,
+        version,
+        embedded: server.embedded,
+        baseline,
+        samples,
+        notes,
+      });
       await writeSections(path.resolve(values.out), section);
       console.log(`\n${section}`);
     } finally {
@@ -252,6 +268,7 @@ function resultsSection(r: {
   embedded: boolean;
   baseline: Sample;
   samples: Record<string, Sample[]>;
+  notes: Set<string>;
 }): string {
   const n = (x: number) => x.toLocaleString('en-US');
   const total = r.rows + SUPPLIERS;
@@ -282,7 +299,7 @@ function resultsSection(r: {
         `${bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(1)} MB`} | ${samples.map((s) => s.seconds.toFixed(2)).join(', ')} |`,
     );
   }
-  lines.push('');
+  lines.push('', [...r.notes].join(' '), '');
   return lines.join('\n');
 }
 
