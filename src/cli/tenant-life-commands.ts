@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 
 import { EXIT } from '../errors.js';
+import { rowCounter } from '../report/row-counter.js';
 import { formatNumber, printable, textTable } from '../report/text-table.js';
 import { isEncryptedBackup } from '../tenant-backup/backup-encryption.js';
 import type { BackupHeader, BackupTrailer } from '../tenant-backup/backup-manifest.js';
@@ -48,9 +49,15 @@ Examples:
       const passphrase = opts.encrypt
         ? await readPassphrase({ envName: opts.passphraseEnv, confirm: true })
         : undefined;
+      const progress = process.stderr.isTTY ? rowCounter('backing up') : undefined;
       const result = await withDatabase(global(), (db) =>
-        backupTenant(db.pool, { tenant: slug, output: opts.output, passphrase }),
-      );
+        backupTenant(db.pool, {
+          tenant: slug,
+          output: opts.output,
+          passphrase,
+          onProgress: (p) => progress?.update(p.rows, p.table),
+        }),
+      ).finally(() => progress?.done());
       stdio.out(
         opts.json
           ? JSON.stringify({ header: result.header, trailer: result.trailer }, null, 2)
@@ -110,9 +117,17 @@ Examples:
     )
     .action(async (file: string, opts) => {
       const passphrase = await passphraseFor(file, opts.passphraseEnv);
+      const progress = process.stderr.isTTY ? rowCounter('restoring') : undefined;
       const result = await withDatabase(global(), (db) =>
-        restoreTenant(db.pool, { input: file, as: opts.as, key: opts.key, replace: opts.replace, passphrase }),
-      );
+        restoreTenant(db.pool, {
+          input: file,
+          as: opts.as,
+          key: opts.key,
+          replace: opts.replace,
+          passphrase,
+          onProgress: (p) => progress?.update(p.rows, p.table),
+        }),
+      ).finally(() => progress?.done());
       stdio.out(opts.json ? JSON.stringify(result, null, 2) : describeRestore(result));
     });
 
@@ -136,9 +151,17 @@ Examples:
   pgferry tenant copy acme --to "$STAGING_URL" --as acme_test --replace`,
     )
     .action(async (slug: string, opts) => {
+      const progress = process.stderr.isTTY ? rowCounter('copying') : undefined;
       const result = await withDatabase(global(), (db) =>
-        copyTenant(db.pool, { tenant: slug, to: opts.to, as: opts.as, key: opts.key, replace: opts.replace }),
-      );
+        copyTenant(db.pool, {
+          tenant: slug,
+          to: opts.to,
+          as: opts.as,
+          key: opts.key,
+          replace: opts.replace,
+          onProgress: (p) => progress?.update(p.rows, p.table),
+        }),
+      ).finally(() => progress?.done());
       stdio.out(opts.json ? JSON.stringify(result.restore, null, 2) : describeRestore(result.restore));
     });
 
