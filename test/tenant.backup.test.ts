@@ -356,6 +356,19 @@ describe('tenant backup and restore', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('names what a file says in printable text: an escape sequence in it never reaches the terminal', async () => {
+    const file = path.join(dir, 'acme-escape.pgferry');
+    await backupTenant(db.pool, { tenant: 'acme', output: file, gzip: false });
+    const text = (await readFile(file, 'utf8')).replace('"table":"products"', '"table":"pro\\u001b[2Jducts"');
+    const hostile = path.join(dir, 'acme-hostile.pgferry');
+    await writeFile(hostile, text);
+    const error = await restoreTenant(other.pool, { input: hostile, as: 'hostile' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PgferryError);
+    expect((error as Error).message).toMatch(/no such table/);
+    expect((error as Error).message).not.toContain('\x1b');
+    expect((error as Error).message).toContain('\\u{1b}');
+  });
+
   it('copies a tenant into another database in one stream, under another name', async () => {
     const { restore, backup } = await copyTenant(db.pool, { tenant: 'acme', to: other.url, as: 'copied' });
     expect(backup.rows).toBe(AWKWARD.length + 50);

@@ -12,6 +12,7 @@ import type { BackupHeader } from './backup-manifest.js';
 import { countLines } from './backup-sections.js';
 import { COPY_SETTINGS } from './copy-settings.js';
 import { backupParts } from './open-backup-bytes.js';
+import { asPrintableError } from './printable-error.js';
 
 export interface RestoreOptions {
   /** A backup file, or a stream of one (plain, gzip or encrypted: told from its first bytes). */
@@ -70,7 +71,7 @@ export async function restoreTenant(pool: pg.Pool, options: RestoreOptions): Pro
       input.destroy();
     }
   } catch (error) {
-    const failure = asUserError(error);
+    const failure = asPrintableError(asUserError(error));
     await recordAudit(pool, {
       command: 'tenant restore',
       tenant,

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { PgferryError } from '../errors.js';
 import type { BackupHeader, BackupTrailer } from './backup-manifest.js';
 import { backupParts } from './open-backup-bytes.js';
+import { asPrintableError } from './printable-error.js';
 
 export interface VerifyResult {
   header: BackupHeader;
@@ -43,6 +44,8 @@ export async function verifyBackup(
       if (part.kind === 'header') header = part.header;
       else if (part.kind === 'trailer') trailer = part.trailer;
     }
+  } catch (error) {
+    throw asPrintableError(error);
   } finally {
     stream.destroy();
   }
