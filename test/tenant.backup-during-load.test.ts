@@ -1,6 +1,7 @@
 // A backup taken while a load of the same tenant runs holds all of the load or none of it
 // (one repeatable-read snapshot; the load's promotion commits whole), and a restore writes
-// its rows as the tenant, like a load: the application's triggers see the tenant's role.
+// its rows as the tenant, like a load: the application's triggers see the tenant's role. The
+// tenant's mapping versions and syncs travel with its rows.
 import { PassThrough } from 'node:stream';
 
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -78,5 +79,46 @@ describe('a backup during a load', () => {
       { tenant_id: 'acme', n: 500 + LOADED },
       { tenant_id: 'carol', n: 500 + LOADED },
     ]);
+  });
+
+  it("carries the tenant's mapping versions and syncs with their state into another database", async () => {
+    await db.pool.query(
+      `select ferry.declare_sync('acme_legacy', 'acme', 'products', 'upsert', '*/5 * * * *', '{"table": "items"}')`,
+    );
+    await db.pool.query(
+      `update ferry.sync_state set cursor = '2026-01-02', cursor_type = 'date' where sync_name = 'acme_legacy'`,
+    );
+    const sink = new PassThrough();
+    const chunks: Buffer[] = [];
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    const backup = await backupTenant(db.pool, { tenant: 'acme', output: sink });
+    expect(backup.header.catalog.mappings.map((m) => [m.name, m.version, m.target])).toEqual([
+      ['products', 1, 'app.products'],
+    ]);
+    expect(backup.header.catalog.syncs).toMatchObject([
+      { name: 'acme_legacy', mapping: 'products', mode: 'upsert', state: { cursor: '2026-01-02' } },
+    ]);
+    const file = writeFile(dir, 'acme-catalog.pgferry', Buffer.concat(chunks));
+
+    const other = await createTestDatabase();
+    await productsTable(other.pool, []);
+    const restored = await restoreTenant(other.pool, { input: file, as: 'acme2' });
+    expect(restored.catalog).toEqual({ mappings: 1, syncs: 1, skipped: [] });
+    const { rows: mappings } = await other.pool.query('select name, version, sha256 from ferry.mappings');
+    const { rows: source } = await db.pool.query('select name, version, sha256 from ferry.mappings');
+    expect(mappings).toEqual(source);
+    const { rows: syncs } = await other.pool.query(
+      `select s.name, t.slug, s.schedule, st.cursor from ferry.syncs s join ferry.tenants t on t.id = s.tenant_id
+       left join ferry.sync_state st on st.sync_name = s.name`,
+    );
+    expect(syncs).toEqual([{ name: 'acme_legacy', slug: 'acme2', schedule: '*/5 * * * *', cursor: '2026-01-02' }]);
+
+    // Restored once more, under a third name: the sync's name is taken, and it says so.
+    const again = await restoreTenant(other.pool, { input: file, as: 'acme3' });
+    expect(again.catalog).toEqual({
+      mappings: 1,
+      syncs: 0,
+      skipped: ['sync acme_legacy (a sync of that name exists here)'],
+    });
   });
 });
