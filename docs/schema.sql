@@ -528,6 +528,7 @@ declare
 begin
   perform ferry.check_slug(p_tenant);
   perform ferry.lock_row('tenant', p_tenant);
+  perform ferry.lock_tenant_targets(p_tenant);
   select * into v_tenant from ferry.tenants where slug = p_tenant;
   if not found then
     v_tenant := ferry.add_tenant(p_tenant, p_key);
@@ -1510,6 +1511,20 @@ CREATE OR REPLACE FUNCTION ferry.lock_target(p_load bigint)
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ select ferry.lock_row('target', ferry.target_lock_subject(p_load)) $function$;
+
+CREATE OR REPLACE FUNCTION ferry.lock_tenant_targets(p_tenant text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_table record;
+begin
+  for v_table in select * from ferry.protected_tables_in_order() order by ordinal loop
+    perform ferry.lock_row('target', format('%s:%s.%s', p_tenant, v_table.schema_name, v_table.table_name));
+  end loop;
+end
+$function$;
 
 CREATE OR REPLACE FUNCTION ferry.make_lock_row(p_purpose text, p_subject text)
  RETURNS void
@@ -2523,6 +2538,7 @@ declare
   v_result  jsonb;
 begin
   perform ferry.lock_row('tenant', v_tenant.slug);
+  perform ferry.lock_tenant_targets(v_tenant.slug);
   select l.id into v_running
   from ferry.loads l
   where l.tenant_id = v_tenant.id and l.status in ('registered', 'staging', 'transforming', 'promoting')
@@ -3217,6 +3233,7 @@ begin
   end if;
   select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
   perform ferry.lock_row('tenant', v_tenant.slug);
+  perform ferry.lock_tenant_targets(v_tenant.slug);
 
   for v_table in
     select o.*, coalesce((t->>'rows')::bigint, 0) as written

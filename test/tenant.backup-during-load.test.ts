@@ -53,6 +53,35 @@ describe('a backup during a load', () => {
     expect(seen[seen.length - 1]).toBe(500 + LOADED);
   });
 
+  it('a restore waits for a promotion into the tenant table to commit (the lock loads take)', async () => {
+    const file = writeFile(dir, 'acme-wait.pgferry', Buffer.alloc(0));
+    await backupTenant(db.pool, { tenant: 'acme', output: file });
+    const promotion = await db.pool.connect();
+    try {
+      await promotion.query('begin');
+      await promotion.query(`select ferry.lock_row('target', 'acme:app.products')`);
+      let settled = false;
+      const restoring = restoreTenant(db.pool, { input: file, replace: true }).finally(() => (settled = true));
+      // The restore's session comes to wait on the lock the "promotion" holds.
+      let waiting = 0;
+      for (let i = 0; i < 100 && waiting === 0 && !settled; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const { rows } = await db.pool.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock' and pid <> $1`,
+          [(promotion as unknown as { processID: number }).processID],
+        );
+        waiting = rows[0].n;
+      }
+      expect(settled).toBe(false);
+      expect(waiting).toBe(1);
+      await promotion.query('commit');
+      expect((await restoring).rows).toBe(500 + LOADED);
+    } finally {
+      promotion.release();
+    }
+  });
+
   it('restores rows as the tenant: a trigger of the application sees its role', async () => {
     await db.pool.query(`
       create table app.writers (who name);

@@ -59,6 +59,7 @@ declare
   v_result  jsonb;
 begin
   perform ferry.lock_row('tenant', v_tenant.slug);
+  perform ferry.lock_tenant_targets(v_tenant.slug);
   select l.id into v_running
   from ferry.loads l
   where l.tenant_id = v_tenant.id and l.status in ('registered', 'staging', 'transforming', 'promoting')

@@ -135,6 +135,22 @@ begin
 end
 $$;
 
+-- Takes, until the transaction ends, the lock a load's promotion (and its rollback) takes on
+-- each protected table of the tenant (ferry.lock_target), parents first: a restore, its
+-- rollback or a purge waits for the tenant's running promotions, and they for it.
+create or replace function ferry.lock_tenant_targets(p_tenant text) returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_table record;
+begin
+  for v_table in select * from ferry.protected_tables_in_order() order by ordinal loop
+    perform ferry.lock_row('target', format('%s:%s.%s', p_tenant, v_table.schema_name, v_table.table_name));
+  end loop;
+end
+$$;
+
 -- The tenant's rows in one protected table, counted as the tenant.
 create or replace function ferry.tenant_row_count(p_tenant ferry.tenants, p_schema name, p_table name) returns bigint
 language sql
@@ -230,6 +246,7 @@ declare
 begin
   perform ferry.check_slug(p_tenant);
   perform ferry.lock_row('tenant', p_tenant);
+  perform ferry.lock_tenant_targets(p_tenant);
   select * into v_tenant from ferry.tenants where slug = p_tenant;
   if not found then
     v_tenant := ferry.add_tenant(p_tenant, p_key);
@@ -490,6 +507,7 @@ begin
   end if;
   select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
   perform ferry.lock_row('tenant', v_tenant.slug);
+  perform ferry.lock_tenant_targets(v_tenant.slug);
 
   for v_table in
     select o.*, coalesce((t->>'rows')::bigint, 0) as written
