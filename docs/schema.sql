@@ -431,7 +431,7 @@ begin
 end
 $function$;
 
-CREATE OR REPLACE FUNCTION ferry.advance_sequences(p_schema name, p_table name)
+CREATE OR REPLACE FUNCTION ferry.advance_sequences(p_schema name, p_table name, p_stage text)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -444,11 +444,13 @@ begin
     from pg_attribute a
     where a.attrelid = format('%I.%I', p_schema, p_table)::regclass and a.attnum > 0 and not a.attisdropped
       and pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) is not null
+      and exists (select from pg_attribute s
+                  where s.attrelid = p_stage::regclass and s.attname = a.attname and s.attnum > 0)
   loop
     begin
-      execute format('select setval(%L, greatest(m, s.last_value), true) from (select max(%I) as m from %I.%I) x,
-                      %s as s where m is not null',
-                     v_seq.seq, v_seq.attname, p_schema, p_table, v_seq.seq);
+      execute format('select setval(%L, greatest(x.m, s.last_value), true) from (select max(%I) as m from %s) as x,
+                      %s as s where x.m is not null',
+                     v_seq.seq, v_seq.attname, p_stage, v_seq.seq);
     exception when insufficient_privilege then
       null;
     end;
@@ -1207,15 +1209,11 @@ AS $function$
 declare
   v_restore ferry.restores;
   v_tenant  ferry.tenants;
-  v_table   record;
   v_catalog jsonb;
   v_tables  jsonb;
 begin
   select * into strict v_restore from ferry.restores where id = p_restore for update;
   select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
-  for v_table in select t->>'schema' as schema_name, t->>'table' as table_name from jsonb_array_elements(p_tables) t loop
-    perform ferry.advance_sequences(v_table.schema_name, v_table.table_name);
-  end loop;
   v_catalog := ferry.restore_catalog(v_tenant.slug, p_catalog);
   select coalesce(jsonb_agg(jsonb_build_object(
            'table', format('%I.%I', t->>'schema', t->>'table'),
@@ -2891,6 +2889,7 @@ begin
   v_rows := ferry.as_tenant_exec(v_tenant, format(
     'insert into %I.%I (%I, %s) overriding system value select %L::%s, %s from %s',
     p_schema, p_table, v_pt.tenant_column, v_cols, v_tenant.tenant_key, v_pt.tenant_type, v_cols, v_stage));
+  perform ferry.advance_sequences(p_schema, p_table, v_stage);
   execute format('drop table %s', v_stage);
   return v_rows;
 end

@@ -357,15 +357,17 @@ begin
   v_rows := ferry.as_tenant_exec(v_tenant, format(
     'insert into %I.%I (%I, %s) overriding system value select %L::%s, %s from %s',
     p_schema, p_table, v_pt.tenant_column, v_cols, v_tenant.tenant_key, v_pt.tenant_type, v_cols, v_stage));
+  perform ferry.advance_sequences(p_schema, p_table, v_stage);
   execute format('drop table %s', v_stage);
   return v_rows;
 end
 $$;
 
 -- Moves the sequences behind a restored table's serial and identity columns past the largest
--- value the table holds: rows restored with their ids would otherwise collide with the next
--- rows the application inserts. A sequence the loader may not read or set is left as it is.
-create or replace function ferry.advance_sequences(p_schema name, p_table name) returns void
+-- value restored (read from the restore's own table p_stage, not the target, which row-level
+-- security may hide from the loader): rows restored with their ids would otherwise collide
+-- with the next rows the application inserts. A sequence the loader may not set is left.
+create or replace function ferry.advance_sequences(p_schema name, p_table name, p_stage text) returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -377,11 +379,13 @@ begin
     from pg_attribute a
     where a.attrelid = format('%I.%I', p_schema, p_table)::regclass and a.attnum > 0 and not a.attisdropped
       and pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) is not null
+      and exists (select from pg_attribute s
+                  where s.attrelid = p_stage::regclass and s.attname = a.attname and s.attnum > 0)
   loop
     begin
-      execute format('select setval(%L, greatest(m, s.last_value), true) from (select max(%I) as m from %I.%I) x,
-                      %s as s where m is not null',
-                     v_seq.seq, v_seq.attname, p_schema, p_table, v_seq.seq);
+      execute format('select setval(%L, greatest(x.m, s.last_value), true) from (select max(%I) as m from %s) as x,
+                      %s as s where x.m is not null',
+                     v_seq.seq, v_seq.attname, p_stage, v_seq.seq);
     exception when insufficient_privilege then
       null;
     end;
@@ -441,8 +445,8 @@ begin
 end
 $$;
 
--- Ends a restore, in its transaction: sequences moved on, the backup's catalog restored, the
--- counts recorded and audited. p_tables: [{"schema", "table", "rows"}], in the order restored.
+-- Ends a restore, in its transaction: the backup's catalog restored, the counts recorded and
+-- audited. p_tables: [{"schema", "table", "rows"}], in the order restored.
 create or replace function ferry.finish_restore(p_restore bigint, p_tables jsonb, p_catalog jsonb) returns jsonb
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -450,15 +454,11 @@ as $$
 declare
   v_restore ferry.restores;
   v_tenant  ferry.tenants;
-  v_table   record;
   v_catalog jsonb;
   v_tables  jsonb;
 begin
   select * into strict v_restore from ferry.restores where id = p_restore for update;
   select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
-  for v_table in select t->>'schema' as schema_name, t->>'table' as table_name from jsonb_array_elements(p_tables) t loop
-    perform ferry.advance_sequences(v_table.schema_name, v_table.table_name);
-  end loop;
   v_catalog := ferry.restore_catalog(v_tenant.slug, p_catalog);
   select coalesce(jsonb_agg(jsonb_build_object(
            'table', format('%I.%I', t->>'schema', t->>'table'),
