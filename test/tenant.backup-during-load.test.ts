@@ -1,13 +1,16 @@
 // A backup taken while a load of the same tenant runs holds all of the load or none of it
 // (one repeatable-read snapshot; the load's promotion commits whole), and a restore writes
 // its rows as the tenant, like a load: the application's triggers see the tenant's role. The
-// tenant's mapping versions and syncs travel with its rows.
+// tenant's mapping versions and syncs travel with its rows. Restores and purges wait for, or
+// refuse, the tenant's running loads.
 import { PassThrough } from 'node:stream';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { PgferryError } from '../src/errors.js';
 import { load } from '../src/load/load.js';
 import { backupTenant } from '../src/tenant-backup/backup-tenant.js';
+import { purgeTenant } from '../src/tenant-backup/purge-tenant.js';
 import { restoreTenant } from '../src/tenant-backup/restore-tenant.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -149,5 +152,28 @@ describe('a backup during a load', () => {
       syncs: 0,
       skipped: ['sync acme_legacy (a sync of that name exists here)'],
     });
+  });
+
+  it('a purge is refused while a load of the tenant runs, and takes an interrupted one with it', async () => {
+    const { rows } = await db.pool.query<{ id: number }>(
+      `select (ferry.register_load('bob', m.id, 'bob.csv', null, 0, 'csv', '{}', 'test')).id::int as id
+       from ferry.mappings m where m.name = 'products'`,
+    );
+    const loadId = rows[0].id;
+    await db.pool.query(`update ferry.loads set status = 'staging' where id = $1`, [loadId]);
+    const runner = await db.pool.connect();
+    try {
+      await runner.query('select ferry.claim_load($1)', [loadId]);
+      const refusal = await purgeTenant(db.pool, 'bob').catch((e: unknown) => e);
+      expect(refusal).toBeInstanceOf(PgferryError);
+      expect((refusal as Error).message).toBe(`load ${loadId} of tenant bob is running`);
+    } finally {
+      runner.release(true);
+    }
+    // Its process gone, the load is only interrupted: purged with the tenant.
+    const purged = await purgeTenant(db.pool, 'bob');
+    expect(purged.catalog.loads).toBe(1);
+    const { rows: left } = await db.pool.query('select count(*)::int as n from ferry.loads where id = $1', [loadId]);
+    expect(left[0].n).toBe(0);
   });
 });
