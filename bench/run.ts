@@ -5,6 +5,7 @@
 // usage: npx tsx bench/run.ts [--sizes 1000000,5000000] [--rows N] [--large] [--repeat 3]
 //                             [--database-url URL] [--dirty 0.01] [--changed 0.1] [--seed 1]
 //        npx tsx bench/run.ts --rollback [options]   (bench/rollback.ts)
+//        npx tsx bench/run.ts --tenant-backup [options]   (bench/tenant-backup.ts)
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { stat, writeFile } from 'node:fs/promises';
@@ -33,6 +34,7 @@ import {
 } from './report.js';
 import { writeOwnedSections } from './results-file.js';
 import { benchRollback, ROLLBACK_USAGE } from './rollback.js';
+import { benchTenantBackup, TENANT_BACKUP_USAGE } from './tenant-backup.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FLOOR_TABLE = 'bench.stage';
@@ -52,6 +54,7 @@ const USAGE = `usage: npx tsx bench/run.ts [options]     (or: npm run bench -- [
   --psql <path|none>     psql to run \\copy with; none uses pg-copy-streams (default: psql on PATH)
   --out <file>           where to write the results (default: bench/RESULTS.md)
   --rollback             only the rollback benchmark (bench/rollback.ts; --rollback --help)
+  --tenant-backup        only the tenant backup benchmark (bench/tenant-backup.ts; --tenant-backup --help)
 
 Generated catalogs are kept in bench/data/ and reused by later runs.`;
 
@@ -152,6 +155,11 @@ interface Bench {
 async function main(): Promise<void> {
   if (process.argv.includes('--rollback')) {
     if (!(await benchRollback(process.argv.slice(2).filter((a) => a !== '--rollback')))) console.log(ROLLBACK_USAGE);
+    return;
+  }
+  if (process.argv.includes('--tenant-backup')) {
+    const args = process.argv.slice(2).filter((a) => a !== '--tenant-backup');
+    if (!(await benchTenantBackup(args))) console.log(TENANT_BACKUP_USAGE);
     return;
   }
   const options = parseOptions(process.argv.slice(2));

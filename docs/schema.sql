@@ -169,7 +169,7 @@ create table ferry.plan_steps (
   started_at timestamp with time zone,
   finished_at timestamp with time zone
 );
-alter table ferry.plan_steps add constraint plan_steps_kind_check CHECK ((kind = ANY (ARRAY['load'::text, 'sync'::text])));
+alter table ferry.plan_steps add constraint plan_steps_kind_check CHECK ((kind = ANY (ARRAY['load'::text, 'sync'::text, 'backup'::text])));
 alter table ferry.plan_steps add constraint plan_steps_pkey PRIMARY KEY (run_id, name);
 alter table ferry.plan_steps add constraint plan_steps_run_id_fkey FOREIGN KEY (run_id) REFERENCES ferry.plan_runs(id) ON DELETE CASCADE;
 alter table ferry.plan_steps add constraint plan_steps_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text])));
@@ -205,6 +205,37 @@ alter table ferry.rejects add constraint rejects_step_check CHECK ((step = ANY (
 CREATE INDEX rejects_load_line ON ferry.rejects USING btree (load_id, line);
 comment on table ferry.rejects is 'one row per failure: a line may fail several rules; rule ''duplicate'' marks rows superseded by another line of the same key';
 comment on column ferry.rejects.line is 'source line (CSV) or record number where the row starts';
+
+create table ferry.restore_undo (
+  restore_id bigint not null,
+  target_schema name not null,
+  target_table name not null,
+  before jsonb not null
+);
+alter table ferry.restore_undo add constraint restore_undo_restore_id_fkey FOREIGN KEY (restore_id) REFERENCES ferry.restores(id) ON DELETE CASCADE;
+CREATE INDEX restore_undo_restore ON ferry.restore_undo USING btree (restore_id, target_schema, target_table);
+comment on table ferry.restore_undo is 'the rows a restore with --replace deleted first, a row each (to_jsonb of the row)';
+
+create table ferry.restores (
+  id bigint generated always as identity not null,
+  tenant_id bigint not null,
+  source text not null,
+  backup_tenant text not null,
+  replaced boolean not null,
+  xid bigint not null,
+  tables jsonb default '[]'::jsonb not null,
+  status text default 'restoring'::text not null,
+  os_user text,
+  db_role name default CURRENT_USER not null,
+  created_at timestamp with time zone default now() not null,
+  rolled_back_at timestamp with time zone
+);
+alter table ferry.restores add constraint restores_pkey PRIMARY KEY (id);
+alter table ferry.restores add constraint restores_status_check CHECK ((status = ANY (ARRAY['restoring'::text, 'restored'::text, 'rolled_back'::text])));
+alter table ferry.restores add constraint restores_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES ferry.tenants(id);
+comment on table ferry.restores is 'restores of tenant backups (pgferry tenant restore, tenant copy); pgferry tenant rollback-restore undoes one';
+comment on column ferry.restores.xid is 'the restore''s transaction id (32 bits, as xmin shows it): the xmin of every row it inserted';
+comment on column ferry.restores.tables is 'the tables restored, in foreign-key order: [{"table", "rows", "replaced"}]';
 
 create table ferry.schema_functions (
   name text not null,
@@ -397,6 +428,157 @@ begin
     'create policy %I on %I.%I as restrictive for all to %I using (%s) with check (%s)',
     'pgferry_only_' || p_tenant.slug, p_table.schema_name, p_table.table_name,
     p_tenant.role_name, v_match, v_match);
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.advance_sequences(p_schema name, p_table name, p_stage text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_seq record;
+begin
+  for v_seq in
+    select a.attname, pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) as seq
+    from pg_attribute a
+    where a.attrelid = format('%I.%I', p_schema, p_table)::regclass and a.attnum > 0 and not a.attisdropped
+      and pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) is not null
+      and exists (select from pg_attribute s
+                  where s.attrelid = p_stage::regclass and s.attname = a.attname and s.attnum > 0)
+  loop
+    begin
+      execute format('select setval(%L, greatest(x.m, s.last_value), true) from (select max(%I) as m from %s) as x,
+                      %s as s where x.m is not null',
+                     v_seq.seq, v_seq.attname, p_stage, v_seq.seq);
+    exception when insufficient_privilege then
+      null;
+    end;
+  end loop;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.as_tenant_exec(p_tenant ferry.tenants, p_statement text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_id   text := replace(gen_random_uuid()::text, '-', '');
+  v_name text := 'exec_' || v_id;
+  v_tag  text := '$pgferry_' || v_id || '$';
+  v_rows bigint;
+begin
+  execute format(
+    E'create function %I.%I() returns bigint\n'
+    'language plpgsql security definer set search_path = public, pg_temp\n'
+    'as %s\n'
+    'declare\n  v_rows bigint;\nbegin\n%s;\n  get diagnostics v_rows = row_count;\n  return v_rows;\nend\n%s',
+    p_tenant.schema_name, v_name, v_tag, p_statement, v_tag);
+  execute format('alter function %I.%I() owner to %I', p_tenant.schema_name, v_name, p_tenant.role_name);
+  perform ferry.restrict_to_loader(format('%I.%I()', p_tenant.schema_name, v_name), p_tenant);
+  execute format('select %I.%I()', p_tenant.schema_name, v_name) into v_rows;
+  execute format('drop function %I.%I()', p_tenant.schema_name, v_name);
+  return v_rows;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.backup_columns(p_schema name, p_table name)
+ RETURNS TABLE(column_name name, type_name text)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select a.attname, format_type(a.atttypid, a.atttypmod)
+  from pg_attribute a
+  join ferry.protected_tables pt on pt.schema_name = p_schema and pt.table_name = p_table
+  where a.attrelid = format('%I.%I', p_schema, p_table)::regclass
+    and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+    and a.attname <> pt.tenant_column
+  order by a.attnum
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.backup_tables(p_tenant text)
+ RETURNS TABLE(ordinal integer, schema_name name, table_name name, display text, columns jsonb, query text)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select o.ordinal, o.schema_name, o.table_name, format('%I.%I', o.schema_name, o.table_name),
+         (select jsonb_agg(jsonb_build_object('name', c.column_name, 'type', c.type_name))
+          from ferry.backup_columns(o.schema_name, o.table_name) c),
+         format('select %s from %I.%I where %I = %L::%s',
+                (select string_agg(quote_ident(c.column_name), ', ') from ferry.backup_columns(o.schema_name, o.table_name) c),
+                o.schema_name, o.table_name, o.tenant_column, (ferry.tenant(p_tenant)).tenant_key, o.tenant_type)
+  from ferry.protected_tables_in_order() o
+  order by o.ordinal
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.begin_restore(p_tenant text, p_key text, p_replace boolean, p_source text, p_backup_tenant text, p_tables jsonb, p_os_user text)
+ RETURNS ferry.restores
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant    ferry.tenants;
+  v_problems  text[];
+  v_restore   ferry.restores;
+  v_table     record;
+  v_rows      bigint;
+  v_has_rows  text[] := '{}';
+  v_undo      text;
+begin
+  perform ferry.check_slug(p_tenant);
+  perform ferry.lock_row('tenant', p_tenant);
+  perform ferry.lock_tenant_targets(p_tenant);
+  select * into v_tenant from ferry.tenants where slug = p_tenant;
+  if not found then
+    v_tenant := ferry.add_tenant(p_tenant, p_key);
+  end if;
+
+  v_problems := array(select ferry.restore_differences(p_tables));
+  if cardinality(v_problems) > 0 then
+    raise exception 'the backup does not fit the tables here: %', array_to_string(v_problems, '; ')
+      using errcode = '42804', detail = array_to_string(v_problems, E'\n'),
+            hint = 'create or alter the tables to match the backup''s columns (pgferry tenant verify FILE lists them)';
+  end if;
+
+  insert into ferry.restores (tenant_id, source, backup_tenant, replaced, xid, os_user)
+  values (v_tenant.id, p_source, p_backup_tenant, p_replace,
+          pg_current_xact_id()::text::bigint % 4294967296, p_os_user)
+  returning * into v_restore;
+
+  for v_table in
+    select o.* from ferry.protected_tables_in_order() o
+    where exists (select from jsonb_array_elements(p_tables) t
+                  where t->>'schema' = o.schema_name and t->>'table' = o.table_name)
+    order by o.ordinal desc
+  loop
+    v_rows := ferry.tenant_row_count(v_tenant, v_table.schema_name, v_table.table_name);
+    if v_rows > 0 then
+      v_has_rows := v_has_rows || format('%I.%I (%s rows)', v_table.schema_name, v_table.table_name, v_rows);
+      if p_replace then
+        -- The rows go, as the tenant, into a table the loader then moves into ferry.restore_undo.
+        v_undo := format('%I.%I', v_tenant.schema_name, 'restore_undo_' || v_restore.id);
+        execute format('create unlogged table %s (before jsonb not null)', v_undo);
+        execute format('grant insert on %s to %I', v_undo, v_tenant.role_name);
+        perform ferry.as_tenant_exec(v_tenant, format(
+          'with gone as (delete from %I.%I as t where t.%I = %L::%s returning to_jsonb(t) as before) '
+          'insert into %s (before) select before from gone',
+          v_table.schema_name, v_table.table_name, v_table.tenant_column, v_tenant.tenant_key,
+          v_table.tenant_type, v_undo));
+        execute format('insert into ferry.restore_undo (restore_id, target_schema, target_table, before)
+                        select $1, $2, $3, before from %s', v_undo)
+        using v_restore.id, v_table.schema_name, v_table.table_name;
+        execute format('drop table %s', v_undo);
+      end if;
+    end if;
+  end loop;
+  if cardinality(v_has_rows) > 0 and not p_replace then
+    raise exception 'tenant % has rows already: %', p_tenant, array_to_string(v_has_rows, ', ')
+      using errcode = '55000', hint = 'replace them with --replace, or restore under another tenant with --as NAME';
+  end if;
+  return v_restore;
 end
 $function$;
 
@@ -1019,6 +1201,37 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.finish_restore(p_restore bigint, p_tables jsonb, p_catalog jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_restore ferry.restores;
+  v_tenant  ferry.tenants;
+  v_catalog jsonb;
+  v_tables  jsonb;
+begin
+  select * into strict v_restore from ferry.restores where id = p_restore for update;
+  select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
+  v_catalog := ferry.restore_catalog(v_tenant.slug, p_catalog);
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'table', format('%I.%I', t->>'schema', t->>'table'),
+           'rows', (t->>'rows')::bigint,
+           'replaced', (select count(*) from ferry.restore_undo u
+                        where u.restore_id = p_restore and u.target_schema = t->>'schema' and u.target_table = t->>'table'))
+           order by n), '[]')
+  into v_tables
+  from jsonb_array_elements(p_tables) with ordinality as x (t, n);
+  update ferry.restores set status = 'restored', tables = v_tables where id = p_restore;
+  insert into ferry.audit (os_user, command, tenant, outcome, details)
+  values (v_restore.os_user, 'tenant restore', v_tenant.slug, 'restored',
+          jsonb_build_object('restore', p_restore, 'source', v_restore.source, 'backup_tenant', v_restore.backup_tenant,
+                             'replace', v_restore.replaced, 'tables', v_tables, 'catalog', v_catalog));
+  return jsonb_build_object('restore', p_restore, 'tables', v_tables, 'catalog', v_catalog);
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.finish_sync(p_load bigint)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -1316,6 +1529,20 @@ CREATE OR REPLACE FUNCTION ferry.lock_target(p_load bigint)
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ select ferry.lock_row('target', ferry.target_lock_subject(p_load)) $function$;
+
+CREATE OR REPLACE FUNCTION ferry.lock_tenant_targets(p_tenant text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_table record;
+begin
+  for v_table in select * from ferry.protected_tables_in_order() order by ordinal loop
+    perform ferry.lock_row('target', format('%s:%s.%s', p_tenant, v_table.schema_name, v_table.table_name));
+  end loop;
+end
+$function$;
 
 CREATE OR REPLACE FUNCTION ferry.make_lock_row(p_purpose text, p_subject text)
  RETURNS void
@@ -1855,6 +2082,25 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.prepare_restore_table(p_restore bigint, p_position integer, p_schema name, p_table name, p_columns text[])
+ RETURNS text
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant ferry.tenants := ferry.restore_tenant(p_restore);
+  v_stage  text := ferry.restore_stage(v_tenant, p_restore, p_position);
+begin
+  execute format('create unlogged table %s (%s)', v_stage,
+                 (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by c.n)
+                  from unnest(p_columns) with ordinality as c (name, n)
+                  join pg_attribute a on a.attrelid = format('%I.%I', p_schema, p_table)::regclass
+                                     and a.attname = c.name and a.attnum > 0 and not a.attisdropped));
+  execute format('grant select on %s to %I', v_stage, v_tenant.role_name);
+  return v_stage;
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.prepare_staging(p_load bigint, p_columns text[])
  RETURNS text
  LANGUAGE plpgsql
@@ -2204,6 +2450,38 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.protected_tables_in_order()
+ RETURNS TABLE(ordinal integer, schema_name name, table_name name, tenant_column name, tenant_type text)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with recursive pt as (
+    select p.*, c.oid as relid
+    from ferry.protected_tables p
+    join pg_namespace n on n.nspname = p.schema_name
+    join pg_class c on c.relnamespace = n.oid and c.relname = p.table_name
+  ),
+  refs as (
+    select distinct k.conrelid as child, k.confrelid as parent
+    from pg_constraint k
+    where k.contype = 'f' and k.conrelid <> k.confrelid
+      and k.conrelid in (select relid from pt) and k.confrelid in (select relid from pt)
+  ),
+  depth (relid, d, path) as (
+    select relid, 0, array[relid] from pt
+    union all
+    select r.child, depth.d + 1, depth.path || r.child
+    from depth join refs r on r.parent = depth.relid
+    where r.child <> all (depth.path)
+  )
+  select (row_number() over (order by max(depth.d), pt.schema_name, pt.table_name))::integer,
+         pt.schema_name, pt.table_name, pt.tenant_column, pt.tenant_type
+  from pt join depth on depth.relid = pt.relid
+  group by pt.relid, pt.schema_name, pt.table_name, pt.tenant_column, pt.tenant_type
+  order by 1
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.prune_undo(p_before timestamp with time zone, p_os_user text)
  RETURNS TABLE(loads bigint, undo_rows bigint)
  LANGUAGE plpgsql
@@ -2224,6 +2502,103 @@ begin
   values (p_os_user, 'prune', 'pruned',
           jsonb_build_object('before', p_before, 'loads', cardinality(v_loads), 'undo_rows', v_rows));
   return query select cardinality(v_loads)::bigint, v_rows;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.purge_plan(p_tenant text)
+ RETURNS TABLE(kind text, object text, detail text)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant ferry.tenants := ferry.tenant(p_tenant);
+  v_table  record;
+begin
+  for v_table in select * from ferry.protected_tables_in_order() order by ordinal desc loop
+    return query select 'rows', format('%I.%I', v_table.schema_name, v_table.table_name),
+                        format('%s rows', ferry.tenant_row_count(v_tenant, v_table.schema_name, v_table.table_name));
+  end loop;
+  return query
+    select 'policies', format('%I.%I', p.schema_name, p.table_name),
+           format('pgferry_tenant_%s, pgferry_only_%s', v_tenant.slug, v_tenant.slug)
+    from ferry.protected_tables p order by 2;
+  return query
+    select 'schema', v_tenant.schema_name::text,
+           format('%s tables, %s functions',
+                  (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                   where n.nspname = v_tenant.schema_name and c.relkind in ('r', 'p')),
+                  (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                   where n.nspname = v_tenant.schema_name));
+  return query select 'role', v_tenant.role_name::text, 'dropped, with its privileges';
+  return query
+    select 'catalog', x.what, x.n::text || ' rows'
+    from (values
+      ('ferry.tenants', 1::bigint),
+      ('ferry.loads', (select count(*) from ferry.loads where tenant_id = v_tenant.id)),
+      ('ferry.undo', (select count(*) from ferry.undo u join ferry.loads l on l.id = u.load_id where l.tenant_id = v_tenant.id)),
+      ('ferry.syncs', (select count(*) from ferry.syncs where tenant_id = v_tenant.id)),
+      ('ferry.restores', (select count(*) from ferry.restores where tenant_id = v_tenant.id)),
+      ('ferry.audit', (select count(*) from ferry.audit where tenant = v_tenant.slug))) as x (what, n);
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.purge_tenant(p_tenant text, p_os_user text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant  ferry.tenants := ferry.tenant(p_tenant);
+  v_table   record;
+  v_tables  jsonb := '[]';
+  v_running bigint;
+  v_catalog jsonb;
+  v_result  jsonb;
+begin
+  perform ferry.lock_row('tenant', v_tenant.slug);
+  perform ferry.lock_tenant_targets(v_tenant.slug);
+  select l.id into v_running
+  from ferry.loads l
+  where l.tenant_id = v_tenant.id and l.status in ('registered', 'staging', 'transforming', 'promoting')
+    and ferry.load_is_claimed(l.id)
+  limit 1;
+  if v_running is not null then
+    raise exception 'load % of tenant % is running', v_running, v_tenant.slug
+      using errcode = '55006', hint = format('wait for it, or: pgferry cancel %s', v_running);
+  end if;
+
+  for v_table in select * from ferry.protected_tables_in_order() order by ordinal desc loop
+    v_tables := v_tables || jsonb_build_object(
+      'table', format('%I.%I', v_table.schema_name, v_table.table_name),
+      'rows', ferry.as_tenant_exec(v_tenant, format('delete from %I.%I where %I = %L::%s',
+                v_table.schema_name, v_table.table_name, v_table.tenant_column, v_tenant.tenant_key, v_table.tenant_type)));
+    execute format('drop policy if exists %I on %I.%I', 'pgferry_tenant_' || v_tenant.slug, v_table.schema_name, v_table.table_name);
+    execute format('drop policy if exists %I on %I.%I', 'pgferry_only_' || v_tenant.slug, v_table.schema_name, v_table.table_name);
+  end loop;
+
+  v_catalog := jsonb_build_object(
+    'loads', (select count(*) from ferry.loads where tenant_id = v_tenant.id),
+    'syncs', (select count(*) from ferry.syncs where tenant_id = v_tenant.id),
+    'restores', (select count(*) from ferry.restores where tenant_id = v_tenant.id),
+    'audit', (select count(*) from ferry.audit where tenant = v_tenant.slug));
+  delete from ferry.undo where load_id in (select id from ferry.loads where tenant_id = v_tenant.id);
+  delete from ferry.syncs where tenant_id = v_tenant.id;
+  delete from ferry.restores where tenant_id = v_tenant.id;
+  delete from ferry.loads where tenant_id = v_tenant.id;
+  delete from ferry.audit where tenant = v_tenant.slug;
+  delete from ferry.tenants where id = v_tenant.id;
+
+  execute format('drop schema if exists %I cascade', v_tenant.schema_name);
+  -- Its large objects, functions anywhere, and the privileges granted to it (tables,
+  -- sequences, schemas): a role with any of them cannot be dropped.
+  execute format('drop owned by %I', v_tenant.role_name);
+  execute format('drop role %I', v_tenant.role_name);
+
+  v_result := jsonb_build_object('tables', v_tables, 'schema', v_tenant.schema_name, 'role', v_tenant.role_name,
+                                 'catalog', v_catalog);
+  insert into ferry.audit (os_user, command, tenant, outcome, details)
+  values (p_os_user, 'tenant purge', v_tenant.slug, 'purged', v_result);
+  return v_result;
 end
 $function$;
 
@@ -2405,6 +2780,150 @@ begin
   values (p_os_user, 'cancel', (ferry.load_tenant(p_load)).slug, p_load, v_done);
   return v_done;
 end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.restore_catalog(p_tenant text, p_catalog jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant   ferry.tenants := ferry.tenant(p_tenant);
+  v_m        jsonb;
+  v_s        jsonb;
+  v_mappings integer := 0;
+  v_syncs    integer := 0;
+  v_skipped  text[] := '{}';
+  v_target   regclass;
+begin
+  for v_m in select * from jsonb_array_elements(coalesce(p_catalog->'mappings', '[]')) loop
+    v_target := to_regclass(v_m->>'target');
+    if v_target is null or not exists (
+         select from ferry.protected_tables pt join pg_namespace n on n.nspname = pt.schema_name
+         join pg_class c on c.relnamespace = n.oid and c.relname = pt.table_name where c.oid = v_target) then
+      v_skipped := v_skipped || format('mapping %s version %s (its target %s is not protected here)',
+                                       v_m->>'name', v_m->>'version', v_m->>'target');
+      continue;
+    end if;
+    perform ferry.register_mapping(
+      v_m->>'name', v_m->>'source', v_m->>'sha256', v_m->>'source_path', v_m->>'target',
+      array(select jsonb_array_elements_text(v_m->'key_columns')), v_m->>'on_conflict', v_m->>'duplicates',
+      v_m->'checks', v_m->>'select_sql', (v_m->>'select_line')::integer);
+    v_mappings := v_mappings + 1;
+  end loop;
+  for v_s in select * from jsonb_array_elements(coalesce(p_catalog->'syncs', '[]')) loop
+    if exists (select from ferry.syncs where name = v_s->>'name') then
+      v_skipped := v_skipped || format('sync %s (a sync of that name exists here)', v_s->>'name');
+      continue;
+    end if;
+    insert into ferry.syncs (name, tenant_id, mapping, mode, schedule, config, paused_at)
+    values (v_s->>'name', v_tenant.id, v_s->>'mapping', v_s->>'mode', v_s->>'schedule', v_s->'config',
+            (v_s->>'paused_at')::timestamptz);
+    if v_s->'state' is not null and jsonb_typeof(v_s->'state') = 'object' then
+      insert into ferry.sync_state (sync_name, cursor, cursor_type, last_started_at, last_finished_at, last_outcome,
+                                    last_error, last_full_at)
+      select v_s->>'name', r.cursor, r.cursor_type, r.last_started_at, r.last_finished_at, r.last_outcome,
+             r.last_error, r.last_full_at
+      from jsonb_populate_record(null::ferry.sync_state, v_s->'state') r;
+    end if;
+    v_syncs := v_syncs + 1;
+  end loop;
+  return jsonb_build_object('mappings', v_mappings, 'syncs', v_syncs, 'skipped', to_jsonb(v_skipped));
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.restore_differences(p_tables jsonb)
+ RETURNS SETOF text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_table jsonb;
+  v_rel   regclass;
+  v_pt    ferry.protected_tables;
+  v_name  text;
+  v_col   jsonb;
+  v_att   record;
+begin
+  for v_table in select * from jsonb_array_elements(p_tables) loop
+    v_name := format('%I.%I', v_table->>'schema', v_table->>'table');
+    v_rel := to_regclass(v_name);
+    if v_rel is null then
+      return next format('%s: no such table', v_name);
+      continue;
+    end if;
+    select * into v_pt from ferry.protected_tables
+    where schema_name = v_table->>'schema' and table_name = v_table->>'table';
+    if not found then
+      return next format('%s: not protected (pgferry tenant protect %s)', v_name, v_name);
+      continue;
+    end if;
+    for v_col in select * from jsonb_array_elements(v_table->'columns') loop
+      select a.attname, format_type(a.atttypid, a.atttypmod) as type_name, a.attgenerated into v_att
+      from pg_attribute a
+      where a.attrelid = v_rel and a.attname = v_col->>'name' and a.attnum > 0 and not a.attisdropped;
+      if not found then
+        return next format('%s: no column %I (%s in the backup)', v_name, v_col->>'name', v_col->>'type');
+      elsif v_att.attname = v_pt.tenant_column then
+        return next format('%s: column %I is the tenant column here, a column of the rows in the backup', v_name, v_att.attname);
+      elsif v_att.type_name <> v_col->>'type' then
+        return next format('%s: column %I is %s here, %s in the backup', v_name, v_att.attname, v_att.type_name, v_col->>'type');
+      elsif v_att.attgenerated <> '' then
+        return next format('%s: column %I is generated here', v_name, v_att.attname);
+      end if;
+    end loop;
+    return query
+      select format('%s: column %I (%s) is not null without a default, and not in the backup',
+                    v_name, a.attname, format_type(a.atttypid, a.atttypmod))
+      from pg_attribute a
+      where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and a.attnotnull
+        and not a.atthasdef and a.attidentity = '' and a.attgenerated = ''
+        and a.attname <> v_pt.tenant_column
+        and not exists (select from jsonb_array_elements(v_table->'columns') c where c->>'name' = a.attname)
+      order by a.attnum;
+  end loop;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.restore_stage(p_tenant ferry.tenants, p_restore bigint, p_position integer)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select format('%I.%I', p_tenant.schema_name, format('restore_%s_%s', p_restore, p_position))
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.restore_table(p_restore bigint, p_position integer, p_schema name, p_table name, p_columns text[])
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant ferry.tenants := ferry.restore_tenant(p_restore);
+  v_stage  text := ferry.restore_stage(v_tenant, p_restore, p_position);
+  v_pt     ferry.protected_tables;
+  v_cols   text := (select string_agg(quote_ident(c), ', ') from unnest(p_columns) c);
+  v_rows   bigint;
+begin
+  select * into strict v_pt from ferry.protected_tables where schema_name = p_schema and table_name = p_table;
+  v_rows := ferry.as_tenant_exec(v_tenant, format(
+    'insert into %I.%I (%I, %s) overriding system value select %L::%s, %s from %s',
+    p_schema, p_table, v_pt.tenant_column, v_cols, v_tenant.tenant_key, v_pt.tenant_type, v_cols, v_stage));
+  perform ferry.advance_sequences(p_schema, p_table, v_stage);
+  execute format('drop table %s', v_stage);
+  return v_rows;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.restore_tenant(p_restore bigint)
+ RETURNS ferry.tenants
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select t.* from ferry.tenants t join ferry.restores r on r.tenant_id = t.id where r.id = p_restore
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.restrict_to_loader(p_function text, p_tenant ferry.tenants)
@@ -2708,6 +3227,95 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.rollback_restore(p_restore bigint, p_force boolean, p_os_user text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_restore   ferry.restores;
+  v_tenant    ferry.tenants;
+  v_table     record;
+  v_written   bigint;
+  v_found     bigint;
+  v_conflicts jsonb := '[]';
+  v_deleted   bigint := 0;
+  v_restored  bigint := 0;
+  v_before    text;
+  v_cols      text;
+  v_values    text;
+begin
+  select * into v_restore from ferry.restores where id = p_restore for update;
+  if not found then
+    raise exception 'no restore %', p_restore using errcode = '42704', hint = 'pgferry audit lists restores';
+  end if;
+  if v_restore.status = 'rolled_back' then
+    return jsonb_build_object('outcome', 'already_rolled_back', 'deleted', 0, 'restored', 0, 'conflicts', '[]'::jsonb);
+  end if;
+  select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
+  perform ferry.lock_row('tenant', v_tenant.slug);
+  perform ferry.lock_tenant_targets(v_tenant.slug);
+
+  for v_table in
+    select o.*, coalesce((t->>'rows')::bigint, 0) as written
+    from ferry.protected_tables_in_order() o
+    join jsonb_array_elements(v_restore.tables) t on t->>'table' = format('%I.%I', o.schema_name, o.table_name)
+    order by o.ordinal desc
+  loop
+    v_found := ferry.as_tenant_exec(v_tenant, format('perform from %I.%I as t where t.%I = %L::%s and t.xmin::text::bigint = %s',
+      v_table.schema_name, v_table.table_name, v_table.tenant_column, v_tenant.tenant_key, v_table.tenant_type, v_restore.xid));
+    if v_found <> v_table.written then
+      v_conflicts := v_conflicts || jsonb_build_object('table', format('%I.%I', v_table.schema_name, v_table.table_name),
+        'restored', v_table.written, 'unchanged', v_found);
+    end if;
+  end loop;
+  if jsonb_array_length(v_conflicts) > 0 and not p_force then
+    insert into ferry.audit (os_user, command, tenant, outcome, details)
+    values (p_os_user, 'tenant rollback-restore', v_tenant.slug, 'refused',
+            jsonb_build_object('restore', p_restore, 'conflicts', v_conflicts));
+    return jsonb_build_object('outcome', 'conflicts', 'deleted', 0, 'restored', 0, 'conflicts', v_conflicts);
+  end if;
+
+  for v_table in
+    select o.* from ferry.protected_tables_in_order() o
+    join jsonb_array_elements(v_restore.tables) t on t->>'table' = format('%I.%I', o.schema_name, o.table_name)
+    order by o.ordinal desc
+  loop
+    v_deleted := v_deleted + ferry.as_tenant_exec(v_tenant, format(
+      'delete from %I.%I as t where t.%I = %L::%s and t.xmin::text::bigint = %s',
+      v_table.schema_name, v_table.table_name, v_table.tenant_column, v_tenant.tenant_key, v_table.tenant_type,
+      v_restore.xid));
+  end loop;
+  for v_table in select * from ferry.protected_tables_in_order() order by ordinal loop
+    continue when not exists (select from ferry.restore_undo u where u.restore_id = p_restore
+                              and u.target_schema = v_table.schema_name and u.target_table = v_table.table_name);
+    v_before := format('%I.%I', v_tenant.schema_name, 'restore_before_' || p_restore);
+    execute format('create unlogged table %s as select before from ferry.restore_undo
+                    where restore_id = $1 and target_schema = $2 and target_table = $3', v_before)
+    using p_restore, v_table.schema_name, v_table.table_name;
+    execute format('grant select on %s to %I', v_before, v_tenant.role_name);
+    select string_agg(quote_ident(a.attname), ', ' order by a.attnum),
+           string_agg(format('(x.r).%I', a.attname), ', ' order by a.attnum)
+    into v_cols, v_values
+    from pg_attribute a
+    where a.attrelid = format('%I.%I', v_table.schema_name, v_table.table_name)::regclass
+      and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
+    v_restored := v_restored + ferry.as_tenant_exec(v_tenant, format(
+      'insert into %1$I.%2$I (%3$s) overriding system value select %5$s '
+      'from (select jsonb_populate_record(null::%1$I.%2$I, b.before) as r from %4$s as b) as x',
+      v_table.schema_name, v_table.table_name, v_cols, v_before, v_values));
+    execute format('drop table %s', v_before);
+  end loop;
+
+  update ferry.restores set status = 'rolled_back', rolled_back_at = now() where id = p_restore;
+  insert into ferry.audit (os_user, command, tenant, outcome, details)
+  values (p_os_user, 'tenant rollback-restore', v_tenant.slug, 'rolled_back',
+          jsonb_build_object('restore', p_restore, 'deleted', v_deleted, 'restored', v_restored,
+                             'forced', p_force, 'conflicts', v_conflicts));
+  return jsonb_build_object('outcome', 'rolled_back', 'deleted', v_deleted, 'restored', v_restored, 'conflicts', v_conflicts);
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.row_type_of(p_table regclass)
  RETURNS text
  LANGUAGE sql
@@ -2831,6 +3439,38 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.tenant_catalog(p_tenant text)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with t as (select * from ferry.tenant(p_tenant))
+  select jsonb_build_object(
+    'tenant', (select jsonb_build_object('slug', t.slug, 'key', t.tenant_key) from t),
+    'mappings', coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'name', m.name, 'version', m.version, 'sha256', m.sha256, 'source', m.source,
+               'source_path', m.source_path, 'target', format('%I.%I', m.target_schema, m.target_table),
+               'key_columns', m.key_columns, 'on_conflict', m.on_conflict, 'duplicates', m.duplicates,
+               'checks', m.checks, 'select_sql', m.select_sql, 'select_line', m.select_line)
+             order by m.name, m.version)
+      from ferry.mappings m
+      where m.id in (select l.mapping_id from ferry.loads l, t where l.tenant_id = t.id)
+         or (m.name, m.version) in (select s.mapping, max(m2.version) from ferry.syncs s
+                                    join ferry.mappings m2 on m2.name = s.mapping, t
+                                    where s.tenant_id = t.id group by s.mapping)), '[]'),
+    'syncs', coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'name', s.name, 'mapping', s.mapping, 'mode', s.mode, 'schedule', s.schedule,
+               'config', s.config, 'paused_at', s.paused_at,
+               'state', to_jsonb(st) - 'sync_name' - 'last_load_id')
+             order by s.name)
+      from ferry.syncs s
+      left join ferry.sync_state st on st.sync_name = s.name, t
+      where s.tenant_id = t.id), '[]'))
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.tenant_function(p_load bigint, p_name text, p_args text)
  RETURNS regprocedure
  LANGUAGE plpgsql
@@ -2868,6 +3508,18 @@ CREATE OR REPLACE FUNCTION ferry.tenant_role_name(p_slug text)
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
   select ('pgf_' || instance_id || '_' || p_slug)::name from ferry.settings
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.tenant_row_count(p_tenant ferry.tenants, p_schema name, p_table name)
+ RETURNS bigint
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  select ferry.as_tenant_exec(p_tenant, format('perform from %I.%I where %I = %L::%s',
+                                              pt.schema_name, pt.table_name, pt.tenant_column,
+                                              p_tenant.tenant_key, pt.tenant_type))
+  from ferry.protected_tables pt
+  where pt.schema_name = p_schema and pt.table_name = p_table
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.transform(p_load bigint)

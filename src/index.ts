@@ -57,5 +57,22 @@ export { type FileInspection, inspectFile } from './sources/inspect-file.js';
 export { listSyncs, type SyncListing } from './syncs/list-syncs.js';
 export { type PauseOptions, pauseSync, unpauseSync } from './syncs/pause-sync.js';
 export { runSync, type SyncOptions, type SyncResult } from './syncs/run-sync.js';
+export type { BackupHeader, BackupTable, BackupTableSum, BackupTrailer } from './tenant-backup/backup-manifest.js';
+export { type BackupOptions, type BackupResult, backupTenant } from './tenant-backup/backup-tenant.js';
+export {
+  backupTenantToFolder,
+  type FolderBackupOptions,
+  type FolderBackupResult,
+} from './tenant-backup/backup-to-folder.js';
+export { copyTenant, type CopyTenantOptions, type CopyTenantResult } from './tenant-backup/copy-tenant.js';
+export { planPurge, type PurgeItem, type PurgeResult, purgeTenant } from './tenant-backup/purge-tenant.js';
+export {
+  type RestoredTable,
+  type RestoreOptions,
+  type RestoreResult,
+  restoreTenant,
+} from './tenant-backup/restore-tenant.js';
+export { type RestoreConflict, rollbackRestore, type RollbackRestoreResult } from './tenant-backup/rollback-restore.js';
+export { verifyBackup, type VerifyResult } from './tenant-backup/verify-backup.js';
 export { addTenant, listTenants, type ProtectOptions, protectTable, type Tenant } from './tenants.js';
 export { planUninstall, uninstall, type UninstallItem, type UninstallPlan, type UninstallResult } from './uninstall.js';

@@ -2,7 +2,7 @@
 // worker, on the real test server — a diamond of dependencies, a failure skipping its
 // dependents, a dry run, a sync step from a source database, the plan file's validation,
 // and the CLI.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { PgferryError } from '../src/errors.js';
 import { type RunningWorker, startWorker } from '../src/jobs/worker.js';
 import { readPlan } from '../src/plans/plan-file.js';
 import { followPlan, type PlanRunState, planStatus, startPlan, workerIsRunning } from '../src/plans/plan-run.js';
+import { verifyBackup } from '../src/tenant-backup/verify-backup.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -234,6 +235,29 @@ steps:
     expect(stepOf(strict, 'repeats').error).toMatch(/duplicate/);
     const lenient = await runPlan('repeats.yaml', text(2));
     expect(stepOf(lenient, 'repeats').status).toBe('succeeded');
+  });
+
+  it('a backup step backs the tenant up before the load that waits for it, keeping the last N', async () => {
+    const text = `steps:
+  safety: { backup: acme, to: backups, keep: 1 }
+  more: { load: other.csv, tenant: acme, mapping: products, after: [safety] }
+`;
+    const before = await countOf('acme');
+    const run = await runPlan('with-backup.yaml', text);
+    expect(run.status, JSON.stringify(run.steps, null, 1)).toBe('succeeded');
+    expect(stepOf(run, 'safety')).toMatchObject({ kind: 'backup', status: 'succeeded' });
+    const backups = path.join(dir, 'backups');
+    const [first] = readdirSync(backups);
+    expect((await verifyBackup(path.join(backups, first))).rows).toBe(before);
+    await db.pool.query(`delete from app.products where tenant_id = 'acme' and sku like 'O%'`);
+    expect((await runPlan('with-backup.yaml', text)).status).toBe('succeeded');
+    expect(readdirSync(backups)).toHaveLength(1);
+    expect(readdirSync(backups)[0]).not.toBe(first);
+
+    const noFolder = await readPlan(planFile('bad-backup.yaml', 'steps:\n  b: { backup: acme }\n')).catch((e) => e);
+    expect(noFolder).toMatchObject({ message: 'step b: to: is required', location: { line: 2 } });
+    const keepNone = planFile('bad-keep.yaml', 'steps:\n  b: { backup: acme, to: x, keep: 0 }\n');
+    await expect(readPlan(keepNone)).rejects.toThrow(/step b: keep: a whole number of backups, at least 1/);
   });
 
   it('knows whether a worker runs on the database', async () => {

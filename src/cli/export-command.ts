@@ -6,6 +6,7 @@ import { PgferryError } from '../errors.js';
 import { EXPORT_FORMATS, formatFromPath } from '../export/export-format.js';
 import { splitColumnList } from '../export/export-query.js';
 import { type ExportResult, exportRows } from '../export/export-rows.js';
+import { rowCounter } from '../report/row-counter.js';
 import { formatNumber } from '../report/text-table.js';
 import { type GlobalOptions, stdio, withDatabase } from './context.js';
 
@@ -69,7 +70,7 @@ Examples:
           hint: 'write it to a file with -o FILE, or pipe it',
         });
       }
-      const progress = toFile && process.stderr.isTTY ? rowCounter() : undefined;
+      const progress = toFile && process.stderr.isTTY ? rowCounter('exporting') : undefined;
       let result: ExportResult;
       try {
         result = await withDatabase(global(), (db) =>
@@ -105,19 +106,3 @@ Examples:
 }
 
 /** `exporting  12,345 rows` on stderr, redrawn at most every 100 ms. */
-function rowCounter() {
-  let last = 0;
-  let drawn = false;
-  return {
-    update: (rows: number) => {
-      const now = Date.now();
-      if (now - last < 100) return;
-      last = now;
-      drawn = true;
-      process.stderr.write(`\rexporting  ${formatNumber(rows)} rows\x1b[K`);
-    },
-    done: () => {
-      if (drawn) process.stderr.write('\r\x1b[K');
-    },
-  };
-}

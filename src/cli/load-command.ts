@@ -8,8 +8,10 @@ import { validate } from '../load/validate.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { rejectTable } from '../report/reject-table.js';
+import { formatNumber } from '../report/text-table.js';
 import { writeRejectListCsv } from '../report/write-reject-list-csv.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
+import { backupTenantToFolder } from '../tenant-backup/backup-to-folder.js';
 import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
 import { onCtrlC } from './ctrl-c.js';
 import { showLoadEvents } from './load-events.js';
@@ -57,6 +59,8 @@ export function loadCommand(global: () => GlobalOptions): Command {
       wholeNumber('--jobs'),
     )
     .option('--queue', 'register the load and return its id at once: a worker (pgferry worker) runs it')
+    .option('--backup-to <dir>', 'back the tenant up into this folder first (pgferry tenant backup), then load')
+    .option('--keep <n>', 'with --backup-to: keep the last N backups of the tenant there', wholeNumber('--keep'))
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -225,6 +229,9 @@ interface FileCommandOptions {
   from?: string;
   query?: string;
   json?: boolean;
+  /** load only: back the tenant up into this folder first. */
+  backupTo?: string;
+  keep?: number;
 }
 
 /** The sheets to load, one load each: those named (a number is a position), or every one. */
@@ -255,11 +262,19 @@ async function runLoadCommand(
     throw new InvalidOption('give a file, or a source database with --from (one of them)');
   }
   if (opts.query !== undefined && opts.from === undefined) throw new InvalidOption('--query goes with --from');
+  if (opts.keep !== undefined && opts.backupTo === undefined) throw new InvalidOption('--keep goes with --backup-to');
   const sheets = file === undefined ? [undefined] : await sheetsToLoad(file, opts);
   if (validation?.output && sheets.length > 1)
     throw new InvalidOption('-o writes one file: validate one sheet at a time');
   const results: LoadResult[] = [];
   await withDatabase(global(), async (db) => {
+    if (opts.backupTo !== undefined) {
+      const backup = await backupTenantToFolder(db.pool, { tenant: opts.tenant, dir: opts.backupTo, keep: opts.keep });
+      stdio.err(
+        `backup of ${opts.tenant}: ${backup.file} (${formatNumber(backup.rows)} rows)` +
+          (backup.removed.length ? `; removed ${backup.removed.length} older` : ''),
+      );
+    }
     for (const sheet of sheets) {
       const progress = new ProgressBar();
       const show = showLoadEvents(progress, { json: opts.json || validation !== undefined });

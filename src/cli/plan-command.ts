@@ -24,12 +24,14 @@ export function planCommand(global: () => GlobalOptions): Command {
       `
 A plan file names its steps; each is a load (a file, relative to the plan, with tenant and
 mapping, and optionally format, delimiter, sheet, records, table, max_rejects,
-max_duplicates, force) or a sync of the project file (project: FILE, default pgferry.yaml
-next to the plan), and may wait for others (after: [names]). Mappings are looked up in mappings: DIR (default: mappings next to
-the plan).
+max_duplicates, force), a sync of the project file (project: FILE, default pgferry.yaml next
+to the plan) or a tenant's backup into a folder (backup: TENANT, to: DIR, optionally keep:
+N, the last N kept), and may wait for others (after: [names]). Mappings are looked up in
+mappings: DIR (default: mappings next to the plan).
 
   steps:
-    customers: { load: customers.csv, tenant: acme, mapping: customers }
+    safety:    { backup: acme, to: backups, keep: 7 }
+    customers: { load: customers.csv, tenant: acme, mapping: customers, after: [safety] }
     suppliers: { load: suppliers.csv, tenant: acme, mapping: suppliers, after: [customers] }
     products:  { load: products.csv, tenant: acme, mapping: products, after: [suppliers] }
     inventory: { sync: legacy_inventory, after: [products] }

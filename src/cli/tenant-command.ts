@@ -3,9 +3,12 @@ import { Command } from 'commander';
 import { textTable } from '../report/text-table.js';
 import { addTenant, listTenants, protectTable } from '../tenants.js';
 import { type GlobalOptions, stdio, withDatabase } from './context.js';
+import { addTenantLifeCommands } from './tenant-life-commands.js';
 
 export function tenantCommand(global: () => GlobalOptions): Command {
-  const tenant = new Command('tenant').description('add tenants and protect tables with row-level security');
+  const tenant = new Command('tenant').description(
+    'add tenants, protect tables with row-level security; back up, restore, copy and purge a tenant',
+  );
 
   tenant
     .command('add')
@@ -69,5 +72,6 @@ Examples:
         : '';
       stdio.out(`${row.schema_name}.${row.table_name} is protected: tenant column ${row.tenant_column}${kept}`);
     });
+  addTenantLifeCommands(tenant, global);
   return tenant;
 }

@@ -36,8 +36,16 @@ export interface SyncStepSpec {
   project: string;
 }
 
+/** What a backup step does: the tenant's backup into a folder, as `load --backup-to DIR --keep N`. */
+export interface BackupStepSpec {
+  tenant: string;
+  /** Absolute path of the folder of the tenant's backups. */
+  dir: string;
+  keep?: number;
+}
+
 export type PlanStep = { name: string; after: string[]; line: number } & (
-  { kind: 'load'; spec: LoadStepSpec } | { kind: 'sync'; spec: SyncStepSpec }
+  { kind: 'load'; spec: LoadStepSpec } | { kind: 'sync'; spec: SyncStepSpec } | { kind: 'backup'; spec: BackupStepSpec }
 );
 
 /** A plan file, checked whole: its steps each after its prerequisites. */
@@ -63,6 +71,7 @@ const LOAD_KEYS = [
   'force',
 ];
 const SYNC_KEYS = ['sync'];
+const BACKUP_KEYS = ['backup', 'to', 'keep'];
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
 /**
@@ -184,16 +193,19 @@ function parseStep(
     problem('a step name is letters, digits, _ and -, starting with a letter or _ (at most 63)');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    problem('must be a mapping of keys: load: FILE (with tenant and mapping) or sync: NAME');
+    problem(
+      'must be a mapping of keys: load: FILE (with tenant and mapping), sync: NAME or backup: TENANT (with to: DIR)',
+    );
     return undefined;
   }
   const step = value as Record<string, unknown>;
-  if ('load' in step === 'sync' in step) {
-    problem('give load: FILE or sync: NAME (one of them)');
+  const kinds = (['load', 'sync', 'backup'] as const).filter((k) => k in step);
+  if (kinds.length !== 1) {
+    problem('give load: FILE, sync: NAME or backup: TENANT (one of them)');
     return undefined;
   }
-  const kind = 'load' in step ? 'load' : 'sync';
-  const allowed = [...(kind === 'load' ? LOAD_KEYS : SYNC_KEYS), 'after'];
+  const kind = kinds[0];
+  const allowed = [...{ load: LOAD_KEYS, sync: SYNC_KEYS, backup: BACKUP_KEYS }[kind], 'after'];
   for (const key of Object.keys(step)) {
     if (!allowed.includes(key)) problem(`unknown key "${key}" (known for a ${kind} step: ${allowed.join(', ')})`, key);
   }
@@ -219,6 +231,16 @@ function parseStep(
       line: 1,
       spec: { sync: (text('sync', true) ?? '').trim(), project: context.projectFile },
     };
+  }
+  if (kind === 'backup') {
+    const keep = step.keep;
+    if (keep !== undefined && (!Number.isInteger(keep) || (keep as number) < 1)) {
+      problem('keep: a whole number of backups, at least 1', 'keep');
+    }
+    const to = text('to', true);
+    const spec: BackupStepSpec = { tenant: text('backup', true) ?? '', dir: path.resolve(context.dir, to ?? '.') };
+    if (keep !== undefined) spec.keep = keep as number;
+    return { name, kind, after, line: 1, spec };
   }
   const given = text('load', true);
   const file = given === undefined ? undefined : path.resolve(context.dir, given);

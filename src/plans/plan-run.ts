@@ -13,7 +13,7 @@ export type PlanStepStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'f
 /** One step of a run as `pgferry plan status` shows it. */
 export interface PlanStepState {
   name: string;
-  kind: 'load' | 'sync';
+  kind: 'load' | 'sync' | 'backup';
   status: PlanStepStatus;
   after: string[];
   loadId: number | null;
@@ -59,13 +59,13 @@ export async function startPlan(
   plan: Plan,
   options: { dryRun?: boolean } = {},
 ): Promise<{ runId: number; queued: string[] }> {
-  const tenants = [...new Set(plan.steps.flatMap((s) => (s.kind === 'load' ? [s.spec.tenant] : [])))];
+  const tenants = [...new Set(plan.steps.flatMap((s) => (s.kind === 'sync' ? [] : [s.spec.tenant])))];
   const { rows: found } = await pool.query<{ slug: string }>('select slug from ferry.tenants where slug = any ($1)', [
     tenants,
   ]);
   const slugs = new Set(found.map((r) => r.slug));
   for (const step of plan.steps) {
-    if (step.kind === 'load' && !slugs.has(step.spec.tenant)) {
+    if (step.kind !== 'sync' && !slugs.has(step.spec.tenant)) {
       throw new PgferryError(`step ${step.name}: no tenant ${step.spec.tenant}`, {
         location: { file: plan.path, line: step.line },
         hint: `pgferry tenant add ${step.spec.tenant}`,

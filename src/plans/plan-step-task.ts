@@ -10,12 +10,13 @@ import { resume } from '../load/resume.js';
 import type { LoadResult } from '../load/types.js';
 import { readProject } from '../project/project-file.js';
 import { runSync } from '../syncs/run-sync.js';
-import type { LoadStepSpec, SyncStepSpec } from './plan-file.js';
+import { backupTenantToFolder } from '../tenant-backup/backup-to-folder.js';
+import type { BackupStepSpec, LoadStepSpec, SyncStepSpec } from './plan-file.js';
 import { enqueuePlanStep, type PlanStepPayload } from './plan-run.js';
 
 interface StepRow {
-  kind: 'load' | 'sync';
-  spec: LoadStepSpec | SyncStepSpec;
+  kind: 'load' | 'sync' | 'backup';
+  spec: LoadStepSpec | SyncStepSpec | BackupStepSpec;
   status: string;
   load_id: string | null;
   dry_run: boolean;
@@ -57,15 +58,19 @@ export async function planStepTask(
   const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
   let outcome: StepOutcome;
   try {
-    const result =
-      row.kind === 'load'
-        ? await runLoadStep(pool, runId, step, row, helpers)
-        : await runSyncStep(pool, row.spec as SyncStepSpec, row.dry_run, helpers);
-    outcome = outcomeOf(result);
-    // A passing failure (or this worker stopping): the job is tried again, the load resumes.
-    if (result.resumable && !lastAttempt) {
-      log(`${label}: ${result.error ?? 'interrupted'}; tried again`);
-      throw new Error(result.error ?? 'interrupted');
+    if (row.kind === 'backup') {
+      outcome = await runBackupStep(pool, row.spec as BackupStepSpec, row.dry_run, (line) => log(`${label}: ${line}`));
+    } else {
+      const result =
+        row.kind === 'load'
+          ? await runLoadStep(pool, runId, step, row, helpers)
+          : await runSyncStep(pool, row.spec as SyncStepSpec, row.dry_run, helpers);
+      outcome = outcomeOf(result);
+      // A passing failure (or this worker stopping): the job is tried again, the load resumes.
+      if (result.resumable && !lastAttempt) {
+        log(`${label}: ${result.error ?? 'interrupted'}; tried again`);
+        throw new Error(result.error ?? 'interrupted');
+      }
     }
   } catch (error) {
     if (!(error instanceof PgferryError) && !lastAttempt) throw error;
@@ -201,4 +206,23 @@ async function runSyncStep(
     runner: helpers.job.locked_by ?? undefined,
   });
   return synced.result;
+}
+
+/**
+ * A backup step: the tenant's backup into the step's folder (a new one on every attempt; the
+ * last `keep` kept). A dry run writes none: it changes nothing, and says what it would do.
+ */
+async function runBackupStep(
+  pool: pg.Pool,
+  spec: BackupStepSpec,
+  dryRun: boolean,
+  log: (line: string) => void,
+): Promise<StepOutcome> {
+  if (dryRun) {
+    log(`dry run: would back ${spec.tenant} up into ${spec.dir}`);
+    return { status: 'succeeded' };
+  }
+  const backup = await backupTenantToFolder(pool, { tenant: spec.tenant, dir: spec.dir, keep: spec.keep });
+  log(`backup of ${spec.tenant}: ${backup.file} (${backup.rows} rows)`);
+  return { status: 'succeeded' };
 }
