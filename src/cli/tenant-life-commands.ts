@@ -240,6 +240,31 @@ Examples:
               ),
       );
     });
+
+  tenant
+    .command('remove')
+    .description('remove a tenant that holds no rows: its schema, role and records (purge deletes rows too)')
+    .argument('<tenant>', 'the tenant to remove')
+    .option('--json', 'print as JSON')
+    .addHelpText(
+      'after',
+      `
+For a tenant added by mistake, or emptied already: removes, in one transaction, its policies,
+its staging schema, its role and its loads, syncs and audit lines, leaving one audit line that
+it was purged. A tenant with rows in a protected table is refused and nothing changes: see
+what deleting them would delete with pgferry tenant purge TENANT.
+
+Examples:
+  pgferry tenant remove acme_test`,
+    )
+    .action(async (slug: string, opts) => {
+      const result = await withDatabase(global(), (db) => purgeTenant(db.pool, slug, { onlyWithoutRows: true }));
+      stdio.out(
+        opts.json
+          ? JSON.stringify(result, null, 2)
+          : `tenant ${slug} removed (schema ${result.schema}, role ${result.role} dropped)`,
+      );
+    });
 }
 
 /** The passphrase, when the file is encrypted (asked for only then). */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type pg from 'pg';
 
 import { withTransaction } from '../db/database.js';
-import { asUserError } from '../errors.js';
+import { asUserError, PgferryError } from '../errors.js';
 
 export interface PurgeItem {
   /** `rows`, `policies`, `schema`, `role` or `catalog`. */
@@ -48,18 +48,31 @@ export async function planPurge(pool: pg.Pool, tenant: string): Promise<PurgeIte
  * purgeTenant: deletes a tenant whole, in one transaction: its rows in every protected table
  * (as the tenant, children first), its policies, staging schema and role, and its catalog
  * rows, leaving one audit line that it was purged (when, by whom, rows per table). Other
- * tenants are not touched. Refused while a load of the tenant runs.
+ * tenants are not touched. Refused while a load of the tenant runs. With `onlyWithoutRows`
+ * (`pgferry tenant remove`), a tenant that has rows is refused, and nothing changes.
  *
  * @example
  *   const { tables } = await purgeTenant(pool, 'acme');
  */
-export async function purgeTenant(pool: pg.Pool, tenant: string): Promise<PurgeResult> {
+export async function purgeTenant(
+  pool: pg.Pool,
+  tenant: string,
+  options: { onlyWithoutRows?: boolean } = {},
+): Promise<PurgeResult> {
   try {
     const result = await withTransaction(pool, async (client) => {
       const { rows } = await client.query<{ result: Omit<PurgeResult, 'tenant'> }>(
         'select ferry.purge_tenant($1, $2) as result',
         [tenant, os.userInfo().username],
       );
+      const held = rows[0].result.tables.filter((t) => Number(t.rows) > 0);
+      if (options.onlyWithoutRows && held.length > 0) {
+        // Thrown inside the transaction: the purge it began is rolled back whole.
+        throw new PgferryError(
+          `tenant ${tenant} has rows (${held.map((t) => `${t.table}: ${t.rows}`).join(', ')}): nothing was removed`,
+          { hint: `pgferry tenant purge ${tenant} lists what deleting them too would delete` },
+        );
+      }
       return rows[0].result;
     });
     return {
