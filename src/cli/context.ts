@@ -13,6 +13,9 @@ export interface Output {
   err: (text: string) => void;
 }
 
+/** The terminal's width, when standard output is one: reports fit their text to it. */
+export const terminalWidth = (): number | undefined => (process.stdout.isTTY ? process.stdout.columns : undefined);
+
 export const stdio: Output = {
   out: (text) => process.stdout.write(`${text}\n`),
   err: (text) => process.stderr.write(`${text}\n`),

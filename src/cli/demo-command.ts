@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { demo, DEMO_FILES } from '../demo.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
-import { type GlobalOptions, stdio, withDatabase } from './context.js';
+import { type GlobalOptions, stdio, terminalWidth, withDatabase } from './context.js';
 
 export function demoCommand(global: () => GlobalOptions): Command {
   return new Command('demo')
@@ -41,7 +41,7 @@ and loads examples/supplier-catalog.csv (10,000 rows, a few percent of them dirt
       };
       const csv = shortest(DEMO_FILES.csv);
       const mapping = shortest(DEMO_FILES.mapping);
-      stdio.out(formatLoadResult(result));
+      stdio.out(formatLoadResult(result, { width: terminalWidth() }));
       const home = global().home ? ` --home ${global().home}` : '';
       const next: [string, string][] = [
         [`npx pgferry${home} loads`, 'recent loads'],

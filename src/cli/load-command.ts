@@ -12,7 +12,15 @@ import { formatNumber } from '../report/text-table.js';
 import { writeRejectListCsv } from '../report/write-reject-list-csv.js';
 import { asSourceError } from '../sources/source-syntax-error.js';
 import { backupTenantToFolder } from '../tenant-backup/backup-to-folder.js';
-import { type GlobalOptions, InvalidOption, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
+import {
+  type GlobalOptions,
+  InvalidOption,
+  setExitCode,
+  stdio,
+  terminalWidth,
+  wholeNumber,
+  withDatabase,
+} from './context.js';
 import { onCtrlC } from './ctrl-c.js';
 import { showLoadEvents } from './load-events.js';
 import { loadExitCode } from './load-exit-code.js';
@@ -301,7 +309,7 @@ async function runLoadCommand(
       if (validation) await showValidation(result, opts, validation.output, results.length > 1);
       else if (!opts.json) {
         if (results.length > 1) stdio.out('');
-        stdio.out(formatLoadResult(result));
+        stdio.out(formatLoadResult(result, { width: terminalWidth() }));
       }
       if (loadExitCode(result.status) !== EXIT.ok) setExitCode(loadExitCode(result.status));
     }
@@ -322,7 +330,7 @@ async function showValidation(
   const rejects = result.rejects ?? [];
   if (output) await writeRejectListCsv(rejects, output);
   if (opts.json) return;
-  const text = [formatLoadResult(result, { validation: true })];
+  const text = [formatLoadResult(result, { validation: true, width: terminalWidth() })];
   // Lines superseded by a later one of the same key are listed too, but are no rejects.
   const duplicates = rejects.filter((r) => r.rule === 'duplicate').length;
   const counted = `${plural(rejects.length - duplicates, 'reject')}${duplicates > 0 ? ` and ${plural(duplicates, 'duplicate line')}` : ''}`;

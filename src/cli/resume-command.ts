@@ -6,7 +6,7 @@ import { MAX_JOBS } from '../load/staging-jobs.js';
 import { formatLoadResult } from '../report/load-summary.js';
 import { ProgressBar } from '../report/progress-bar.js';
 import { formatNumber } from '../report/text-table.js';
-import { type GlobalOptions, setExitCode, stdio, wholeNumber, withDatabase } from './context.js';
+import { type GlobalOptions, setExitCode, stdio, terminalWidth, wholeNumber, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 import { loadExitCode } from './load-exit-code.js';
 
@@ -64,7 +64,7 @@ Examples:
             : outcome.from === 'transform'
               ? 'the transform (staging was complete)'
               : 'the start (nothing was staged)';
-        stdio.out(`resumed load ${id} at ${where}\n${formatLoadResult(outcome.result)}`);
+        stdio.out(`resumed load ${id} at ${where}\n${formatLoadResult(outcome.result, { width: terminalWidth() })}`);
       }
       if (outcome.outcome === 'resumed' && loadExitCode(outcome.result.status) !== EXIT.ok) {
         setExitCode(loadExitCode(outcome.result.status));

@@ -9,7 +9,7 @@ import { textTable } from '../report/text-table.js';
 import { listSyncs } from '../syncs/list-syncs.js';
 import { pauseSync, unpauseSync } from '../syncs/pause-sync.js';
 import { runSync } from '../syncs/run-sync.js';
-import { type GlobalOptions, setExitCode, stdio, withDatabase } from './context.js';
+import { type GlobalOptions, setExitCode, stdio, terminalWidth, withDatabase } from './context.js';
 import { showLoadEvents } from './load-events.js';
 import { loadExitCode } from './load-exit-code.js';
 
@@ -63,7 +63,7 @@ Examples:
           stdio.out(
             `sync ${name}: ${synced.full ? 'full pull' : `rows with ${config.cursor} >= ${synced.cursorFrom}`}`,
           );
-          stdio.out(formatLoadResult(synced.result));
+          stdio.out(formatLoadResult(synced.result, { width: terminalWidth() }));
         }
         if (loadExitCode(synced.result.status) !== EXIT.ok) setExitCode(loadExitCode(synced.result.status));
       });

@@ -1,11 +1,14 @@
 import type { LoadResult, SourceSummary } from '../load/types.js';
-import { formatMs, oneLine, printable, textTable } from './text-table.js';
+import { formatMs, formatNumber, oneLine, printable, textTable } from './text-table.js';
 
 /**
  * The summary `pgferry load` prints for people; `validation`: `pgferry validate`'s, whose load
  * is gone (no id).
  */
-export function formatLoadResult(result: LoadResult, { validation = false } = {}): string {
+export function formatLoadResult(
+  result: LoadResult,
+  { validation = false, width }: { validation?: boolean; width?: number } = {},
+): string {
   if (result.status === 'skipped') {
     const by = result.previousLoadRunning ? 'is being loaded' : 'was already loaded';
     return `skipped ${result.file}: this file ${by} for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
@@ -56,14 +59,26 @@ export function formatLoadResult(result: LoadResult, { validation = false } = {}
     `time: stage ${formatMs(t.stage)}, transform ${formatMs(t.transform)}, promote ${formatMs(t.promote)}, verify ${formatMs(t.verify)}, cleanup ${formatMs(t.cleanup)}`,
   );
   if (result.reasons.length > 0) {
-    out.push('');
-    out.push('top reject reasons:');
-    out.push(
-      textTable(
-        ['count', 'rule', 'column', 'example'],
-        result.reasons.map((r) => [r.count, r.rule, r.column ?? '', oneLine(r.example, 70)]),
-      ),
-    );
+    const example = (r: LoadResult['reasons'][number]) => oneLine(r.example, exampleWidth(width));
+    const rejects = result.reasons.filter((r) => r.rule !== 'duplicate');
+    const duplicates = result.reasons.filter((r) => r.rule === 'duplicate');
+    if (rejects.length > 0) {
+      out.push('');
+      out.push('top reject reasons:');
+      out.push(
+        textTable(
+          ['count', 'rule', 'column', 'example'],
+          rejects.map((r) => [r.count, r.rule, r.column ?? '', example(r)]),
+        ),
+      );
+    }
+    // Not rejects: each is a line whose key a later (or earlier) line of the file replaced.
+    for (const d of duplicates) {
+      out.push('');
+      out.push(
+        `duplicate lines, not rejects: ${formatNumber(d.count)} superseded by another line of the same key (${example(d)})`,
+      );
+    }
     if (result.rejects === undefined) {
       out.push('');
       out.push(`the rejected lines, to fix and load again: pgferry rejects ${result.loadId} -o rejects.csv`);
@@ -107,4 +122,12 @@ export function describeSyncOutcome(sync: NonNullable<LoadResult['sync']>): stri
   }
   if (sync.kept) parts.push(sync.kept);
   return parts.join('; ');
+}
+
+/**
+ * How much of a reject's example fits: what a terminal of `width` columns leaves beside the
+ * count, rule and column (at least 70); all of it when the output is not a terminal.
+ */
+function exampleWidth(width: number | undefined): number {
+  return width === undefined ? Number.POSITIVE_INFINITY : Math.max(70, width - 40);
 }

@@ -3,13 +3,13 @@ import type pg from 'pg';
 import { outputSources } from '../mappings/output-sources.js';
 import type { SourceLayout } from '../sources/source-layout.js';
 
-/** Says where in its file a reject's row is: `line 12`, `record 12`, `Products!C12`. */
+/** Says where in its file a reject's row is: `line 12`, `record 12`, `Products!C12` (a row: `Products!A12`). */
 export type RejectLocator = (line: number | null, column: string | null) => string | null;
 
 /**
  * A load's way of naming where a reject is, from how its file was read: a line for CSV and
  * NDJSON, a record for JSON arrays, XML and SQL dumps, a cell for XLSX (the column's letter
- * when the reject names a column that comes from one source column, else the whole row).
+ * when the reject names a column that comes from one source column, else the row's first cell).
  */
 export async function rejectLocator(pool: pg.Pool, loadId: number): Promise<RejectLocator> {
   const { rows } = await pool.query<{
@@ -41,7 +41,8 @@ export async function rejectLocator(pool: pg.Pool, loadId: number): Promise<Reje
     if (line === null) return null;
     const source = column === null ? undefined : letterOf.has(column) ? column : fromOutput.get(column);
     const letter = source === undefined ? undefined : letterOf.get(source);
-    // Without a column: the whole row, `Products!12:12`.
-    return letter ? cellAddress(sheet, letter, line) : `${cellAddress(sheet, '', line)}:${line}`;
+    // Without a column: the row's first cell (`Products!A12`), where a spreadsheet's Go To
+    // lands on the row; `Products!12:12` is exact but reads as a time to most people.
+    return cellAddress(sheet, letter ?? letters[0] ?? 'A', line);
   };
 }
