@@ -78,6 +78,28 @@ describe('load --from postgres://', () => {
     expect(rows[0].source).toBe(shown.toString());
   });
 
+  it("booleans are staged as true/false, as from MySQL, JSON and XLSX (not COPY's t/f)", async () => {
+    const mapping = writeFile(
+      dir,
+      'flags.sql',
+      `-- target: app.products
+-- key: sku
+select s.sku as sku, s.active as name, s.price as price
+from staged s
+`,
+    );
+    await addTenant(db.pool, 'flags');
+    const result = await load(db.pool, { from: source.url, table: 'legacy.items', tenant: 'flags', mapping });
+    expect(result.error).toBeUndefined();
+    const { rows } = await db.pool.query(`select sku, name from app.products where tenant_id = 'flags' order by sku`);
+    expect(rows).toEqual([
+      { sku: 'L1', name: 'true' },
+      { sku: 'L2', name: 'true' },
+      { sku: 'L3', name: 'false' },
+      { sku: 'L4', name: 'true' },
+    ]);
+  });
+
   it('a query from env:NAME; the URL stays in the environment', async () => {
     process.env.PGFERRY_TEST_SOURCE = urlWithPassword();
     try {
@@ -181,6 +203,27 @@ from staged s
       },
       { id: 2, name: 'Zero dates', born: null, seen: null, active: false, photo: null, flags: '0000', note: '' },
       { id: 3, name: null, born: null, seen: null, active: null, photo: '', flags: null, note: null },
+    ]);
+  });
+
+  it('tinyint(1) is staged as true/false, as a PostgreSQL boolean is', async () => {
+    const mapping = writeFile(
+      dir,
+      'legacy-flags.sql',
+      `-- target: app.legacy
+-- key: id
+select s.id as id, s.active as note
+from staged s
+`,
+    );
+    await addTenant(db.pool, 'mysql_flags');
+    const result = await load(db.pool, { from: mysqlUrl!, table, tenant: 'mysql_flags', mapping });
+    expect(result.error).toBeUndefined();
+    const { rows } = await db.pool.query(`select id, note from app.legacy where tenant_id = 'mysql_flags' order by id`);
+    expect(rows).toEqual([
+      { id: 1, note: 'true' },
+      { id: 2, note: 'false' },
+      { id: 3, note: null },
     ]);
   });
 });

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 
 import { describeMysqlQuery, readMysqlRecords } from '../../sources/database/mysql-source.js';
+import { describePostgresColumns } from '../../sources/database/postgres-source.js';
 import {
   endSourceConnection,
   openSourceConnection,
@@ -73,17 +74,35 @@ async function stageFromMysql(
   });
 }
 
+/** PostgreSQL's type OID of boolean. */
+const BOOL_OID = 16;
+
+/**
+ * What the source's COPY selects: every column as it is, but booleans as `true`/`false` (their
+ * text cast), not COPY's `t`/`f`: booleans are staged alike from every source (MySQL, JSON,
+ * XLSX), so one mapping serves them all. Columns with the same name can only be `source.*`.
+ */
+async function sourceColumnList(source: pg.Client, options: StageDatabaseOptions): Promise<string> {
+  const columns = await describePostgresColumns(source, options.query, options.display);
+  const names = columns.map((c) => c.name);
+  if (!columns.some((c) => c.typeId === BOOL_OID) || new Set(names).size !== names.length) return 'source.*';
+  return columns
+    .map((c) => `source.${source.escapeIdentifier(c.name)}${c.typeId === BOOL_OID ? '::text' : ''}`)
+    .join(', ');
+}
+
 async function stageFromPostgres(
   client: pg.ClientBase,
   source: pg.Client,
   options: StageDatabaseOptions,
 ): Promise<StageResult> {
   try {
+    const columns = await sourceColumnList(source, options);
     await client.query('begin');
     const copyIn = client.query(copyFrom(`copy ${options.stagingTable} from stdin with (format csv, null '')`));
     const copyOut = source.query(
       copyTo(
-        `copy (select row_number() over () as _line, source.* from (\n${options.query}\n) as source) to stdout with (format csv)`,
+        `copy (select row_number() over () as _line, ${columns} from (\n${options.query}\n) as source) to stdout with (format csv)`,
       ),
     );
     await pipeline(copyOut, copyIn);

@@ -57,7 +57,9 @@ export async function describeMysqlQuery(
  * - zero dates (`0000-00-00`, `0000-00-00 00:00:00`) as NULL: MySQL's "no date";
  * - binary strings and blobs as `\x…` hex, bytea's input;
  * - `BIT(n)` as its bits (`0101`);
- * - `TINYINT(1)` as the number it holds (`0`, `1`), which a boolean column reads too.
+ * - `TINYINT(1)` (MySQL's BOOLEAN) and `BIT(1)` as `true`/`false` (0 is false, as in MySQL):
+ *   booleans are staged alike from every source (PostgreSQL, JSON, XLSX), so one mapping
+ *   serves them all.
  * `line` is the row's position (1-based).
  */
 export async function* readMysqlRecords(
@@ -90,6 +92,12 @@ const BINARY_TYPES = new Set([
 const DATE_TYPES = new Set([Types.DATE, Types.DATETIME, Types.TIMESTAMP, Types.NEWDATE]);
 
 function valueReader(column: MysqlColumn): (bytes: Buffer) => string | null {
+  if (column.type === Types.TINY && column.length === 1) {
+    return (bytes) => (Number(bytes.toString('latin1')) === 0 ? 'false' : 'true');
+  }
+  if (column.type === Types.BIT && column.length === 1) {
+    return (bytes) => (bytes.every((b) => b === 0) ? 'false' : 'true');
+  }
   if (column.type === Types.BIT) {
     return (bytes) => {
       const bits = [...bytes].map((b) => b.toString(2).padStart(8, '0')).join('');
