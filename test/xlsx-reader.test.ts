@@ -260,6 +260,19 @@ describe('readXlsxRecords: values as text', () => {
     ['after', null],
   ];
 
+  it("reads a shared string holding '' as NULL, as an empty CSV field: blank to whoever looks", async () => {
+    const input = await workbookStream((workbook) => {
+      const sheet = workbook.addWorksheet('Blank');
+      sheet.addRow(['sku', 'name']);
+      sheet.addRow(['A1', '']);
+      sheet.addRow(['A2', 'named']);
+    });
+    expect([...valuesByLine(await read(input)).values()]).toEqual([
+      ['A1', null],
+      ['A2', 'named'],
+    ]);
+  });
+
   it.each(EXCEL_ISMS)('reads a cell holding %s', async (label, value) => {
     const items = await read(fixture('handmade.xlsx'));
     const record = items.find((item) => item.kind === 'record' && (item.values as string[])[0] === label);

@@ -74,7 +74,8 @@ export async function listXlsxSheets(input: () => NodeJS.ReadableStream | string
  * cells with a date format as `YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM:SS[.sss]` when they have a
  * time (no time zone: Excel's dates are naive); elapsed-time formats (`[h]:mm`) are durations
  * and stay numbers; booleans as `true`/`false`; formulas as their cached result (none: null);
- * rich text and hyperlinks as their text; empty cells as null, text cells holding '' as ''.
+ * rich text and hyperlinks as their text; empty cells, and shared or inline strings holding
+ * '', as null; a `str` cell holding '' (a formula's "", an export's empty string) as ''.
  *
  * Merged cells: only the top-left cell holds the value, the others read as null (a streaming
  * read meets the merges only after the rows).
@@ -751,8 +752,11 @@ function resolveCell(
   context: CellContext,
 ): SheetCell | undefined {
   const { col, value } = cell;
-  // A text cell holding '' is a value (an exported empty string, a formula's ""); only an
-  // absent cell is NULL.
+  // A shared or inline string holding '' (what a spreadsheet saves for a cell cleared to '')
+  // looks blank: NULL, as an absent cell is and as an empty CSV field is, so a NOT NULL column
+  // rejects it whatever the file's format. A `str` cell's '' (a formula's "", and how
+  // pgferry's export writes an empty string) is a value, as a quoted "" in CSV is.
+  const blankIsNull = (cell: SheetCell | undefined) => (cell?.text === '' ? undefined : cell);
   const text = (text: string | null, isText: boolean): SheetCell | undefined =>
     text === null || (text === '' && !isText) ? undefined : { col, text, isText };
   const error = (text: string, problem: string): SheetCell => ({ col, text, isText: false, problem });
@@ -764,10 +768,10 @@ function resolveCell(
         const where = cellAddress(context.sheet, columnLetters(col), line);
         throw new SourceSyntaxError(`${where}: the cell refers to shared string ${value}, which the workbook lacks`);
       }
-      return text(string, true);
+      return blankIsNull(text(string, true));
     }
     case 'inlineStr':
-      return text(unescapeText(cell.inline ?? value ?? ''), true);
+      return blankIsNull(text(unescapeText(cell.inline ?? value ?? ''), true));
     case 'str':
       return text(value === null ? null : unescapeText(value), true);
     case 'b':
