@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { ProgressBar } from '../src/report/progress-bar.js';
 
@@ -23,6 +23,33 @@ describe('ProgressBar', () => {
     const { stream, writes } = fakeStream(false);
     const bar = new ProgressBar(stream);
     bar.update('staging', 1, 2, 1);
+    bar.done();
+    expect(writes).toEqual([]);
+  });
+
+  it('a step whose rows are not counted shows what it does and for how long, every second, until done', () => {
+    vi.useFakeTimers();
+    try {
+      const { stream, writes } = fakeStream(true);
+      const bar = new ProgressBar(stream);
+      bar.activity('transforming', 'the mapping, in PostgreSQL');
+      expect(writes).toEqual(['\rtransforming 0 s  the mapping, in PostgreSQL\x1b[K']);
+      vi.advanceTimersByTime(2000);
+      expect(writes.at(-1)).toBe('\rtransforming 2 s  the mapping, in PostgreSQL\x1b[K');
+      bar.done();
+      const drawn = writes.length;
+      vi.advanceTimersByTime(5000);
+      expect(writes).toHaveLength(drawn);
+      expect(writes.at(-1)).toBe('\r\x1b[K');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('shows no activity when the output is piped', () => {
+    const { stream, writes } = fakeStream(false);
+    const bar = new ProgressBar(stream);
+    bar.activity('transforming', 'the mapping');
     bar.done();
     expect(writes).toEqual([]);
   });

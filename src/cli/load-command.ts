@@ -303,8 +303,9 @@ async function runLoadCommand(
         });
       } finally {
         interrupt.stop();
+        // Also when the load throws: its error starts on a clean line.
+        progress.done();
       }
-      progress.done();
       results.push(result);
       if (validation) await showValidation(result, opts, validation.output, results.length > 1);
       else if (!opts.json) {

@@ -1,6 +1,20 @@
-import type { LoadEvent } from '../load/types.js';
+import type { LoadEvent, Step } from '../load/types.js';
 import type { ProgressBar } from '../report/progress-bar.js';
 import { stdio } from './context.js';
+
+/** The steps after staging, whose rows are not counted as they go: what the bar says of each. */
+const STEP_LABELS: Record<Exclude<Step, 'stage'>, string> = {
+  transform: 'transforming',
+  promote: 'promoting',
+  verify: 'verifying',
+  cleanup: 'cleaning up',
+};
+const STEP_DOINGS: Record<Exclude<Step, 'stage'>, string> = {
+  transform: 'the mapping, type checks, keys and duplicates, in PostgreSQL',
+  promote: 'planning what to insert and update, as the tenant',
+  verify: 'checking that the counts reconcile',
+  cleanup: 'dropping the staging and work tables',
+};
 
 /**
  * What `load`, `validate` and `resume` show while a load runs: the progress bar, whom it waits
@@ -20,6 +34,7 @@ export function showLoadEvents(progress: ProgressBar, options: { json?: boolean 
         break;
       case 'step':
         progress.done();
+        if (event.step !== 'stage') progress.activity(STEP_LABELS[event.step], STEP_DOINGS[event.step]);
         break;
       case 'waiting':
         progress.done();

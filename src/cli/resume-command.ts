@@ -47,8 +47,7 @@ Examples:
           batchSize: opts.batchSize,
           onEvent: showLoadEvents(progress, { json: true }),
         }),
-      );
-      progress.done();
+      ).finally(() => progress.done());
       if (opts.json) {
         stdio.out(JSON.stringify(outcome, null, 2));
       } else if (outcome.outcome === 'finished') {

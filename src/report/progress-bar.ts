@@ -6,8 +6,9 @@ import { formatNumber } from './text-table.js';
  */
 export class ProgressBar {
   private lastDraw = 0;
-  private readonly started = Date.now();
+  private started = Date.now();
   private drawn = false;
+  private ticking: NodeJS.Timeout | undefined;
 
   constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
 
@@ -17,6 +18,7 @@ export class ProgressBar {
 
   update(label: string, done: number, total: number, rows: number, unit: 'bytes' | 'rows' = 'bytes'): void {
     if (!this.enabled) return;
+    this.stopTicking();
     const now = Date.now();
     if (now - this.lastDraw < 100 && done < total) return;
     this.lastDraw = now;
@@ -33,10 +35,37 @@ export class ProgressBar {
     this.drawn = true;
   }
 
-  /** Clears the line so the summary starts on a clean one. */
+  /**
+   * A step whose rows cannot be counted as it goes (one SQL statement): what it is doing and
+   * for how long, redrawn every second until the next update or done().
+   */
+  activity(label: string, doing: string): void {
+    if (!this.enabled) return;
+    this.stopTicking();
+    const since = Date.now();
+    const draw = () => {
+      const seconds = Math.floor((Date.now() - since) / 1000);
+      const text = `${label.padEnd(12)} ${seconds} s  ${doing}`;
+      this.stream.write(`\r${text.slice(0, (this.stream.columns ?? 120) - 1)}\x1b[K`);
+      this.drawn = true;
+    };
+    draw();
+    this.ticking = setInterval(draw, 1000);
+    // A bar never keeps the process alive.
+    this.ticking.unref();
+  }
+
+  /** Clears the line so the summary starts on a clean one; a new update() starts its own rate. */
   done(): void {
+    this.stopTicking();
     if (this.drawn) this.stream.write('\r\x1b[K');
     this.drawn = false;
+    this.started = Date.now();
+  }
+
+  private stopTicking(): void {
+    clearInterval(this.ticking);
+    this.ticking = undefined;
   }
 }
 
