@@ -109,9 +109,10 @@ describe('a small load into a large target', () => {
     const { rows: version } = await db.pool.query(`select current_setting('server_version_num')::int as v`);
     const scans = version[0].v >= 170000 ? 1 : changed;
     // The batches' updates found their rows by ctid. A scan of acme's rows (the statistics
-    // take acme for a row or two) or of the whole table would show here.
+    // take acme for a row or two) or of the whole table would show here. One more index scan:
+    // the bulk promotion's look for any row of acme, which stops at the first.
     expect(after.seqScans - before.seqScans).toBe(0);
-    expect(after.indexScans - before.indexScans).toBe(scans);
+    expect(after.indexScans - before.indexScans).toBe(scans + 1);
     expect(after.indexRowsRead - before.indexRowsRead).toBeGreaterThanOrEqual(changed);
     expect(after.indexRowsRead - before.indexRowsRead).toBeLessThan(changed * 1.1);
 
@@ -160,9 +161,10 @@ describe('a small load into a large target', () => {
     expect(result.status).toBe('succeeded');
     expect(result.counts).toMatchObject({ updated: changed / 2, unchanged: changed / 2, inserted: 1 });
 
-    const after = await readsOnceReported('app.parts', (r) => r.indexScans - before.indexScans >= changed + 1);
+    const after = await readsOnceReported('app.parts', (r) => r.indexScans - before.indexScans >= changed + 2);
     expect(after.seqScans - before.seqScans).toBe(0);
-    expect(after.indexScans - before.indexScans).toBe(changed + 1); // one a pulled row
+    // One a pulled row, and the bulk promotion's look for any row of acme.
+    expect(after.indexScans - before.indexScans).toBe(changed + 2);
 
     const { rows } = await db.pool.query(
       `select region, count(*)::int as n from app.parts

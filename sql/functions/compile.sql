@@ -1,10 +1,11 @@
--- Compiling a load: the mapping's SELECT and the target's columns become three functions in
+-- Compiling a load: the mapping's SELECT and the target's columns become four functions in
 -- the tenant's schema, owned by the tenant role, SECURITY DEFINER, so that the mapping's own
 -- SQL and the writes into the target run confined by row-level security:
 --   transform_<load>()        staged text -> mapping -> checks -> typed, de-duplicated work table
 --   plan_<load>()             work table joined to the target: insert, update or unchanged
 --   promote_<load>(lo, hi)    one batch of the plan into the target, returning its undo rows
--- ferry.compile_load() writes them (the transform here, the other two in promotion.sql) and
+--   bulk_<load>(planned)      the rows that cannot conflict, in one INSERT, with their undo rows
+-- ferry.compile_load() writes them (the transform here, the others in promotion.sql) and
 -- keeps their text on the load.
 
 -- The tenant's as_tenant(sql, describe): runs nothing, but opens a cursor on a query as the
@@ -634,7 +635,8 @@ begin
                                      v_columns.suspects, v_columns.validations),
              cardinality(v_columns.probes)),
            f.plan_sql,
-           f.promote_sql]
+           f.promote_sql,
+           ferry.bulk_function_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs)]
   into strict v_sql
   from ferry.promotion_functions_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs) as f;
 
@@ -642,7 +644,8 @@ begin
   -- DEFINER functions they run as the tenant, where PostgreSQL refuses any change of role.
   for v_fn in
     select format('%I.%I(%s)', v_s, f.name || '_' || p_load, f.args) as signature, f.sql
-    from unnest(array['transform', 'plan', 'promote'], array['', '', 'bigint, bigint'], v_sql) as f(name, args, sql)
+    from unnest(array['transform', 'plan', 'promote', 'bulk'], array['', '', 'bigint, bigint', 'boolean'], v_sql)
+      as f(name, args, sql)
   loop
     execute format('drop function if exists %s', v_fn.signature);
     execute v_fn.sql;

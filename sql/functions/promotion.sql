@@ -456,6 +456,93 @@ end
 end
 $$;
 
+-- bulk_<load>(p_planned): the load's inserts in one INSERT … SELECT, as the tenant, where no
+-- row can conflict with the target, instead of a statement a batch:
+--   * p_planned false, before any plan: when the tenant has no row in the target, every work
+--     row is new; otherwise it inserts nothing and returns inserted NULL (the plan decides);
+--   * p_planned true, after the plan: the plan's rows of action insert, whose keys were absent.
+-- It returns the undo log of what it wrote: the keys, an array of at most 10,000 a row as a
+-- batch's, and the writing transaction. A row that fails (a constraint, a trigger error) fails
+-- the whole statement, and one skipped by a trigger makes it raise P0002: the loader then
+-- rolls it back and promotes in batches under savepoints, which isolate the bad rows.
+create or replace function ferry.bulk_function_sql(
+  p_load    bigint,
+  p_tag     text,
+  p_tenant  ferry.tenants,
+  p_map     ferry.mappings,
+  p_pt      ferry.protected_tables,
+  p_outputs text[]
+) returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_target text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_tenant_value text := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
+  v_inserts text[];
+begin
+  -- The INSERT and its undo log, from the work table (1) and from the plan's inserts (2).
+  v_inserts := array(select format($sql$    with written as (
+      insert into %1$s as t (%2$I, %3$s)
+      select %4$s, %5$s
+      from %7$s
+      returning %6$s as key, t.xmin::text::bigint as xid
+    ),
+    parts as (
+      select jsonb_agg(key) as keys, max(xid) as xid, count(*) as n
+      from (select key, xid, (row_number() over () - 1) / 10000 as part from written) as k
+      group by part
+    )
+    select coalesce(sum(n), 0), coalesce(array_agg(keys), '{}'), coalesce(array_agg(xid), '{}')
+    into inserted, undo_key, undo_xid
+    from parts;$sql$,
+    v_target, p_pt.tenant_column,
+    (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),
+    v_tenant_value,
+    (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o),
+    ferry.written_key_sql(p_map.key_columns),
+    f.rows)
+    from unnest(array[ferry.quoted_object(p_tenant.schema_name, 'work', p_load) || ' as w',
+                      ferry.quoted_object(p_tenant.schema_name, 'plan', p_load)
+                      || E' as w\n      where w._action = ''insert''']) with ordinality as f(rows, n)
+    order by f.n);
+
+  return format($sql$create function %1$I.%2$I(
+  p_planned boolean,
+  out inserted bigint,
+  out undo_key jsonb[],  -- a row of ferry.undo an element: its keys
+  out undo_xid bigint[]
+)
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_expected bigint;
+begin
+  if not p_planned then
+    if exists (select from %4$s as t where t.%5$I = %6$s) then
+      return;
+    end if;
+    select count(*) into v_expected from %7$s;
+%8$s
+  else
+    select count(*) into v_expected from %9$s as w where w._action = 'insert';
+%10$s
+  end if;
+  if inserted <> v_expected then
+    raise exception using errcode = 'P0002', message = (v_expected - inserted) || %11$L;
+  end if;
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'bulk_' || p_load, p_tag,                                      -- 1 2 3
+    v_target, p_pt.tenant_column, v_tenant_value,                                        -- 4 5 6
+    ferry.quoted_object(p_tenant.schema_name, 'work', p_load),                           -- 7
+    v_inserts[1],                                                                        -- 8
+    ferry.quoted_object(p_tenant.schema_name, 'plan', p_load),                           -- 9
+    v_inserts[2],                                                                        -- 10
+    format(' row(s) to insert were not inserted into %s: skipped by a trigger', v_target));  -- 11
+end
+$$;
+
 -- The SQL of a load's plan_<load>() and promote_<load>(lo, hi), for compile_load. p_outputs:
 -- the columns the mapping writes, keys included, in the order of the work table's columns.
 create or replace function ferry.promotion_functions_sql(
@@ -497,13 +584,80 @@ begin
     execute format('select %s()', v_plan::oid::regproc);
   end if;
   execute format('analyze %s (_line, _action)', ferry.quoted_object(v_tenant.schema_name, 'plan', p_load));
+  return query select * from ferry.promotion_batches(p_load, p_batch_size);
+end
+$$;
+
+-- The batches of p_batch_size rows of the plan, in the order of their lines.
+create or replace function ferry.promotion_batches(p_load bigint, p_batch_size integer)
+returns table (lo bigint, hi bigint, rows bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
   return query execute format(
     'select min(_line), max(_line), count(*)
      from (select _line, (row_number() over (order by _line) - 1) / $1 as batch from %s) as b
      group by batch
      order by 1',
-    ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+    ferry.quoted_object((ferry.load_tenant(p_load)).schema_name, 'plan', p_load))
   using p_batch_size;
+end
+$$;
+
+-- Promotes in one statement what cannot conflict (bulk_<load>(), see ferry.bulk_function_sql)
+-- and writes its undo rows into ferry.undo, in the same statement. Returns the counts
+-- {inserted, updated, unchanged, conflicts} of the rows it accounted for, or NULL when it
+-- promoted nothing (the tenant has rows in the target and nothing is planned yet; a load
+-- compiled before bulk_<load>() existed).
+--   * p_planned false, first thing in the promotion (so it takes the target's lock): all the
+--     work rows, when the tenant has no row in the target.
+--   * p_planned true, after ferry.plan_promotion: the planned inserts; the plan rows that
+--     need nothing (unchanged, skip) are counted. Both are deleted from the plan, so that the
+--     batches (ferry.promotion_batches) are only the updates and the conflicts.
+create or replace function ferry.promote_in_bulk(p_load bigint, p_planned boolean) returns bigint[]
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant   ferry.tenants := ferry.load_tenant(p_load);
+  v_plan     text := ferry.quoted_object(v_tenant.schema_name, 'plan', p_load);
+  v_map      ferry.mappings;
+  v_inserted bigint;
+  v_unchanged bigint := 0;
+begin
+  if to_regprocedure(format('%I.%I(boolean)', v_tenant.schema_name, 'bulk_' || p_load)) is null then
+    return null;
+  end if;
+  select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
+  if not p_planned then
+    update ferry.loads set status = 'promoting' where id = p_load;
+    perform ferry.lock_target(p_load);
+  end if;
+  execute format(
+    'with bulk as materialized (
+       select * from %s($1)
+     ),
+     undo as (
+       insert into ferry.undo (load_id, target_schema, target_table, action, key, xid)
+       select $2, $3, $4, %L, u.key, u.xid
+       from bulk
+       cross join unnest(bulk.undo_key, bulk.undo_xid) as u(key, xid)
+     )
+     select inserted from bulk',
+    ferry.tenant_function(p_load, 'bulk', 'boolean')::oid::regproc, 'inserts')
+  into v_inserted
+  using p_planned, p_load, v_map.target_schema, v_map.target_table;
+  if v_inserted is null then
+    return null;
+  end if;
+  if p_planned then
+    execute format('with done as (delete from %s where _action in (%L, %L, %L) returning _action)
+                    select count(*) filter (where _action <> %L) from done',
+                   v_plan, 'insert', 'unchanged', 'skip', 'insert')
+    into v_unchanged;
+  end if;
+  return array[v_inserted, 0, v_unchanged, 0];
 end
 $$;
 
