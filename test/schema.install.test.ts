@@ -53,6 +53,7 @@ describe('sql/', () => {
       '0007_load_claim_epoch.sql',
       '0008_coordination_locks.sql',
       '0009_duplicates.sql',
+      '0010_load_fast_path.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.schema_migrations order by id');
     expect(rows.map((r) => r.name)).toEqual(names);
