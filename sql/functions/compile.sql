@@ -4,7 +4,7 @@
 --   transform_<load>()        staged text -> mapping -> checks -> typed, de-duplicated work table
 --   plan_<load>()             work table joined to the target: insert, update or unchanged
 --   promote_<load>(lo, hi)    one batch of the plan into the target, returning its undo rows
---   bulk_<load>(planned)      the rows that cannot conflict, in one INSERT, with their undo rows
+--   bulk_<load>(planned, returning) the rows that cannot conflict, in one INSERT, with their undo rows
 -- ferry.compile_load() writes them (the transform here, the others in promotion.sql) and
 -- keeps their text on the load.
 
@@ -743,7 +743,7 @@ begin
   -- DEFINER functions they run as the tenant, where PostgreSQL refuses any change of role.
   for v_fn in
     select format('%I.%I(%s)', v_s, f.name || '_' || p_load, f.args) as signature, f.sql
-    from unnest(array['transform', 'plan', 'promote', 'bulk'], array['', '', 'bigint, bigint', 'boolean'], v_sql)
+    from unnest(array['transform', 'plan', 'promote', 'bulk'], array['', '', 'bigint, bigint', 'boolean, boolean'], v_sql)
       as f(name, args, sql)
   loop
     execute format('drop function if exists %s', v_fn.signature);

@@ -456,15 +456,19 @@ end
 end
 $$;
 
--- bulk_<load>(p_planned): the load's inserts in one INSERT … SELECT, as the tenant, where no
--- row can conflict with the target, instead of a statement a batch:
+-- bulk_<load>(p_planned, p_returning): the load's inserts in one INSERT … SELECT, as the
+-- tenant, where no row can conflict with the target, instead of a statement a batch:
 --   * p_planned false, before any plan: when the tenant has no row in the target, every work
 --     row is new; otherwise it inserts nothing and returns inserted NULL (the plan decides);
 --   * p_planned true, after the plan: the plan's rows of action insert, whose keys were absent.
 -- It returns the undo log of what it wrote: the keys, an array of at most 10,000 a row as a
--- batch's, and the writing transaction. A row that fails (a constraint, a trigger error) fails
--- the whole statement, and one skipped by a trigger makes it raise P0002: the loader then
--- rolls it back and promotes in batches under savepoints, which isolate the bad rows.
+-- batch's, and the writing transaction. With p_returning (the target has a trigger or rule
+-- that may change a row on its way in) the keys are the rows' as stored, from RETURNING;
+-- without, they are those the rows were inserted with, read again from the work or plan
+-- table: a RETURNING of a million rows is kept on disk before it is read. A row that fails
+-- (a constraint, a trigger error) fails the whole statement, and one skipped by a trigger makes
+-- it raise P0002: the loader then rolls it back and promotes in batches under savepoints,
+-- which isolate the bad rows.
 create or replace function ferry.bulk_function_sql(
   p_load    bigint,
   p_tag     text,
@@ -479,36 +483,61 @@ as $$
 declare
   v_target text := format('%I.%I', p_map.target_schema, p_map.target_table);
   v_tenant_value text := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
+  v_columns text := format('%I, %s', p_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o));
+  v_values  text := v_tenant_value || ', ' || (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o);
+  v_keys    text := (select string_agg(quote_ident(k), ', ') from unnest(p_map.key_columns) k);
+  v_sources text[] := array[ferry.quoted_object(p_tenant.schema_name, 'work', p_load) || ' as w',
+                            ferry.quoted_object(p_tenant.schema_name, 'plan', p_load)
+                            || E' as w\n        where w._action = ''insert'''];
   v_inserts text[];
 begin
-  -- The INSERT and its undo log, from the work table (1) and from the plan's inserts (2).
-  v_inserts := array(select format($sql$    with written as (
-      insert into %1$s as t (%2$I, %3$s)
-      select %4$s, %5$s
-      from %7$s
-      returning %6$s as key, t.xmin::text::bigint as xid
-    ),
-    parts as (
-      select jsonb_agg(key) as keys, max(xid) as xid, count(*) as n
-      from (select key, xid, (row_number() over () - 1) / 10000 as part from written) as k
-      group by part
-    )
-    select coalesce(sum(n), 0), coalesce(array_agg(keys), '{}'), coalesce(array_agg(xid), '{}')
-    into inserted, undo_key, undo_xid
-    from parts;$sql$,
-    v_target, p_pt.tenant_column,
-    (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),
-    v_tenant_value,
-    (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o),
-    ferry.written_key_sql(p_map.key_columns),
-    f.rows)
-    from unnest(array[ferry.quoted_object(p_tenant.schema_name, 'work', p_load) || ' as w',
-                      ferry.quoted_object(p_tenant.schema_name, 'plan', p_load)
-                      || E' as w\n      where w._action = ''insert''']) with ordinality as f(rows, n)
+  -- For each source (the work table, the plan's inserts): the INSERT and its undo log, with
+  -- RETURNING (1) and without (2).
+  v_inserts := array(
+    select format($sql$    if p_returning then
+      with written as (
+        insert into %1$s as t (%2$s)
+        select %3$s
+        from %4$s
+        returning %5$s as key, t.xmin::text::bigint as xid
+      ),
+      parts as (
+        select jsonb_agg(key) as keys, max(xid) as xid, count(*) as n
+        from (select key, xid, (row_number() over () - 1) / 10000 as part from written) as k
+        group by part
+      )
+      select coalesce(sum(n), 0), coalesce(array_agg(keys), '{}'), coalesce(array_agg(xid), '{}')
+      into inserted, undo_key, undo_xid
+      from parts;
+    else
+      insert into %1$s as t (%2$s)
+      select %3$s
+      from %4$s;
+      get diagnostics inserted = row_count;
+      select coalesce(array_agg(p.keys), '{}') into undo_key
+      from (
+        select jsonb_agg(k.key) as keys
+        from (select %6$s as key, (row_number() over () - 1) / 10000 as part from %4$s) as k
+        group by k.part
+      ) as p;
+      -- The transaction the rows were written by (the promotion's savepoint's): one row's xmin.
+      select t.xmin::text::bigint into v_xid
+      from %1$s as t
+      where t.%7$I = %8$s and (%9$s) = (select %10$s from %4$s limit 1);
+      undo_xid := array_fill(v_xid, array[cardinality(undo_key)]);
+    end if;$sql$,
+      v_target, v_columns, v_values, f.rows,                                              -- 1 2 3 4
+      ferry.written_key_sql(p_map.key_columns),                                           -- 5
+      format('jsonb_build_object(%s)', (select string_agg(format('%L, w.%I', k, k), ', ') from unnest(p_map.key_columns) k)),  -- 6
+      p_pt.tenant_column, v_tenant_value,                                                 -- 7 8
+      (select string_agg(format('t.%I', k), ', ') from unnest(p_map.key_columns) k),      -- 9
+      (select string_agg(format('w.%I', k), ', ') from unnest(p_map.key_columns) k))      -- 10
+    from unnest(v_sources) with ordinality as f(rows, n)
     order by f.n);
 
   return format($sql$create function %1$I.%2$I(
-  p_planned boolean,
+  p_planned   boolean,
+  p_returning boolean,
   out inserted bigint,
   out undo_key jsonb[],  -- a row of ferry.undo an element: its keys
   out undo_xid bigint[]
@@ -517,6 +546,7 @@ language plpgsql security definer set search_path = public, pg_temp
 as %3$s
 declare
   v_expected bigint;
+  v_xid      bigint;
 begin
   if not p_planned then
     if exists (select from %4$s as t where t.%5$I = %6$s) then
@@ -605,6 +635,31 @@ begin
 end
 $$;
 
+-- Whether a row inserted into the table (or one of its partitions) may be stored other than
+-- as given: a BEFORE or INSTEAD OF row trigger on INSERT, or a rule on INSERT. Then
+-- bulk_<load>() takes the keys of its undo log from RETURNING.
+create or replace function ferry.may_change_inserts(p_table regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  with tables as (
+    select p_table as relid
+    union
+    select p.relid from pg_partition_tree(p_table) as p
+  )
+  select exists (
+           select from pg_trigger tg join tables on tables.relid = tg.tgrelid
+           where not tg.tgisinternal
+             and tg.tgtype::integer & 1 = 1          -- FOR EACH ROW
+             and tg.tgtype::integer & 4 = 4          -- INSERT
+             and tg.tgtype::integer & (2 | 64) <> 0  -- BEFORE or INSTEAD OF
+         )
+      or exists (
+           select from pg_rewrite r join tables on tables.relid = r.ev_class
+           where r.ev_type = '3'
+         )
+$$;
+
 -- Promotes in one statement what cannot conflict (bulk_<load>(), see ferry.bulk_function_sql)
 -- and writes its undo rows into ferry.undo, in the same statement. Returns the counts
 -- {inserted, updated, unchanged, conflicts} of the rows it accounted for, or NULL when it
@@ -626,7 +681,7 @@ declare
   v_inserted bigint;
   v_unchanged bigint := 0;
 begin
-  if to_regprocedure(format('%I.%I(boolean)', v_tenant.schema_name, 'bulk_' || p_load)) is null then
+  if to_regprocedure(format('%I.%I(boolean, boolean)', v_tenant.schema_name, 'bulk_' || p_load)) is null then
     return null;
   end if;
   select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
@@ -636,7 +691,7 @@ begin
   end if;
   execute format(
     'with bulk as materialized (
-       select * from %s($1)
+       select * from %s($1, $5)
      ),
      undo as (
        insert into ferry.undo (load_id, target_schema, target_table, action, key, xid)
@@ -645,9 +700,10 @@ begin
        cross join unnest(bulk.undo_key, bulk.undo_xid) as u(key, xid)
      )
      select inserted from bulk',
-    ferry.tenant_function(p_load, 'bulk', 'boolean')::oid::regproc, 'inserts')
+    ferry.tenant_function(p_load, 'bulk', 'boolean, boolean')::oid::regproc, 'inserts')
   into v_inserted
-  using p_planned, p_load, v_map.target_schema, v_map.target_table;
+  using p_planned, p_load, v_map.target_schema, v_map.target_table,
+        ferry.may_change_inserts(format('%I.%I', v_map.target_schema, v_map.target_table)::regclass);
   if v_inserted is null then
     return null;
   end if;
