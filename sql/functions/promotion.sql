@@ -667,9 +667,8 @@ $$;
 -- compiled before bulk_<load>() existed).
 --   * p_planned false, first thing in the promotion (so it takes the target's lock): all the
 --     work rows, when the tenant has no row in the target.
---   * p_planned true, after ferry.plan_promotion: the planned inserts; the plan rows that
---     need nothing (unchanged, skip) are counted. Both are deleted from the plan, so that the
---     batches (ferry.promotion_batches) are only the updates and the conflicts.
+--   * p_planned true, after ferry.plan_promotion: the planned inserts, if there are any; they
+--     are deleted from the plan, so that the batches (ferry.promotion_batches) are the rest.
 create or replace function ferry.promote_in_bulk(p_load bigint, p_planned boolean) returns bigint[]
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -679,7 +678,7 @@ declare
   v_plan     text := ferry.quoted_object(v_tenant.schema_name, 'plan', p_load);
   v_map      ferry.mappings;
   v_inserted bigint;
-  v_unchanged bigint := 0;
+  v_none     boolean;
 begin
   if to_regprocedure(format('%I.%I(boolean, boolean)', v_tenant.schema_name, 'bulk_' || p_load)) is null then
     return null;
@@ -688,6 +687,12 @@ begin
   if not p_planned then
     update ferry.loads set status = 'promoting' where id = p_load;
     perform ferry.lock_target(p_load);
+  else
+    -- Nothing planned for insert (a re-load, updates only): the batches do it all, as before.
+    execute format('select not exists (select from %s where _action = %L)', v_plan, 'insert') into v_none;
+    if v_none then
+      return null;
+    end if;
   end if;
   execute format(
     'with bulk as materialized (
@@ -708,12 +713,9 @@ begin
     return null;
   end if;
   if p_planned then
-    execute format('with done as (delete from %s where _action in (%L, %L, %L) returning _action)
-                    select count(*) filter (where _action <> %L) from done',
-                   v_plan, 'insert', 'unchanged', 'skip', 'insert')
-    into v_unchanged;
+    execute format('delete from %s where _action = %L', v_plan, 'insert');
   end if;
-  return array[v_inserted, 0, v_unchanged, 0];
+  return array[v_inserted, 0, 0, 0];
 end
 $$;
 

@@ -63,11 +63,12 @@ export async function promote(
   const total = planned.reduce((sum, b) => sum + Number(b.rows), 0);
   let done = 0;
   // The tenant has rows in the target: the planned inserts in one statement (unless the first
-  // bulk statement failed: the same rows would fail it again), then the rest in batches.
+  // bulk statement failed: the same rows would fail it again), then the rest (updates,
+  // unchanged rows, conflicts) in batches.
   const absent = allNew === 'failed' ? null : await inBulk(client, loadId, true);
   if (absent !== null && absent !== 'failed') {
     add(absent);
-    done = absent[0] + absent[2];
+    done = absent[0];
     options.onBatch?.(done, total);
     planned = await batchesOf(client, 'ferry.promotion_batches', loadId, batchSize);
   }
