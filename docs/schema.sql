@@ -1855,7 +1855,8 @@ begin
            t._tid
     from %6$s as w
 %7$s
-    cross join lateral (select %8$s as _action) as a;
+    cross join lateral (select %8$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   else
     insert into %4$s
     select w.*, a._action,
@@ -1864,7 +1865,8 @@ begin
            t.ctid as _tid  -- where promote_N() finds the row again
     from %6$s as w
     left join %10$s as t on t.%11$I = %12$s and %13$s
-    cross join lateral (select %14$s as _action) as a;
+    cross join lateral (select %14$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   end if;
   get diagnostics v_rows = row_count;
   return v_rows;
@@ -3590,6 +3592,24 @@ begin
   end if;
   execute format('select %s()', v_fn::oid::regproc) into v_count;
   return v_count;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.unwritten_rows(p_load bigint)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_rows   bigint;
+begin
+  execute format('select (select count(*) from %s) - (select count(*) from %s)',
+                 ferry.quoted_object(v_tenant.schema_name, 'work', p_load),
+                 ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+  into v_rows;
+  return v_rows;
 end
 $function$;
 

@@ -149,7 +149,8 @@ as $$
   select format('jsonb_build_object(%s)', (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(p_keys) k))
 $$;
 
--- plan_<load>(): fills the plan table with every work row, its _action (ferry.plan_action_sql),
+-- plan_<load>(): fills the plan table with every work row that promotion must write or reject
+-- (rows unchanged or kept by skip are only counted: ferry.unwritten_rows), its _action (ferry.plan_action_sql),
 -- its _before (the before-image of a row it will update, for the undo log) and its _tid (the
 -- ctid of its target row, where promote_<load>() finds the row again). p_tag dollar-quotes
 -- the body.
@@ -221,7 +222,8 @@ begin
            t._tid
     from %6$s as w
 %7$s
-    cross join lateral (select %8$s as _action) as a;
+    cross join lateral (select %8$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   else
     insert into %4$s
     select w.*, a._action,
@@ -230,7 +232,8 @@ begin
            t.ctid as _tid  -- where promote_N() finds the row again
     from %6$s as w
     left join %10$s as t on t.%11$I = %12$s and %13$s
-    cross join lateral (select %14$s as _action) as a;
+    cross join lateral (select %14$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   end if;
   get diagnostics v_rows = row_count;
   return v_rows;
@@ -716,6 +719,25 @@ begin
     execute format('delete from %s where _action = %L', v_plan, 'insert');
   end if;
   return array[v_inserted, 0, 0, 0];
+end
+$$;
+
+-- The work rows the plan left out, as nothing is to be written for them: unchanged, or kept by
+-- on_conflict skip or newer:. Counted as unchanged. (A load planned before plan_<load>() left
+-- them out has them all in its plan, and none here.)
+create or replace function ferry.unwritten_rows(p_load bigint) returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_rows   bigint;
+begin
+  execute format('select (select count(*) from %s) - (select count(*) from %s)',
+                 ferry.quoted_object(v_tenant.schema_name, 'work', p_load),
+                 ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+  into v_rows;
+  return v_rows;
 end
 $$;
 

@@ -60,15 +60,18 @@ export async function promote(
     return counts;
   }
   let planned = await batchesOf(client, 'ferry.plan_promotion', loadId, batchSize);
-  const total = planned.reduce((sum, b) => sum + Number(b.rows), 0);
-  let done = 0;
+  // Rows with nothing to write (unchanged, skipped) are counted, not planned.
+  const { rows: unwritten } = await client.query<{ n: string }>('select ferry.unwritten_rows($1) as n', [loadId]);
+  counts.unchanged += Number(unwritten[0].n);
+  let done = Number(unwritten[0].n);
+  const total = done + planned.reduce((sum, b) => sum + Number(b.rows), 0);
   // The tenant has rows in the target: the planned inserts in one statement (unless the first
   // bulk statement failed: the same rows would fail it again), then the rest (updates,
   // unchanged rows, conflicts) in batches.
   const absent = allNew === 'failed' ? null : await inBulk(client, loadId, true);
   if (absent !== null && absent !== 'failed') {
     add(absent);
-    done = absent[0];
+    done += absent[0];
     options.onBatch?.(done, total);
     planned = await batchesOf(client, 'ferry.promotion_batches', loadId, batchSize);
   }
