@@ -299,7 +299,7 @@ alter table ferry.undo add constraint undo_action_check CHECK ((action = ANY (AR
 alter table ferry.undo add constraint undo_updates_rows CHECK (((action <> 'updates'::text) OR ((before_rows IS NOT NULL) AND (row_type IS NOT NULL))));
 CREATE INDEX undo_load ON ferry.undo USING btree (load_id);
 alter table ferry.undo alter column before_rows set storage external;
-comment on table ferry.undo is 'what undoes a load: before-images of the rows it updated (action update, one row each; or action updates, one row a batch: keys a JSON array, the rows in before_rows), the keys of the rows it inserted (action inserts: key is a JSON array of keys, one undo row a batch) and the rows a mirror sync deleted (action delete); xid is the xmin the rows were written with. ferry.undo_log(load) reads it a row per row.';
+comment on table ferry.undo is 'what undoes a load: before-images of the rows it updated (action update, one row each; or action updates, one row a batch: keys a JSON array, the rows in before_rows), the keys of the rows it inserted (action inserts, one undo row a batch or 10,000 rows: key is a JSON array of keys, or an object of one array of values a key column) and the rows a mirror sync deleted (action delete); xid is the xmin the rows were written with. ferry.undo_log(load) reads it a row per row.';
 comment on column ferry.undo.before_rows is 'action updates: the before-images of a batch''s updated rows, the text of an array of row_type, in the order of key';
 comment on column ferry.undo.row_type is 'action updates: the target''s columns when the load wrote them ("name type, ..."), what before_rows reads as';
 
@@ -440,11 +440,13 @@ begin
       select %3$s
       from %4$s;
       get diagnostics inserted = row_count;
+      -- The keys a column at a time ({"key": [values]}), for the lines of each 10,000: one JSON
+      -- object a key would cost more than the INSERT's last fifth.
       select coalesce(array_agg(p.keys), '{}') into undo_key
       from (
-        select jsonb_agg(k.key) as keys
-        from (select %6$s as key, (row_number() over () - 1) / 10000 as part from %4$s) as k
-        group by k.part
+        select %6$s as keys
+        from %4$s
+        group by w._line / 10000
       ) as p;
       -- The transaction the rows were written by (the promotion's savepoint's): one row's xmin.
       select t.xmin::text::bigint into v_xid
@@ -454,7 +456,7 @@ begin
     end if;$sql$,
       v_target, v_columns, v_values, f.rows,                                              -- 1 2 3 4
       ferry.written_key_sql(p_map.key_columns),                                           -- 5
-      format('jsonb_build_object(%s)', (select string_agg(format('%L, w.%I', k, k), ', ') from unnest(p_map.key_columns) k)),  -- 6
+      format('jsonb_build_object(%s)', (select string_agg(format('%L, jsonb_agg(w.%I)', k, k), ', ') from unnest(p_map.key_columns) k)),  -- 6
       p_pt.tenant_column, v_tenant_value,                                                 -- 7 8
       (select string_agg(format('t.%I', k), ', ') from unnest(p_map.key_columns) k),      -- 9
       (select string_agg(format('w.%I', k), ', ') from unnest(p_map.key_columns) k))      -- 10
@@ -2917,7 +2919,7 @@ begin
       select u.action as _action, k.key as _key, u.xid as _xid,
              jsonb_populate_record(null::%2$s, u.before) as _before, %3$s, null::tid as _tid
       from ferry.undo_log(%4$s) as u
-      cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
+      cross join lateral ferry.undo_keys(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
       cross join lateral jsonb_populate_record(null::%2$s, k.key) as r$sql$,
       v_undo, v_target, (select string_agg(format('r.%I', c), ', ') from unnest(v_keys) c), p_load);
     execute format('analyze %s', v_undo);
@@ -3288,8 +3290,32 @@ CREATE OR REPLACE FUNCTION ferry.undo_key_columns(p_load bigint)
 AS $function$
   select array_agg(distinct k order by k)
   from ferry.undo u
-  cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
+  cross join lateral jsonb_object_keys(case when jsonb_typeof(u.key) = 'array' then u.key -> 0 else u.key end) as k
   where u.load_id = p_load
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.undo_keys(p_key jsonb)
+ RETURNS SETOF jsonb
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if jsonb_typeof(p_key) = 'array' then
+    return query select e from jsonb_array_elements(p_key) as e;
+  elsif (select count(*) from jsonb_object_keys(p_key)) = 1 then
+    return query
+      select jsonb_build_object(c.key, e)
+      from jsonb_each(p_key) as c
+      cross join lateral jsonb_array_elements(c.value) as e;
+  else
+    return query
+      select jsonb_object_agg(c.key, e.value)
+      from jsonb_each(p_key) as c
+      cross join lateral jsonb_array_elements(c.value) with ordinality as e (value, n)
+      group by e.n;
+  end if;
+end
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.undo_log(p_load bigint)
@@ -3303,7 +3329,11 @@ declare
   v_n        integer := 0;
 begin
   return query
-  select u.action, u.key, u.before, u.xid from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
+  select u.action,
+         case when u.action = 'inserts' and jsonb_typeof(u.key) = 'object'
+              then (select jsonb_agg(k) from ferry.undo_keys(u.key) as k) else u.key end,
+         u.before, u.xid
+  from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
   for v_row_type in
     select distinct u.row_type from ferry.undo u where u.load_id = p_load and u.action = 'updates'
   loop

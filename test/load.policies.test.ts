@@ -147,7 +147,8 @@ describe('undo log', () => {
     const second = await run('code,label,qty,changed_at\nA,apple,1,2026-01-01\nB,changed,2,2026-01-01\nC,new,3,\n');
     const third = await run('code,label,qty,changed_at\nD,d,1,\nE,e,2,\nF,f,3,\n', {}, { batchSize: 2 });
     const { rows: batches } = await db.pool.query(
-      `select key from ferry.undo where load_id = $1 and action = 'inserts' order by key->0->>'code'`,
+      `select (select jsonb_agg(k) from ferry.undo_keys(u.key) as k) as key
+       from ferry.undo as u where load_id = $1 and action = 'inserts'`,
       [third.loadId],
     );
     // The three new rows went in with one statement, not in batches of two (in no set order).

@@ -72,7 +72,7 @@ describe('promotion under savepoints', () => {
     // The undo log keeps each inserted key once: the failed attempts' went with their savepoints.
     const { rows: undo } = await db.pool.query(
       `select k ->> 'sku' as sku
-       from ferry.undo u cross join jsonb_array_elements(u.key) as k
+       from ferry.undo u cross join ferry.undo_keys(u.key) as k
        where u.load_id = $1 and u.action = 'inserts'`,
       [result.loadId],
     );
@@ -179,7 +179,7 @@ describe('promotion under savepoints', () => {
     expect(rows).toEqual([{ line: 31, rule: 'unique' }]);
     const { rows: undo } = await db.pool.query(
       `select k ->> 'sku' as sku
-       from ferry.undo u cross join jsonb_array_elements(u.key) as k
+       from ferry.undo u cross join ferry.undo_keys(u.key) as k
        where u.load_id = $1 and u.action = 'inserts'`,
       [result.loadId],
     );

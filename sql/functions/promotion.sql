@@ -464,11 +464,12 @@ $$;
 --   * p_planned false, before any plan: when the tenant has no row in the target, every work
 --     row is new; otherwise it inserts nothing and returns inserted NULL (the plan decides);
 --   * p_planned true, after the plan: the plan's rows of action insert, whose keys were absent.
--- It returns the undo log of what it wrote: the keys, an array of at most 10,000 a row as a
--- batch's, and the writing transaction. With p_returning (the target has a trigger or rule
--- that may change a row on its way in) the keys are the rows' as stored, from RETURNING;
--- without, they are those the rows were inserted with, read again from the work or plan
--- table: a RETURNING of a million rows is kept on disk before it is read. A row that fails
+-- It returns the undo log of what it wrote: the keys of at most 10,000 rows an undo row, and
+-- the writing transaction. With p_returning (the target has a trigger or rule that may change
+-- a row on its way in) the keys are the rows' as stored, from RETURNING, a JSON array of keys
+-- as a batch's; without, they are those the rows were inserted with, read again from the work
+-- or plan table a column at a time ({"key": [values]}; ferry.undo_keys reads both): a
+-- RETURNING of a million rows is kept on disk before it is read. A row that fails
 -- (a constraint, a trigger error) fails the whole statement, and one skipped by a trigger makes
 -- it raise P0002: the loader then rolls it back and promotes in batches under savepoints,
 -- which isolate the bad rows.
@@ -517,11 +518,13 @@ begin
       select %3$s
       from %4$s;
       get diagnostics inserted = row_count;
+      -- The keys a column at a time ({"key": [values]}), for the lines of each 10,000: one JSON
+      -- object a key would cost more than the INSERT's last fifth.
       select coalesce(array_agg(p.keys), '{}') into undo_key
       from (
-        select jsonb_agg(k.key) as keys
-        from (select %6$s as key, (row_number() over () - 1) / 10000 as part from %4$s) as k
-        group by k.part
+        select %6$s as keys
+        from %4$s
+        group by w._line / 10000
       ) as p;
       -- The transaction the rows were written by (the promotion's savepoint's): one row's xmin.
       select t.xmin::text::bigint into v_xid
@@ -531,7 +534,7 @@ begin
     end if;$sql$,
       v_target, v_columns, v_values, f.rows,                                              -- 1 2 3 4
       ferry.written_key_sql(p_map.key_columns),                                           -- 5
-      format('jsonb_build_object(%s)', (select string_agg(format('%L, w.%I', k, k), ', ') from unnest(p_map.key_columns) k)),  -- 6
+      format('jsonb_build_object(%s)', (select string_agg(format('%L, jsonb_agg(w.%I)', k, k), ', ') from unnest(p_map.key_columns) k)),  -- 6
       p_pt.tenant_column, v_tenant_value,                                                 -- 7 8
       (select string_agg(format('t.%I', k), ', ') from unnest(p_map.key_columns) k),      -- 9
       (select string_agg(format('w.%I', k), ', ') from unnest(p_map.key_columns) k))      -- 10
@@ -831,7 +834,8 @@ $$;
 
 -- A load's undo log, an updated row a row: an 'updates' row (a batch's updates) comes out as
 -- one 'update' row for each of its keys, its before_rows read back through a temporary type
--- of the columns they were written with (row_type). Other rows come out as they are.
+-- of the columns they were written with (row_type). Other rows come out as they are, an
+-- 'inserts' row's keys always as a JSON array of keys.
 create or replace function ferry.undo_log(p_load bigint)
 returns table (action text, key jsonb, before jsonb, xid bigint)
 language plpgsql
@@ -843,7 +847,11 @@ declare
   v_n        integer := 0;
 begin
   return query
-  select u.action, u.key, u.before, u.xid from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
+  select u.action,
+         case when u.action = 'inserts' and jsonb_typeof(u.key) = 'object'
+              then (select jsonb_agg(k) from ferry.undo_keys(u.key) as k) else u.key end,
+         u.before, u.xid
+  from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
   for v_row_type in
     select distinct u.row_type from ferry.undo u where u.load_id = p_load and u.action = 'updates'
   loop
