@@ -330,7 +330,7 @@ alter table ferry.undo add constraint undo_action_check CHECK ((action = ANY (AR
 alter table ferry.undo add constraint undo_updates_rows CHECK (((action <> 'updates'::text) OR ((before_rows IS NOT NULL) AND (row_type IS NOT NULL))));
 CREATE INDEX undo_load ON ferry.undo USING btree (load_id);
 alter table ferry.undo alter column before_rows set storage external;
-comment on table ferry.undo is 'what undoes a load: before-images of the rows it updated (action update, one row each; or action updates, one row a batch: keys a JSON array, the rows in before_rows), the keys of the rows it inserted (action inserts: key is a JSON array of keys, one undo row a batch) and the rows a mirror sync deleted (action delete); xid is the xmin the rows were written with. ferry.undo_log(load) reads it a row per row.';
+comment on table ferry.undo is 'what undoes a load: before-images of the rows it updated (action update, one row each; or action updates, one row a batch: keys a JSON array, the rows in before_rows), the keys of the rows it inserted (action inserts, one undo row a batch or 10,000 rows: key is a JSON array of keys, or an object of one array of values a key column) and the rows a mirror sync deleted (action delete); xid is the xmin the rows were written with. ferry.undo_log(load) reads it a row per row.';
 comment on column ferry.undo.before_rows is 'action updates: the before-images of a batch''s updated rows, the text of an array of row_type, in the order of key';
 comment on column ferry.undo.row_type is 'action updates: the target''s columns when the load wrote them ("name type, ..."), what before_rows reads as';
 
@@ -582,6 +582,107 @@ begin
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.bulk_function_sql(p_load bigint, p_tag text, p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_outputs text[])
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_target text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_tenant_value text := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
+  v_columns text := format('%I, %s', p_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o));
+  v_values  text := v_tenant_value || ', ' || (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o);
+  v_keys    text := (select string_agg(quote_ident(k), ', ') from unnest(p_map.key_columns) k);
+  v_sources text[] := array[ferry.quoted_object(p_tenant.schema_name, 'work', p_load) || ' as w',
+                            ferry.quoted_object(p_tenant.schema_name, 'plan', p_load)
+                            || E' as w\n        where w._action = ''insert'''];
+  v_inserts text[];
+begin
+  -- For each source (the work table, the plan's inserts): the INSERT and its undo log, with
+  -- RETURNING (1) and without (2).
+  v_inserts := array(
+    select format($sql$    if p_returning then
+      with written as (
+        insert into %1$s as t (%2$s)
+        select %3$s
+        from %4$s
+        returning %5$s as key, t.xmin::text::bigint as xid
+      ),
+      parts as (
+        select jsonb_agg(key) as keys, max(xid) as xid, count(*) as n
+        from (select key, xid, (row_number() over () - 1) / 10000 as part from written) as k
+        group by part
+      )
+      select coalesce(sum(n), 0), coalesce(array_agg(keys), '{}'), coalesce(array_agg(xid), '{}')
+      into inserted, undo_key, undo_xid
+      from parts;
+    else
+      insert into %1$s as t (%2$s)
+      select %3$s
+      from %4$s;
+      get diagnostics inserted = row_count;
+      -- The keys a column at a time ({"key": [values]}), for the lines of each 10,000: one JSON
+      -- object a key would cost more than the INSERT's last fifth.
+      select coalesce(array_agg(p.keys), '{}') into undo_key
+      from (
+        select %6$s as keys
+        from %4$s
+        group by w._line / 10000
+      ) as p;
+      -- The transaction the rows were written by (the promotion's savepoint's): one row's xmin.
+      select t.xmin::text::bigint into v_xid
+      from %1$s as t
+      where t.%7$I = %8$s and (%9$s) = (select %10$s from %4$s limit 1);
+      undo_xid := array_fill(v_xid, array[cardinality(undo_key)]);
+    end if;$sql$,
+      v_target, v_columns, v_values, f.rows,                                              -- 1 2 3 4
+      ferry.written_key_sql(p_map.key_columns),                                           -- 5
+      format('jsonb_build_object(%s)', (select string_agg(format('%L, jsonb_agg(w.%I)', k, k), ', ') from unnest(p_map.key_columns) k)),  -- 6
+      p_pt.tenant_column, v_tenant_value,                                                 -- 7 8
+      (select string_agg(format('t.%I', k), ', ') from unnest(p_map.key_columns) k),      -- 9
+      (select string_agg(format('w.%I', k), ', ') from unnest(p_map.key_columns) k))      -- 10
+    from unnest(v_sources) with ordinality as f(rows, n)
+    order by f.n);
+
+  return format($sql$create function %1$I.%2$I(
+  p_planned   boolean,
+  p_returning boolean,
+  out inserted bigint,
+  out undo_key jsonb[],  -- a row of ferry.undo an element: its keys
+  out undo_xid bigint[]
+)
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_expected bigint;
+  v_xid      bigint;
+begin
+  if not p_planned then
+    if exists (select from %4$s as t where t.%5$I = %6$s) then
+      return;
+    end if;
+    select count(*) into v_expected from %7$s;
+%8$s
+  else
+    select count(*) into v_expected from %9$s as w where w._action = 'insert';
+%10$s
+  end if;
+  if inserted <> v_expected then
+    raise exception using errcode = 'P0002', message = (v_expected - inserted) || %11$L;
+  end if;
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'bulk_' || p_load, p_tag,                                      -- 1 2 3
+    v_target, p_pt.tenant_column, v_tenant_value,                                        -- 4 5 6
+    ferry.quoted_object(p_tenant.schema_name, 'work', p_load),                           -- 7
+    v_inserts[1],                                                                        -- 8
+    ferry.quoted_object(p_tenant.schema_name, 'plan', p_load),                           -- 9
+    v_inserts[2],                                                                        -- 10
+    format(' row(s) to insert were not inserted into %s: skipped by a trigger', v_target));  -- 11
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.check_claim(p_load bigint, p_epoch bigint)
  RETURNS void
  LANGUAGE plpgsql
@@ -678,6 +779,7 @@ begin
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'transform_' || p_load);
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'plan_' || p_load);
   execute format('drop function if exists %I.%I(bigint, bigint)', v_tenant.schema_name, 'promote_' || p_load);
+  execute format('drop function if exists %I.%I(boolean, boolean)', v_tenant.schema_name, 'bulk_' || p_load);
   -- Whatever large objects the tenant's code left (transform unlinks its own; this is for a
   -- load cleaned up after an interruption, or cancelled).
   perform ferry.unlink_tenant_large_objects(v_tenant);
@@ -823,9 +925,15 @@ begin
              p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs, v_columns.casts,
              ferry.column_checks_sql(v_mapped, v_rejects, v_columns.probes, v_columns.check_cols,
                                      v_columns.suspects, v_columns.validations),
-             cardinality(v_columns.probes)),
+             cardinality(v_columns.probes),
+             ferry.optimistic_transform_sql(
+               p_load, v_tenant, v_map, v_columns.outputs, v_columns.fast_casts,
+               ferry.column_checks_sql(v_work, v_rejects, '{}', v_columns.check_cols,
+                                       v_columns.suspects, v_columns.validations),
+               cardinality(v_columns.probes))),
            f.plan_sql,
-           f.promote_sql]
+           f.promote_sql,
+           ferry.bulk_function_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs)]
   into strict v_sql
   from ferry.promotion_functions_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs) as f;
 
@@ -833,7 +941,8 @@ begin
   -- DEFINER functions they run as the tenant, where PostgreSQL refuses any change of role.
   for v_fn in
     select format('%I.%I(%s)', v_s, f.name || '_' || p_load, f.args) as signature, f.sql
-    from unnest(array['transform', 'plan', 'promote'], array['', '', 'bigint, bigint'], v_sql) as f(name, args, sql)
+    from unnest(array['transform', 'plan', 'promote', 'bulk'], array['', '', 'bigint, bigint', 'boolean, boolean'], v_sql)
+      as f(name, args, sql)
   loop
     execute format('drop function if exists %s', v_fn.signature);
     execute v_fn.sql;
@@ -1569,6 +1678,30 @@ cross join lateral (
 ) as m$sql$, p_stage, p_select_sql)
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.may_change_inserts(p_table regclass)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+  with tables as (
+    select p_table as relid
+    union
+    select p.relid from pg_partition_tree(p_table) as p
+  )
+  select exists (
+           select from pg_trigger tg join tables on tables.relid = tg.tgrelid
+           where not tg.tgisinternal
+             and tg.tgtype::integer & 1 = 1          -- FOR EACH ROW
+             and tg.tgtype::integer & 4 = 4          -- INSERT
+             and tg.tgtype::integer & (2 | 64) <> 0  -- BEFORE or INSTEAD OF
+         )
+      or exists (
+           select from pg_rewrite r join tables on tables.relid = r.ev_class
+           where r.ev_type = '3'
+         )
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.mirror_absent(p_load bigint, p_soft text)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -1695,7 +1828,65 @@ begin
 end
 $function$;
 
-CREATE OR REPLACE FUNCTION ferry.output_columns(p_mapped text, p_map ferry.mappings, p_pt ferry.protected_tables, OUT outputs text[], OUT work_cols text[], OUT casts text[], OUT probes text[], OUT suspects text[], OUT check_cols text[], OUT validations text[], OUT errors text[])
+CREATE OR REPLACE FUNCTION ferry.optimistic_transform_sql(p_load bigint, p_tenant ferry.tenants, p_map ferry.mappings, p_outputs text[], p_fast_casts text[], p_checks text, p_probes integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_stage   text := ferry.quoted_object(p_tenant.schema_name, 'stage', p_load);
+  v_work    text := ferry.quoted_object(p_tenant.schema_name, 'work', p_load);
+  -- The column of the mapping's row count for a line: a name none of its outputs has.
+  v_rows    text := '_pgferry_rows';
+begin
+  if p_fast_casts is null then
+    return '';
+  end if;
+  while v_rows = any (p_outputs) loop
+    v_rows := v_rows || '_';
+  end loop;
+  return format($sql$  -- 1 to 4, optimistically, in one pass (see ferry.optimistic_transform_sql)
+  begin
+    insert into %1$s (_line, %2$s)
+    select st._line, %3$s
+    from %4$s as st
+    cross join lateral (
+      select mapping.*, count(*) over () as %5$I
+      from (
+        with staged as (select st.*)
+        select * from (
+%6$s
+        ) as mapping
+      ) as mapping
+    ) as m
+    where case when m.%5$I = 1 then true
+               else ('the mapping returned ' || m.%5$I || ' rows for a line')::integer is null end;
+    get diagnostics v_rows = row_count;
+    if v_rows <> (select count(*) from %4$s) then
+      raise exception 'the mapping returned no row for some line' using errcode = 'data_exception';
+    end if;
+%7$s%8$s
+    if exists (select from %9$s) then
+      delete from %1$s as w using %9$s as r where r.line = w._line;
+    end if;
+    v_optimistic := true;
+  exception when data_exception then
+    v_optimistic := false;
+  end;
+
+$sql$,
+    v_work,                                                                              -- 1
+    (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),                  -- 2
+    array_to_string(p_fast_casts, E',\n           '),                                   -- 3
+    v_stage, v_rows, p_map.select_sql,                                                   -- 4 5 6
+    (select string_agg(format(E'    v_casts_%s := true;\n', n), '') from generate_series(1, p_probes) n),  -- 7
+    p_checks,                                                                            -- 8
+    ferry.quoted_object(p_tenant.schema_name, 'rejects', p_load));                       -- 9
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.output_columns(p_mapped text, p_map ferry.mappings, p_pt ferry.protected_tables, OUT outputs text[], OUT work_cols text[], OUT casts text[], OUT fast_casts text[], OUT probes text[], OUT suspects text[], OUT check_cols text[], OUT validations text[], OUT errors text[])
  RETURNS record
  LANGUAGE plpgsql
  STABLE
@@ -1713,7 +1904,7 @@ declare
   v_type_check  text;
   v_n           integer;
 begin
-  outputs := '{}'; work_cols := '{}'; casts := '{}'; probes := '{}'; suspects := '{}';
+  outputs := '{}'; work_cols := '{}'; casts := '{}'; fast_casts := '{}'; probes := '{}'; suspects := '{}';
   check_cols := '{}'; validations := '{}'; errors := '{}';
   for v_out in
     select a.attname::text as name,
@@ -1800,7 +1991,20 @@ begin
 
     work_cols := work_cols || format('%I %s', v_out.name, v_out.target_type);
     casts := casts || v_cast;
+    -- The optimistic pass stores character(n) and character varying(n) without an explicit
+    -- cast, which would cut them: storing checks their length. Bit strings and arrays of
+    -- character strings are checked value by value: no optimistic pass.
+    fast_casts := fast_casts || case
+      when v_type_check <> 'null' and v_out.target_type ~ '^(character|bit)'
+           and v_out.target_type !~ '^character( varying)?(\([0-9]+\))?$' then null
+      when not v_out.same_type and v_out.target_type ~ '^character.*\(' then
+        case when v_out.texty and not v_out.is_key then format('m.%I::text', v_out.name)
+             else format('nullif(m.%I::text, %L)', v_out.name, '') end
+      else v_cast end;
   end loop;
+  if array_position(fast_casts, null) is not null then
+    fast_casts := null;
+  end if;
 
   errors := errors || array(
     select format('the key column %I is not an output of the mapping', k)
@@ -1900,7 +2104,8 @@ begin
            t._tid
     from %6$s as w
 %7$s
-    cross join lateral (select %8$s as _action) as a;
+    cross join lateral (select %8$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   else
     insert into %4$s
     select w.*, a._action,
@@ -1909,7 +2114,8 @@ begin
            t.ctid as _tid  -- where promote_N() finds the row again
     from %6$s as w
     left join %10$s as t on t.%11$I = %12$s and %13$s
-    cross join lateral (select %14$s as _action) as a;
+    cross join lateral (select %14$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   end if;
   get diagnostics v_rows = row_count;
   return v_rows;
@@ -1947,13 +2153,7 @@ begin
     execute format('select %s()', v_plan::oid::regproc);
   end if;
   execute format('analyze %s (_line, _action)', ferry.quoted_object(v_tenant.schema_name, 'plan', p_load));
-  return query execute format(
-    'select min(_line), max(_line), count(*)
-     from (select _line, (row_number() over (order by _line) - 1) / $1 as batch from %s) as b
-     group by batch
-     order by 1',
-    ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
-  using p_batch_size;
+  return query select * from ferry.promotion_batches(p_load, p_batch_size);
 end
 $function$;
 
@@ -2288,6 +2488,57 @@ end
 end
 $function$;
 
+CREATE OR REPLACE FUNCTION ferry.promote_in_bulk(p_load bigint, p_planned boolean)
+ RETURNS bigint[]
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant   ferry.tenants := ferry.load_tenant(p_load);
+  v_plan     text := ferry.quoted_object(v_tenant.schema_name, 'plan', p_load);
+  v_map      ferry.mappings;
+  v_inserted bigint;
+  v_none     boolean;
+begin
+  if to_regprocedure(format('%I.%I(boolean, boolean)', v_tenant.schema_name, 'bulk_' || p_load)) is null then
+    return null;
+  end if;
+  select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
+  if not p_planned then
+    update ferry.loads set status = 'promoting' where id = p_load;
+    perform ferry.lock_target(p_load);
+  else
+    -- Nothing planned for insert (a re-load, updates only): the batches do it all, as before.
+    execute format('select not exists (select from %s where _action = %L)', v_plan, 'insert') into v_none;
+    if v_none then
+      return null;
+    end if;
+  end if;
+  execute format(
+    'with bulk as materialized (
+       select * from %s($1, $5)
+     ),
+     undo as (
+       insert into ferry.undo (load_id, target_schema, target_table, action, key, xid)
+       select $2, $3, $4, %L, u.key, u.xid
+       from bulk
+       cross join unnest(bulk.undo_key, bulk.undo_xid) as u(key, xid)
+     )
+     select inserted from bulk',
+    ferry.tenant_function(p_load, 'bulk', 'boolean, boolean')::oid::regproc, 'inserts')
+  into v_inserted
+  using p_planned, p_load, v_map.target_schema, v_map.target_table,
+        ferry.may_change_inserts(format('%I.%I', v_map.target_schema, v_map.target_table)::regclass);
+  if v_inserted is null then
+    return null;
+  end if;
+  if p_planned then
+    execute format('delete from %s where _action = %L', v_plan, 'insert');
+  end if;
+  return array[v_inserted, 0, 0, 0];
+end
+$function$;
+
 CREATE OR REPLACE FUNCTION ferry.promote_updates_sql(p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_nonkeys text[])
  RETURNS text
  LANGUAGE plpgsql
@@ -2358,6 +2609,22 @@ $sql$,
     p_pt.tenant_column, format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type),         -- 5 6
     (select string_agg(format('t.%I = w.%I', k, k), ' and ') from unnest(p_map.key_columns) k),  -- 7
     v_returning, v_collect, v_append);                                                   -- 8 9 10
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.promotion_batches(p_load bigint, p_batch_size integer)
+ RETURNS TABLE(lo bigint, hi bigint, rows bigint)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  return query execute format(
+    'select min(_line), max(_line), count(*)
+     from (select _line, (row_number() over (order by _line) - 1) / $1 as batch from %s) as b
+     group by batch
+     order by 1',
+    ferry.quoted_object((ferry.load_tenant(p_load)).schema_name, 'plan', p_load))
+  using p_batch_size;
 end
 $function$;
 
@@ -3193,7 +3460,7 @@ begin
       select u.action as _action, k.key as _key, u.xid as _xid,
              jsonb_populate_record(null::%2$s, u.before) as _before, %3$s, null::tid as _tid
       from ferry.undo_log(%4$s) as u
-      cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
+      cross join lateral ferry.undo_keys(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
       cross join lateral jsonb_populate_record(null::%2$s, k.key) as r$sql$,
       v_undo, v_target, (select string_agg(format('r.%I', c), ', ') from unnest(v_keys) c), p_load);
     execute format('analyze %s', v_undo);
@@ -3562,7 +3829,7 @@ begin
 end
 $function$;
 
-CREATE OR REPLACE FUNCTION ferry.transform_function_sql(p_load bigint, p_tag text, p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_outputs text[], p_casts text[], p_checks text, p_probes integer)
+CREATE OR REPLACE FUNCTION ferry.transform_function_sql(p_load bigint, p_tag text, p_tenant ferry.tenants, p_map ferry.mappings, p_pt ferry.protected_tables, p_outputs text[], p_casts text[], p_checks text, p_probes integer, p_optimistic text)
  RETURNS text
  LANGUAGE plpgsql
  STABLE
@@ -3580,7 +3847,10 @@ language plpgsql security definer set search_path = public, pg_temp
 as %3$s
 declare
   v_line bigint;
+  v_rows bigint;
+  v_optimistic boolean := false;
 %4$sbegin
+%16$s  if not v_optimistic then
   -- 1. the mapping, one output row per staged line
   begin
     insert into %5$s
@@ -3619,6 +3889,7 @@ declare
   select m._line, %12$s
   from %5$s as m
   where not exists (select from %8$s as r where r.line = m._line);
+  end if;
 
   -- 5. declared checks
 %13$s
@@ -3639,7 +3910,8 @@ declare
     array_to_string(p_casts, E',\n         '),
     ferry.declared_checks_sql(p_tenant, p_map.checks, v_work, v_rejects),
     ferry.foreign_key_checks_sql(p_map, p_pt, p_tenant, p_outputs, v_work, v_rejects),
-    ferry.duplicates_sql(p_map, v_work, v_rejects, ferry.quoted_object(v_s, 'duplicates', p_load)));
+    ferry.duplicates_sql(p_map, v_work, v_rejects, ferry.quoted_object(v_s, 'duplicates', p_load)),
+    p_optimistic);
 end
 $function$;
 
@@ -3692,8 +3964,32 @@ CREATE OR REPLACE FUNCTION ferry.undo_key_columns(p_load bigint)
 AS $function$
   select array_agg(distinct k order by k)
   from ferry.undo u
-  cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
+  cross join lateral jsonb_object_keys(case when jsonb_typeof(u.key) = 'array' then u.key -> 0 else u.key end) as k
   where u.load_id = p_load
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.undo_keys(p_key jsonb)
+ RETURNS SETOF jsonb
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+begin
+  if jsonb_typeof(p_key) = 'array' then
+    return query select e from jsonb_array_elements(p_key) as e;
+  elsif (select count(*) from jsonb_object_keys(p_key)) = 1 then
+    return query
+      select jsonb_build_object(c.key, e)
+      from jsonb_each(p_key) as c
+      cross join lateral jsonb_array_elements(c.value) as e;
+  else
+    return query
+      select jsonb_object_agg(c.key, e.value)
+      from jsonb_each(p_key) as c
+      cross join lateral jsonb_array_elements(c.value) with ordinality as e (value, n)
+      group by e.n;
+  end if;
+end
 $function$;
 
 CREATE OR REPLACE FUNCTION ferry.undo_log(p_load bigint)
@@ -3707,7 +4003,11 @@ declare
   v_n        integer := 0;
 begin
   return query
-  select u.action, u.key, u.before, u.xid from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
+  select u.action,
+         case when u.action = 'inserts' and jsonb_typeof(u.key) = 'object'
+              then (select jsonb_agg(k) from ferry.undo_keys(u.key) as k) else u.key end,
+         u.before, u.xid
+  from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
   for v_row_type in
     select distinct u.row_type from ferry.undo u where u.load_id = p_load and u.action = 'updates'
   loop
@@ -3996,6 +4296,24 @@ begin
   end if;
   execute format('select %s()', v_fn::oid::regproc) into v_count;
   return v_count;
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.unwritten_rows(p_load bigint)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_rows   bigint;
+begin
+  execute format('select (select count(*) from %s) - (select count(*) from %s)',
+                 ferry.quoted_object(v_tenant.schema_name, 'work', p_load),
+                 ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+  into v_rows;
+  return v_rows;
 end
 $function$;
 

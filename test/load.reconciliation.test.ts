@@ -42,7 +42,8 @@ describe('every input row is accounted for (the shipped dirty catalog)', () => {
       .schema_name;
     const { rows } = await db.pool.query(
       `with promoted as (
-         select _line as line, 'promoted' as fate from ${tenantSchema}.plan_${result.loadId} where _action <> 'conflict'
+         select _line as line, 'promoted' as fate from ${tenantSchema}.work_${result.loadId} as w
+         where not exists (select from ferry.rejects r where r.load_id = $1 and r.step = 'promote' and r.line = w._line)
        ),
        rejected as (
          select distinct line, 'rejected' as fate from ferry.rejects where load_id = $1

@@ -72,7 +72,7 @@ describe('promotion under savepoints', () => {
     // The undo log keeps each inserted key once: the failed attempts' went with their savepoints.
     const { rows: undo } = await db.pool.query(
       `select k ->> 'sku' as sku
-       from ferry.undo u cross join jsonb_array_elements(u.key) as k
+       from ferry.undo u cross join ferry.undo_keys(u.key) as k
        where u.load_id = $1 and u.action = 'inserts'`,
       [result.loadId],
     );
@@ -151,5 +151,45 @@ describe('promotion under savepoints', () => {
     expect(await rollback(db.pool, result.loadId!)).toMatchObject({ outcome: 'rolled_back', restored: 29 });
     const { rows: suppliers } = await db.pool.query(`select distinct supplier from app.parts`);
     expect(suppliers).toEqual([{ supplier: 'S1' }]);
+  });
+
+  it('inserts the rows absent from a filled target in one statement, and falls back to batches when it fails', async () => {
+    await db.pool.query('truncate app.parts');
+    const first = await load(db.pool, {
+      file: writeFile(dir, 'twenty.csv', csv(20, {})),
+      tenant: 'acme',
+      mapping: 'parts',
+      mappingsDir: dir,
+    });
+    expect(first.counts).toMatchObject({ inserted: 20 });
+    // 20 rows again (unchanged) and 20 new ones, of which row 30 repeats the name of row 5:
+    // the one INSERT of the new rows fails, and the batches isolate row 30.
+    const result = await load(db.pool, {
+      file: writeFile(dir, 'forty.csv', csv(40, { 30: 'P30,part 5,S1' })),
+      tenant: 'acme',
+      mapping: 'parts',
+      mappingsDir: dir,
+      batchSize: 8,
+    });
+    expect(result.status).toBe('succeeded');
+    expect(result.counts).toMatchObject({ staged: 40, inserted: 19, unchanged: 20, rejected: 1 });
+    const { rows } = await db.pool.query(`select line::int, rule from ferry.rejects where load_id = $1`, [
+      result.loadId,
+    ]);
+    expect(rows).toEqual([{ line: 31, rule: 'unique' }]);
+    const { rows: undo } = await db.pool.query(
+      `select k ->> 'sku' as sku
+       from ferry.undo u cross join ferry.undo_keys(u.key) as k
+       where u.load_id = $1 and u.action = 'inserts'`,
+      [result.loadId],
+    );
+    expect(undo.map((r) => r.sku as string).sort()).toEqual(
+      Array.from({ length: 20 }, (_, i) => `P${i + 21}`)
+        .filter((sku) => sku !== 'P30')
+        .sort(),
+    );
+    expect(await rollback(db.pool, result.loadId!)).toMatchObject({ outcome: 'rolled_back', deleted: 19 });
+    const count = await db.pool.query(`select count(*)::int as n from app.parts`);
+    expect(count.rows[0].n).toBe(20);
   });
 });

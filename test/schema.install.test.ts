@@ -45,6 +45,7 @@ describe('sql/', () => {
       '0008_coordination_locks.sql',
       '0009_duplicates.sql',
       '0010_tenant_restores.sql',
+      '0011_load_fast_path.sql',
     ]);
     const { rows } = await db.pool.query('select id, name from ferry.schema_migrations order by id');
     expect(rows.map((r) => r.name)).toEqual(names);

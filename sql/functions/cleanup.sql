@@ -18,6 +18,7 @@ begin
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'transform_' || p_load);
   execute format('drop function if exists %I.%I()', v_tenant.schema_name, 'plan_' || p_load);
   execute format('drop function if exists %I.%I(bigint, bigint)', v_tenant.schema_name, 'promote_' || p_load);
+  execute format('drop function if exists %I.%I(boolean, boolean)', v_tenant.schema_name, 'bulk_' || p_load);
   -- Whatever large objects the tenant's code left (transform unlinks its own; this is for a
   -- load cleaned up after an interruption, or cancelled).
   perform ferry.unlink_tenant_large_objects(v_tenant);

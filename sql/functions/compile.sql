@@ -1,10 +1,11 @@
--- Compiling a load: the mapping's SELECT and the target's columns become three functions in
+-- Compiling a load: the mapping's SELECT and the target's columns become four functions in
 -- the tenant's schema, owned by the tenant role, SECURITY DEFINER, so that the mapping's own
 -- SQL and the writes into the target run confined by row-level security:
 --   transform_<load>()        staged text -> mapping -> checks -> typed, de-duplicated work table
 --   plan_<load>()             work table joined to the target: insert, update or unchanged
 --   promote_<load>(lo, hi)    one batch of the plan into the target, returning its undo rows
--- ferry.compile_load() writes them (the transform here, the other two in promotion.sql) and
+--   bulk_<load>(planned, returning) the rows that cannot conflict, in one INSERT, with their undo rows
+-- ferry.compile_load() writes them (the transform here, the others in promotion.sql) and
 -- keeps their text on the load.
 
 -- The tenant's as_tenant(sql, describe): runs nothing, but opens a cursor on a query as the
@@ -142,6 +143,7 @@ create or replace function ferry.output_columns(
   out outputs     text[],  -- the mapping's output columns, in order
   out work_cols   text[],  -- "name type" of the work table
   out casts       text[],  -- each output as its target type
+  out fast_casts  text[],  -- each output as the optimistic pass writes it; NULL if a column is checked value by value
   out probes      text[],  -- statements setting v_casts_N
   out suspects    text[],  -- conditions under which a row may fail a check
   out check_cols  text[],  -- value_N, rule_N, message_N of each checked column
@@ -163,7 +165,7 @@ declare
   v_type_check  text;
   v_n           integer;
 begin
-  outputs := '{}'; work_cols := '{}'; casts := '{}'; probes := '{}'; suspects := '{}';
+  outputs := '{}'; work_cols := '{}'; casts := '{}'; fast_casts := '{}'; probes := '{}'; suspects := '{}';
   check_cols := '{}'; validations := '{}'; errors := '{}';
   for v_out in
     select a.attname::text as name,
@@ -250,7 +252,20 @@ begin
 
     work_cols := work_cols || format('%I %s', v_out.name, v_out.target_type);
     casts := casts || v_cast;
+    -- The optimistic pass stores character(n) and character varying(n) without an explicit
+    -- cast, which would cut them: storing checks their length. Bit strings and arrays of
+    -- character strings are checked value by value: no optimistic pass.
+    fast_casts := fast_casts || case
+      when v_type_check <> 'null' and v_out.target_type ~ '^(character|bit)'
+           and v_out.target_type !~ '^character( varying)?(\([0-9]+\))?$' then null
+      when not v_out.same_type and v_out.target_type ~ '^character.*\(' then
+        case when v_out.texty and not v_out.is_key then format('m.%I::text', v_out.name)
+             else format('nullif(m.%I::text, %L)', v_out.name, '') end
+      else v_cast end;
   end loop;
+  if array_position(fast_casts, null) is not null then
+    fast_casts := null;
+  end if;
 
   errors := errors || array(
     select format('the key column %I is not an output of the mapping', k)
@@ -453,10 +468,84 @@ $sql$,
   end
 $$;
 
--- transform_<load>(): the mapping into the mapped table, then rejects for what fails, then
--- the typed work table of the lines that passed, then declared checks, references and
--- duplicate keys. Every step is set-based; only a mapping that fails on some value runs line
--- by line, each line under its own savepoint.
+-- Steps 1 to 4 of the transform, optimistically: the mapping, the casts to the target's types
+-- and how many rows the mapping returned for each line, in one pass from the staging table
+-- straight into the work table (no mapped table, no probes), then the key and NOT NULL checks
+-- on the typed rows. Anything that would be a reject of steps 1 to 3 but a missing value
+-- fails the pass with a data error: a value of the wrong type (its cast fails), a line the
+-- mapping multiplied (its count, as text, cast to integer) or dropped (fewer rows than
+-- staged). The pass is then undone (its savepoint) and steps 1 to 4 find each problem, value
+-- by value where they must. Empty when some column is checked value by value anyway
+-- (p_fast_casts NULL, see ferry.output_columns).
+create or replace function ferry.optimistic_transform_sql(
+  p_load       bigint,
+  p_tenant     ferry.tenants,
+  p_map        ferry.mappings,
+  p_outputs    text[],
+  p_fast_casts text[],
+  p_checks     text,    -- step 3 on the work table, from ferry.column_checks_sql() without probes
+  p_probes     integer  -- how many v_casts_N step 3 sets
+) returns text
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_stage   text := ferry.quoted_object(p_tenant.schema_name, 'stage', p_load);
+  v_work    text := ferry.quoted_object(p_tenant.schema_name, 'work', p_load);
+  -- The column of the mapping's row count for a line: a name none of its outputs has.
+  v_rows    text := '_pgferry_rows';
+begin
+  if p_fast_casts is null then
+    return '';
+  end if;
+  while v_rows = any (p_outputs) loop
+    v_rows := v_rows || '_';
+  end loop;
+  return format($sql$  -- 1 to 4, optimistically, in one pass (see ferry.optimistic_transform_sql)
+  begin
+    insert into %1$s (_line, %2$s)
+    select st._line, %3$s
+    from %4$s as st
+    cross join lateral (
+      select mapping.*, count(*) over () as %5$I
+      from (
+        with staged as (select st.*)
+        select * from (
+%6$s
+        ) as mapping
+      ) as mapping
+    ) as m
+    where case when m.%5$I = 1 then true
+               else ('the mapping returned ' || m.%5$I || ' rows for a line')::integer is null end;
+    get diagnostics v_rows = row_count;
+    if v_rows <> (select count(*) from %4$s) then
+      raise exception 'the mapping returned no row for some line' using errcode = 'data_exception';
+    end if;
+%7$s%8$s
+    if exists (select from %9$s) then
+      delete from %1$s as w using %9$s as r where r.line = w._line;
+    end if;
+    v_optimistic := true;
+  exception when data_exception then
+    v_optimistic := false;
+  end;
+
+$sql$,
+    v_work,                                                                              -- 1
+    (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o),                  -- 2
+    array_to_string(p_fast_casts, E',\n           '),                                   -- 3
+    v_stage, v_rows, p_map.select_sql,                                                   -- 4 5 6
+    (select string_agg(format(E'    v_casts_%s := true;\n', n), '') from generate_series(1, p_probes) n),  -- 7
+    p_checks,                                                                            -- 8
+    ferry.quoted_object(p_tenant.schema_name, 'rejects', p_load));                       -- 9
+end
+$$;
+
+-- transform_<load>(): first steps 1 to 4 in one optimistic pass (ferry.optimistic_transform_sql);
+-- where it fails, the mapping into the mapped table, then rejects for what fails, then the
+-- typed work table of the lines that passed. Then declared checks, references and duplicate
+-- keys. Every step is set-based; only a mapping that fails on some value runs line by line,
+-- each line under its own savepoint.
 create or replace function ferry.transform_function_sql(
   p_load    bigint,
   p_tag     text,
@@ -466,7 +555,8 @@ create or replace function ferry.transform_function_sql(
   p_outputs text[],
   p_casts   text[],
   p_checks  text,    -- step 3, from ferry.column_checks_sql()
-  p_probes  integer  -- how many v_casts_N step 3 sets
+  p_probes  integer, -- how many v_casts_N step 3 sets
+  p_optimistic text  -- steps 1 to 4 in one pass, from ferry.optimistic_transform_sql()
 ) returns text
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -483,7 +573,10 @@ language plpgsql security definer set search_path = public, pg_temp
 as %3$s
 declare
   v_line bigint;
+  v_rows bigint;
+  v_optimistic boolean := false;
 %4$sbegin
+%16$s  if not v_optimistic then
   -- 1. the mapping, one output row per staged line
   begin
     insert into %5$s
@@ -522,6 +615,7 @@ declare
   select m._line, %12$s
   from %5$s as m
   where not exists (select from %8$s as r where r.line = m._line);
+  end if;
 
   -- 5. declared checks
 %13$s
@@ -542,7 +636,8 @@ declare
     array_to_string(p_casts, E',\n         '),
     ferry.declared_checks_sql(p_tenant, p_map.checks, v_work, v_rejects),
     ferry.foreign_key_checks_sql(p_map, p_pt, p_tenant, p_outputs, v_work, v_rejects),
-    ferry.duplicates_sql(p_map, v_work, v_rejects, ferry.quoted_object(v_s, 'duplicates', p_load)));
+    ferry.duplicates_sql(p_map, v_work, v_rejects, ferry.quoted_object(v_s, 'duplicates', p_load)),
+    p_optimistic);
 end
 $$;
 
@@ -632,9 +727,15 @@ begin
              p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs, v_columns.casts,
              ferry.column_checks_sql(v_mapped, v_rejects, v_columns.probes, v_columns.check_cols,
                                      v_columns.suspects, v_columns.validations),
-             cardinality(v_columns.probes)),
+             cardinality(v_columns.probes),
+             ferry.optimistic_transform_sql(
+               p_load, v_tenant, v_map, v_columns.outputs, v_columns.fast_casts,
+               ferry.column_checks_sql(v_work, v_rejects, '{}', v_columns.check_cols,
+                                       v_columns.suspects, v_columns.validations),
+               cardinality(v_columns.probes))),
            f.plan_sql,
-           f.promote_sql]
+           f.promote_sql,
+           ferry.bulk_function_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs)]
   into strict v_sql
   from ferry.promotion_functions_sql(p_load, v_tag, v_tenant, v_map, v_pt, v_columns.outputs) as f;
 
@@ -642,7 +743,8 @@ begin
   -- DEFINER functions they run as the tenant, where PostgreSQL refuses any change of role.
   for v_fn in
     select format('%I.%I(%s)', v_s, f.name || '_' || p_load, f.args) as signature, f.sql
-    from unnest(array['transform', 'plan', 'promote'], array['', '', 'bigint, bigint'], v_sql) as f(name, args, sql)
+    from unnest(array['transform', 'plan', 'promote', 'bulk'], array['', '', 'bigint, bigint', 'boolean, boolean'], v_sql)
+      as f(name, args, sql)
   loop
     execute format('drop function if exists %s', v_fn.signature);
     execute v_fn.sql;

@@ -149,7 +149,8 @@ as $$
   select format('jsonb_build_object(%s)', (select string_agg(format('%L, t.%I', k, k), ', ') from unnest(p_keys) k))
 $$;
 
--- plan_<load>(): fills the plan table with every work row, its _action (ferry.plan_action_sql),
+-- plan_<load>(): fills the plan table with every work row that promotion must write or reject
+-- (rows unchanged or kept by skip are only counted: ferry.unwritten_rows), its _action (ferry.plan_action_sql),
 -- its _before (the before-image of a row it will update, for the undo log) and its _tid (the
 -- ctid of its target row, where promote_<load>() finds the row again). p_tag dollar-quotes
 -- the body.
@@ -221,7 +222,8 @@ begin
            t._tid
     from %6$s as w
 %7$s
-    cross join lateral (select %8$s as _action) as a;
+    cross join lateral (select %8$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   else
     insert into %4$s
     select w.*, a._action,
@@ -230,7 +232,8 @@ begin
            t.ctid as _tid  -- where promote_N() finds the row again
     from %6$s as w
     left join %10$s as t on t.%11$I = %12$s and %13$s
-    cross join lateral (select %14$s as _action) as a;
+    cross join lateral (select %14$s as _action) as a
+    where a._action not in ('unchanged', 'skip');
   end if;
   get diagnostics v_rows = row_count;
   return v_rows;
@@ -456,6 +459,126 @@ end
 end
 $$;
 
+-- bulk_<load>(p_planned, p_returning): the load's inserts in one INSERT … SELECT, as the
+-- tenant, where no row can conflict with the target, instead of a statement a batch:
+--   * p_planned false, before any plan: when the tenant has no row in the target, every work
+--     row is new; otherwise it inserts nothing and returns inserted NULL (the plan decides);
+--   * p_planned true, after the plan: the plan's rows of action insert, whose keys were absent.
+-- It returns the undo log of what it wrote: the keys of at most 10,000 rows an undo row, and
+-- the writing transaction. With p_returning (the target has a trigger or rule that may change
+-- a row on its way in) the keys are the rows' as stored, from RETURNING, a JSON array of keys
+-- as a batch's; without, they are those the rows were inserted with, read again from the work
+-- or plan table a column at a time ({"key": [values]}; ferry.undo_keys reads both): a
+-- RETURNING of a million rows is kept on disk before it is read. A row that fails
+-- (a constraint, a trigger error) fails the whole statement, and one skipped by a trigger makes
+-- it raise P0002: the loader then rolls it back and promotes in batches under savepoints,
+-- which isolate the bad rows.
+create or replace function ferry.bulk_function_sql(
+  p_load    bigint,
+  p_tag     text,
+  p_tenant  ferry.tenants,
+  p_map     ferry.mappings,
+  p_pt      ferry.protected_tables,
+  p_outputs text[]
+) returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_target text := format('%I.%I', p_map.target_schema, p_map.target_table);
+  v_tenant_value text := format('%L::%s', p_tenant.tenant_key, p_pt.tenant_type);
+  v_columns text := format('%I, %s', p_pt.tenant_column, (select string_agg(quote_ident(o), ', ') from unnest(p_outputs) o));
+  v_values  text := v_tenant_value || ', ' || (select string_agg(format('w.%I', o), ', ') from unnest(p_outputs) o);
+  v_keys    text := (select string_agg(quote_ident(k), ', ') from unnest(p_map.key_columns) k);
+  v_sources text[] := array[ferry.quoted_object(p_tenant.schema_name, 'work', p_load) || ' as w',
+                            ferry.quoted_object(p_tenant.schema_name, 'plan', p_load)
+                            || E' as w\n        where w._action = ''insert'''];
+  v_inserts text[];
+begin
+  -- For each source (the work table, the plan's inserts): the INSERT and its undo log, with
+  -- RETURNING (1) and without (2).
+  v_inserts := array(
+    select format($sql$    if p_returning then
+      with written as (
+        insert into %1$s as t (%2$s)
+        select %3$s
+        from %4$s
+        returning %5$s as key, t.xmin::text::bigint as xid
+      ),
+      parts as (
+        select jsonb_agg(key) as keys, max(xid) as xid, count(*) as n
+        from (select key, xid, (row_number() over () - 1) / 10000 as part from written) as k
+        group by part
+      )
+      select coalesce(sum(n), 0), coalesce(array_agg(keys), '{}'), coalesce(array_agg(xid), '{}')
+      into inserted, undo_key, undo_xid
+      from parts;
+    else
+      insert into %1$s as t (%2$s)
+      select %3$s
+      from %4$s;
+      get diagnostics inserted = row_count;
+      -- The keys a column at a time ({"key": [values]}), for the lines of each 10,000: one JSON
+      -- object a key would cost more than the INSERT's last fifth.
+      select coalesce(array_agg(p.keys), '{}') into undo_key
+      from (
+        select %6$s as keys
+        from %4$s
+        group by w._line / 10000
+      ) as p;
+      -- The transaction the rows were written by (the promotion's savepoint's): one row's xmin.
+      select t.xmin::text::bigint into v_xid
+      from %1$s as t
+      where t.%7$I = %8$s and (%9$s) = (select %10$s from %4$s limit 1);
+      undo_xid := array_fill(v_xid, array[cardinality(undo_key)]);
+    end if;$sql$,
+      v_target, v_columns, v_values, f.rows,                                              -- 1 2 3 4
+      ferry.written_key_sql(p_map.key_columns),                                           -- 5
+      format('jsonb_build_object(%s)', (select string_agg(format('%L, jsonb_agg(w.%I)', k, k), ', ') from unnest(p_map.key_columns) k)),  -- 6
+      p_pt.tenant_column, v_tenant_value,                                                 -- 7 8
+      (select string_agg(format('t.%I', k), ', ') from unnest(p_map.key_columns) k),      -- 9
+      (select string_agg(format('w.%I', k), ', ') from unnest(p_map.key_columns) k))      -- 10
+    from unnest(v_sources) with ordinality as f(rows, n)
+    order by f.n);
+
+  return format($sql$create function %1$I.%2$I(
+  p_planned   boolean,
+  p_returning boolean,
+  out inserted bigint,
+  out undo_key jsonb[],  -- a row of ferry.undo an element: its keys
+  out undo_xid bigint[]
+)
+language plpgsql security definer set search_path = public, pg_temp
+as %3$s
+declare
+  v_expected bigint;
+  v_xid      bigint;
+begin
+  if not p_planned then
+    if exists (select from %4$s as t where t.%5$I = %6$s) then
+      return;
+    end if;
+    select count(*) into v_expected from %7$s;
+%8$s
+  else
+    select count(*) into v_expected from %9$s as w where w._action = 'insert';
+%10$s
+  end if;
+  if inserted <> v_expected then
+    raise exception using errcode = 'P0002', message = (v_expected - inserted) || %11$L;
+  end if;
+end
+%3$s$sql$,
+    p_tenant.schema_name, 'bulk_' || p_load, p_tag,                                      -- 1 2 3
+    v_target, p_pt.tenant_column, v_tenant_value,                                        -- 4 5 6
+    ferry.quoted_object(p_tenant.schema_name, 'work', p_load),                           -- 7
+    v_inserts[1],                                                                        -- 8
+    ferry.quoted_object(p_tenant.schema_name, 'plan', p_load),                           -- 9
+    v_inserts[2],                                                                        -- 10
+    format(' row(s) to insert were not inserted into %s: skipped by a trigger', v_target));  -- 11
+end
+$$;
+
 -- The SQL of a load's plan_<load>() and promote_<load>(lo, hi), for compile_load. p_outputs:
 -- the columns the mapping writes, keys included, in the order of the work table's columns.
 create or replace function ferry.promotion_functions_sql(
@@ -497,13 +620,127 @@ begin
     execute format('select %s()', v_plan::oid::regproc);
   end if;
   execute format('analyze %s (_line, _action)', ferry.quoted_object(v_tenant.schema_name, 'plan', p_load));
+  return query select * from ferry.promotion_batches(p_load, p_batch_size);
+end
+$$;
+
+-- The batches of p_batch_size rows of the plan, in the order of their lines.
+create or replace function ferry.promotion_batches(p_load bigint, p_batch_size integer)
+returns table (lo bigint, hi bigint, rows bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
   return query execute format(
     'select min(_line), max(_line), count(*)
      from (select _line, (row_number() over (order by _line) - 1) / $1 as batch from %s) as b
      group by batch
      order by 1',
-    ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+    ferry.quoted_object((ferry.load_tenant(p_load)).schema_name, 'plan', p_load))
   using p_batch_size;
+end
+$$;
+
+-- Whether a row inserted into the table (or one of its partitions) may be stored other than
+-- as given: a BEFORE or INSTEAD OF row trigger on INSERT, or a rule on INSERT. Then
+-- bulk_<load>() takes the keys of its undo log from RETURNING.
+create or replace function ferry.may_change_inserts(p_table regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  with tables as (
+    select p_table as relid
+    union
+    select p.relid from pg_partition_tree(p_table) as p
+  )
+  select exists (
+           select from pg_trigger tg join tables on tables.relid = tg.tgrelid
+           where not tg.tgisinternal
+             and tg.tgtype::integer & 1 = 1          -- FOR EACH ROW
+             and tg.tgtype::integer & 4 = 4          -- INSERT
+             and tg.tgtype::integer & (2 | 64) <> 0  -- BEFORE or INSTEAD OF
+         )
+      or exists (
+           select from pg_rewrite r join tables on tables.relid = r.ev_class
+           where r.ev_type = '3'
+         )
+$$;
+
+-- Promotes in one statement what cannot conflict (bulk_<load>(), see ferry.bulk_function_sql)
+-- and writes its undo rows into ferry.undo, in the same statement. Returns the counts
+-- {inserted, updated, unchanged, conflicts} of the rows it accounted for, or NULL when it
+-- promoted nothing (the tenant has rows in the target and nothing is planned yet; a load
+-- compiled before bulk_<load>() existed).
+--   * p_planned false, first thing in the promotion (so it takes the target's lock): all the
+--     work rows, when the tenant has no row in the target.
+--   * p_planned true, after ferry.plan_promotion: the planned inserts, if there are any; they
+--     are deleted from the plan, so that the batches (ferry.promotion_batches) are the rest.
+create or replace function ferry.promote_in_bulk(p_load bigint, p_planned boolean) returns bigint[]
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant   ferry.tenants := ferry.load_tenant(p_load);
+  v_plan     text := ferry.quoted_object(v_tenant.schema_name, 'plan', p_load);
+  v_map      ferry.mappings;
+  v_inserted bigint;
+  v_none     boolean;
+begin
+  if to_regprocedure(format('%I.%I(boolean, boolean)', v_tenant.schema_name, 'bulk_' || p_load)) is null then
+    return null;
+  end if;
+  select m.* into strict v_map from ferry.mappings m join ferry.loads l on l.mapping_id = m.id where l.id = p_load;
+  if not p_planned then
+    update ferry.loads set status = 'promoting' where id = p_load;
+    perform ferry.lock_target(p_load);
+  else
+    -- Nothing planned for insert (a re-load, updates only): the batches do it all, as before.
+    execute format('select not exists (select from %s where _action = %L)', v_plan, 'insert') into v_none;
+    if v_none then
+      return null;
+    end if;
+  end if;
+  execute format(
+    'with bulk as materialized (
+       select * from %s($1, $5)
+     ),
+     undo as (
+       insert into ferry.undo (load_id, target_schema, target_table, action, key, xid)
+       select $2, $3, $4, %L, u.key, u.xid
+       from bulk
+       cross join unnest(bulk.undo_key, bulk.undo_xid) as u(key, xid)
+     )
+     select inserted from bulk',
+    ferry.tenant_function(p_load, 'bulk', 'boolean, boolean')::oid::regproc, 'inserts')
+  into v_inserted
+  using p_planned, p_load, v_map.target_schema, v_map.target_table,
+        ferry.may_change_inserts(format('%I.%I', v_map.target_schema, v_map.target_table)::regclass);
+  if v_inserted is null then
+    return null;
+  end if;
+  if p_planned then
+    execute format('delete from %s where _action = %L', v_plan, 'insert');
+  end if;
+  return array[v_inserted, 0, 0, 0];
+end
+$$;
+
+-- The work rows the plan left out, as nothing is to be written for them: unchanged, or kept by
+-- on_conflict skip or newer:. Counted as unchanged. (A load planned before plan_<load>() left
+-- them out has them all in its plan, and none here.)
+create or replace function ferry.unwritten_rows(p_load bigint) returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant ferry.tenants := ferry.load_tenant(p_load);
+  v_rows   bigint;
+begin
+  execute format('select (select count(*) from %s) - (select count(*) from %s)',
+                 ferry.quoted_object(v_tenant.schema_name, 'work', p_load),
+                 ferry.quoted_object(v_tenant.schema_name, 'plan', p_load))
+  into v_rows;
+  return v_rows;
 end
 $$;
 
@@ -597,7 +834,8 @@ $$;
 
 -- A load's undo log, an updated row a row: an 'updates' row (a batch's updates) comes out as
 -- one 'update' row for each of its keys, its before_rows read back through a temporary type
--- of the columns they were written with (row_type). Other rows come out as they are.
+-- of the columns they were written with (row_type). Other rows come out as they are, an
+-- 'inserts' row's keys always as a JSON array of keys.
 create or replace function ferry.undo_log(p_load bigint)
 returns table (action text, key jsonb, before jsonb, xid bigint)
 language plpgsql
@@ -609,7 +847,11 @@ declare
   v_n        integer := 0;
 begin
   return query
-  select u.action, u.key, u.before, u.xid from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
+  select u.action,
+         case when u.action = 'inserts' and jsonb_typeof(u.key) = 'object'
+              then (select jsonb_agg(k) from ferry.undo_keys(u.key) as k) else u.key end,
+         u.before, u.xid
+  from ferry.undo u where u.load_id = p_load and u.action <> 'updates';
   for v_row_type in
     select distinct u.row_type from ferry.undo u where u.load_id = p_load and u.action = 'updates'
   loop

@@ -25,15 +25,40 @@
 -- joins the undo rows to it with nested loops disabled (a hash or merge join, one scan of the
 -- target).
 
+-- The keys of an 'inserts' undo row, a key a row ({"column": value, ...}): kept either as a
+-- JSON array of keys (a batch's, or read from RETURNING) or a column at a time, as
+-- {"column": [values], ...} (a one-statement insert's, see ferry.bulk_function_sql).
+create or replace function ferry.undo_keys(p_key jsonb) returns setof jsonb
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if jsonb_typeof(p_key) = 'array' then
+    return query select e from jsonb_array_elements(p_key) as e;
+  elsif (select count(*) from jsonb_object_keys(p_key)) = 1 then
+    return query
+      select jsonb_build_object(c.key, e)
+      from jsonb_each(p_key) as c
+      cross join lateral jsonb_array_elements(c.value) as e;
+  else
+    return query
+      select jsonb_object_agg(c.key, e.value)
+      from jsonb_each(p_key) as c
+      cross join lateral jsonb_array_elements(c.value) with ordinality as e (value, n)
+      group by e.n;
+  end if;
+end
+$$;
+
 -- The key columns of a load's undo rows: a batch's rows ('inserts', 'updates') keep an array
--- of keys, the others one key.
+-- of keys (or, 'inserts', an object of arrays: ferry.undo_keys), the others one key.
 create or replace function ferry.undo_key_columns(p_load bigint) returns text[]
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
   select array_agg(distinct k order by k)
   from ferry.undo u
-  cross join lateral jsonb_object_keys(case when u.action in ('inserts', 'updates') then u.key -> 0 else u.key end) as k
+  cross join lateral jsonb_object_keys(case when jsonb_typeof(u.key) = 'array' then u.key -> 0 else u.key end) as k
   where u.load_id = p_load
 $$;
 
@@ -235,7 +260,7 @@ begin
       select u.action as _action, k.key as _key, u.xid as _xid,
              jsonb_populate_record(null::%2$s, u.before) as _before, %3$s, null::tid as _tid
       from ferry.undo_log(%4$s) as u
-      cross join lateral jsonb_array_elements(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
+      cross join lateral ferry.undo_keys(case when u.action = 'inserts' then u.key else jsonb_build_array(u.key) end) as k (key)
       cross join lateral jsonb_populate_record(null::%2$s, k.key) as r$sql$,
       v_undo, v_target, (select string_agg(format('r.%I', c), ', ') from unnest(v_keys) c), p_load);
     execute format('analyze %s', v_undo);
