@@ -14,7 +14,7 @@ export interface LoadSummary {
   fileSha256: string | null;
   rowsRead: number;
   rowsStaged: number;
-  parseRejects: number;
+  unparseable: number;
   rowsRejected: number;
   duplicates: number;
   inserted: number;
@@ -189,7 +189,7 @@ function toSummary(r: Record<string, any>): LoadSummary {
     fileSha256: r.file_sha256,
     rowsRead: Number(r.rows_read),
     rowsStaged: Number(r.rows_staged),
-    parseRejects: Number(r.parse_rejects),
+    unparseable: Number(r.parse_rejects),
     rowsRejected: Number(r.rows_rejected),
     duplicates: Number(r.duplicates),
     inserted: Number(r.inserted),

@@ -78,7 +78,7 @@ describe('a one-bad-byte UTF-8 file, loaded', () => {
     const file = writeFile(dir, 'one-bad-byte.csv', oneBadByteCsv());
     const result = await load(db.pool, { file, tenant: 'acme', mapping: 'products', mappingsDir: dir });
     expect(result.status).toBe('succeeded');
-    expect(result.counts).toMatchObject({ read: 399, parseRejects: 1, inserted: 398 });
+    expect(result.counts).toMatchObject({ read: 399, unparseable: 1, inserted: 398 });
     const { rows } = await db.pool.query(`select count(*)::int as n from app.products where name like 'café n°%'`);
     expect(rows[0].n).toBe(398);
     const rejects = await db.pool.query(`select line, rule, message from ferry.rejects where load_id = $1`, [

@@ -131,7 +131,7 @@ describe('export, then load into another tenant', () => {
       expect(result.error).toBeUndefined();
       expect(result.status).toBe('succeeded');
       expect(result.source).toMatchObject({ format: format === 'tsv' ? 'csv' : format });
-      expect(result.counts).toMatchObject({ read: 60, inserted: 60, parseRejects: 0, rejected: 0 });
+      expect(result.counts).toMatchObject({ read: 60, inserted: 60, unparseable: 0, rejected: 0 });
       expect(await rowsDifferingFrom(db.pool, 'app.items', COLUMNS, tenant, 'acme')).toBe(0);
     },
   );

@@ -12,7 +12,7 @@ const result: LoadResult = {
   loadId: 7,
   mapping: { name: 'products', version: 1 },
   file: 'catalog.csv',
-  counts: { read: 5, staged: 5, parseRejects: 0, rejected: 1, duplicates: 2, inserted: 2, updated: 0, unchanged: 0 },
+  counts: { read: 5, staged: 5, unparseable: 0, rejected: 1, duplicates: 2, inserted: 2, updated: 0, unchanged: 0 },
   reasons: [
     { rule: 'duplicate', column: null, count: 2, example: 'key appears on 3 lines; line 5 wins (duplicates: last)' },
     { rule: 'type', column: 'price', count: 1, example: LONG },

@@ -92,7 +92,7 @@ describe('a flood of identical lines', () => {
     expect(result.counts).toMatchObject({
       read: LINES,
       staged: LINES,
-      parseRejects: 0,
+      unparseable: 0,
       rejected: 0,
       duplicates: LINES - 1,
       inserted: 1,

@@ -54,7 +54,7 @@ describe('encodings, detected from the content', () => {
     const result = await loadFile(fixture(name));
     expect(result.status).toBe('succeeded');
     expect(result.source).toMatchObject({ ...source, compression: 'none' });
-    expect(result.counts).toMatchObject({ read: 3, inserted: 3, parseRejects: 0, rejected: 0 });
+    expect(result.counts).toMatchObject({ read: 3, inserted: 3, unparseable: 0, rejected: 0 });
     expect(await products()).toEqual(CATALOG);
   });
 
@@ -70,7 +70,7 @@ describe('encodings, detected from the content', () => {
   it('a byte not valid in the encoding rejects its line, and the others load', async () => {
     const result = await loadFile(fixture('catalog-windows-1252-undefined-byte.csv'));
     expect(result.source).toMatchObject({ encoding: 'windows-1252' });
-    expect(result.counts).toMatchObject({ read: 3, staged: 2, parseRejects: 1, inserted: 2 });
+    expect(result.counts).toMatchObject({ read: 3, staged: 2, unparseable: 1, inserted: 2 });
     const { rows } = await db.pool.query(`select line, rule, message from ferry.rejects where load_id = $1`, [
       result.loadId,
     ]);
@@ -95,7 +95,7 @@ describe('encodings, detected from the content', () => {
     );
     const result = await loadFile(file);
     expect(result.source).toMatchObject({ encoding: 'utf-8' });
-    expect(result.counts).toMatchObject({ read: 3001, parseRejects: 1, inserted: 3000 });
+    expect(result.counts).toMatchObject({ read: 3001, unparseable: 1, inserted: 3000 });
     const { rows } = await db.pool.query(`select line, rule, message from ferry.rejects where load_id = $1`, [
       result.loadId,
     ]);
@@ -185,7 +185,7 @@ describe('JSON and NDJSON', () => {
     const file = writeFile(dir, 'big.ndjson', `${lines.join('\n')}\n`);
     const result = await loadFile(file);
     expect(result.status).toBe('succeeded');
-    expect(result.counts).toMatchObject({ read: 10_000, staged: 9_999, parseRejects: 1, inserted: 9_999 });
+    expect(result.counts).toMatchObject({ read: 10_000, staged: 9_999, unparseable: 1, inserted: 9_999 });
     const { rows } = await db.pool.query(`select line, rule, message from ferry.rejects where load_id = $1`, [
       result.loadId,
     ]);
@@ -310,7 +310,7 @@ describe('XLSX', () => {
   it('finds the header below a title row, reads cached formula values, rejects error cells with their address', async () => {
     const result = await loadFile(workbook, { maxRejects: 5 });
     expect(result.source).toMatchObject({ format: 'xlsx', sheet: 'Products' });
-    expect(result.counts).toMatchObject({ read: 5, staged: 4, parseRejects: 1, rejected: 2, inserted: 2 });
+    expect(result.counts).toMatchObject({ read: 5, staged: 4, unparseable: 1, rejected: 2, inserted: 2 });
     expect(await products()).toEqual([
       { sku: 'X1', name: 'Xylophone', price: '12.50' },
       { sku: 'X2', name: 'Xenon lamp', price: '3.25' },

@@ -59,7 +59,7 @@ describe('load --from postgres://', () => {
     expect(result.status).toBe('succeeded');
     expect(result.source).toMatchObject({ format: 'postgres', table: 'legacy.items' });
     // L4's empty name: a NOT NULL text column takes '' (it is a value), so all four load.
-    expect(result.counts).toMatchObject({ read: 4, staged: 4, inserted: 4, parseRejects: 0 });
+    expect(result.counts).toMatchObject({ read: 4, staged: 4, inserted: 4, unparseable: 0 });
     expect(await products('acme')).toEqual([
       { sku: 'L1', name: 'Lamp, "deluxe"', price: '12.50' },
       { sku: 'L2', name: 'two\nlines', price: '0.25' },

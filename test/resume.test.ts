@@ -163,7 +163,7 @@ describe('resume after a crash', () => {
     await addTenant(db.pool, 'json_reference');
     await addTenant(db.pool, 'json_resumed');
     const whole = await load(db.pool, { file: ndjson, tenant: 'json_reference', mapping, chunkRows: 20_000 });
-    expect(whole.counts).toMatchObject({ read: 100_000, parseRejects: 20 });
+    expect(whole.counts).toMatchObject({ read: 100_000, unparseable: 20 });
 
     const loadId = await loadUntil('json_resumed', 'stage-chunk', ndjson);
     expect(await statusOnceSettled(db.pool, loadId!, 'interrupted')).toBe('interrupted');

@@ -79,7 +79,7 @@ function generateFile(tenant: string, index: number, rows: Map<string, Row>): { 
   const counts: Counts = {
     read: lines.length - 1,
     staged: lines.length - 1,
-    parseRejects: 0,
+    unparseable: 0,
     rejected,
     duplicates: valid - winners.size,
     inserted: 0,
@@ -275,7 +275,7 @@ describe('a fleet of workers sharing one queue', () => {
     for (const f of files) {
       const counts = await loadCounts(db.pool, f.loadId!);
       expect(counts, `load ${f.loadId} (${f.tenant} #${f.index})`).toEqual(f.expected);
-      expect(counts.read).toBe(counts.staged + counts.parseRejects);
+      expect(counts.read).toBe(counts.staged + counts.unparseable);
       expect(counts.staged).toBe(
         counts.inserted + counts.updated + counts.unchanged + counts.duplicates + counts.rejected,
       );

@@ -31,7 +31,7 @@ export function loadsCommand(global: () => GlobalOptions): Command {
               `${l.mapping} v${l.mappingVersion}`,
               l.status,
               l.rowsRead,
-              l.parseRejects + l.rowsRejected,
+              l.unparseable + l.rowsRejected,
               l.inserted,
               l.updated,
               l.unchanged,
@@ -150,7 +150,7 @@ export function formatLoadStatus(l: LoadSummary): string {
       ['stage', 'transform', 'promote', 'verify', 'cleanup'].map((s) => [s, formatMs(l.timings[s])]),
     ),
     '',
-    `read ${formatNumber(l.rowsRead)} = staged ${formatNumber(l.rowsStaged)} + unparseable ${formatNumber(l.parseRejects)}`,
+    `read ${formatNumber(l.rowsRead)} = staged ${formatNumber(l.rowsStaged)} + unparseable ${formatNumber(l.unparseable)}`,
     ...(l.status === 'succeeded' || l.status === 'dry_run'
       ? [
           `staged ${formatNumber(l.rowsStaged)} = promoted ${formatNumber(promoted)} + duplicates ${formatNumber(l.duplicates)} + rejected ${formatNumber(l.rowsRejected)}`,

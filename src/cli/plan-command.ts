@@ -111,7 +111,7 @@ function stepLine(step: PlanStepState): string {
 
 function countsText(step: PlanStepState): string {
   const c = step.counts!;
-  return `${c.read} read, ${c.parseRejects + c.rejected} rejected, ${c.inserted} inserted, ${c.updated} updated, ${c.unchanged} unchanged`;
+  return `${c.read} read, ${c.unparseable + c.rejected} rejected, ${c.inserted} inserted, ${c.updated} updated, ${c.unchanged} unchanged`;
 }
 
 const time = (d: Date | null) => (d ? d.toISOString().slice(0, 19).replace('T', ' ') : '-');
@@ -130,7 +130,7 @@ export function formatPlanState(run: PlanRunState): string {
         s.status,
         s.loadId,
         s.counts?.read,
-        s.counts ? s.counts.parseRejects + s.counts.rejected : null,
+        s.counts ? s.counts.unparseable + s.counts.rejected : null,
         s.counts?.inserted,
         s.counts?.updated,
         s.counts?.unchanged,

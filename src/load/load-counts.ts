@@ -6,7 +6,7 @@ import type { LoadCounts } from './types.js';
 export const NO_COUNTS: LoadCounts = {
   read: 0,
   staged: 0,
-  parseRejects: 0,
+  unparseable: 0,
   rejected: 0,
   duplicates: 0,
   inserted: 0,
@@ -25,7 +25,7 @@ export function countsOfLoadRow(l: Record<string, unknown>): LoadCounts {
   return {
     read: Number(l.rows_read),
     staged: Number(l.rows_staged),
-    parseRejects: Number(l.parse_rejects),
+    unparseable: Number(l.parse_rejects),
     rejected: Number(l.rows_rejected),
     duplicates: Number(l.duplicates),
     inserted: Number(l.inserted),

@@ -40,7 +40,7 @@ export async function thresholdBeforePromotion(
   await pool.query('select ferry.count_rejects($1)', [loadId]);
   const before = await loadCounts(pool, loadId);
   return (
-    thresholdProblem(before.parseRejects + before.rejected, rowsRead, options) ??
+    thresholdProblem(before.unparseable + before.rejected, rowsRead, options) ??
     duplicateThresholdProblem(before.duplicates, rowsRead, options)
   );
 }

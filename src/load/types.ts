@@ -121,7 +121,7 @@ export type Step = 'stage' | 'transform' | 'promote' | 'verify' | 'cleanup';
 export interface LoadCounts {
   read: number;
   staged: number;
-  parseRejects: number;
+  unparseable: number;
   rejected: number;
   duplicates: number;
   inserted: number;

@@ -25,8 +25,8 @@ export async function validate(pool: pg.Pool, options: ValidateOptions): Promise
   const { maxRejects, maxRejectRate, ...checked } = options;
   const result = await load(pool, { ...checked, dryRun: true, force: true });
   if (result.status !== 'dry_run') return result;
-  const { read, parseRejects, rejected } = result.counts;
-  const problem = thresholdProblem(parseRejects + rejected, read, { ...options, maxRejects, maxRejectRate });
+  const { read, unparseable, rejected } = result.counts;
+  const problem = thresholdProblem(unparseable + rejected, read, { ...options, maxRejects, maxRejectRate });
   if (!problem) return result;
   return {
     ...result,

@@ -120,7 +120,7 @@ export async function planStatus(pool: pg.Pool | pg.ClientBase, runId?: number):
   const { rows } = await pool.query(
     `select s.name, s.kind, s.status, s.after, s.load_id, s.error, s.started_at, s.finished_at,
             case when l.id is null then s.counts
-                 else jsonb_build_object('read', l.rows_read, 'staged', l.rows_staged, 'parseRejects', l.parse_rejects,
+                 else jsonb_build_object('read', l.rows_read, 'staged', l.rows_staged, 'unparseable', l.parse_rejects,
                                          'rejected', l.rows_rejected, 'duplicates', l.duplicates,
                                          'inserted', l.inserted, 'updated', l.updated, 'unchanged', l.unchanged)
             end as counts
@@ -158,7 +158,7 @@ function countsOf(json: Record<string, unknown>): LoadCounts {
   return {
     read: n('read'),
     staged: n('staged'),
-    parseRejects: n('parseRejects'),
+    unparseable: n('unparseable'),
     rejected: n('rejected'),
     duplicates: n('duplicates'),
     inserted: n('inserted'),

@@ -42,7 +42,7 @@ export function formatLoadResult(
       ['rows', 'count'],
       [
         ['read', c.read],
-        ['  unparseable', c.parseRejects],
+        ['  unparseable', c.unparseable],
         ['  staged', c.staged],
         ['    rejected', c.rejected],
         ['    duplicates', c.duplicates],

@@ -80,7 +80,7 @@ export async function stageCsvBytes(
   return {
     rowsRead: scanner.recordsRead,
     rowsStaged: writer.rowsStaged,
-    parseRejects: scanner.recordsRead - writer.rowsStaged,
+    unparseable: scanner.recordsRead - writer.rowsStaged,
     lastLine: writer.lastLine,
   };
 }

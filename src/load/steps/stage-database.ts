@@ -113,7 +113,7 @@ async function stageFromPostgres(
     await client.query('select ferry.checkpoint($1, $2, $3, $4)', [options.loadId, rows, rows, rows]);
     await client.query('commit');
     options.onProgress?.({ bytesRead: 0, rowsRead: rows });
-    return { rowsRead: rows, rowsStaged: rows, parseRejects: 0, lastLine: rows };
+    return { rowsRead: rows, rowsStaged: rows, unparseable: 0, lastLine: rows };
   } catch (error) {
     await client.query('rollback').catch(() => {});
     throw error;

@@ -95,7 +95,7 @@ export async function stageRecords(client: pg.ClientBase, options: StageRecordsO
   return {
     rowsRead: read,
     rowsStaged: writer.rowsStaged,
-    parseRejects: read - writer.rowsStaged,
+    unparseable: read - writer.rowsStaged,
     lastLine: writer.lastLine,
   };
 }

@@ -8,6 +8,6 @@ export interface StageProgress {
 export interface StageResult {
   rowsRead: number;
   rowsStaged: number;
-  parseRejects: number;
+  unparseable: number;
   lastLine: number;
 }
