@@ -2853,6 +2853,11 @@ begin
   delete from ferry.restores where tenant_id = v_tenant.id;
   delete from ferry.loads where tenant_id = v_tenant.id;
   delete from ferry.audit where tenant = v_tenant.slug;
+  -- The rows its transactions took turns on (their row locks were the locks).
+  delete from ferry.coordination_locks
+  where (purpose = 'tenant' and subject = v_tenant.slug)
+     or (purpose = 'as_tenant' and subject = v_tenant.schema_name)
+     or (purpose = 'target' and left(subject, length(v_tenant.slug) + 1) = v_tenant.slug || ':');
   delete from ferry.tenants where id = v_tenant.id;
 
   execute format('drop schema if exists %I cascade', v_tenant.schema_name);
@@ -3574,6 +3579,9 @@ begin
     execute format('drop table %s', v_before);
   end loop;
 
+  -- The rows --replace removed are back in their tables: their copies (kept outside row-level
+  -- security) go.
+  delete from ferry.restore_undo where restore_id = p_restore;
   update ferry.restores set status = 'rolled_back', rolled_back_at = now() where id = p_restore;
   insert into ferry.audit (os_user, command, tenant, outcome, details)
   values (p_os_user, 'tenant rollback-restore', v_tenant.slug, 'rolled_back',

@@ -39,4 +39,17 @@ describe('the load summary', () => {
     expect(wide).toContain(`${LONG.slice(0, 159)}…`);
     expect(wide).not.toContain(LONG.slice(0, 161));
   });
+
+  it("escapes a file's control characters: its name, a sheet's, the reason", () => {
+    const hostile = {
+      ...result,
+      file: 'evil\u001b[2J.xlsx',
+      source: { format: 'xlsx' as const, sheet: 'S\u009b31m', compression: 'none' as const },
+      error: 'bad \u202e value',
+    };
+    const text = formatLoadResult(hostile as LoadResult);
+    // eslint-disable-next-line no-control-regex
+    expect(text).not.toMatch(/[\x00-\x08\x0B-\x1F\x7F-\x9F\u202A-\u202E]/);
+    expect(text).toContain('evil\\u{1b}[2J.xlsx');
+  });
 });

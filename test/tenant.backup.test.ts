@@ -184,6 +184,12 @@ describe('tenant backup and restore', () => {
     const { rows } = await db.pool.query(`select name from app.products where tenant_id = 'acme' and sku = 'acme-3'`);
     expect(rows).toEqual([{ name: 'damaged' }]);
     expect(await rowsOf(db.pool, 'bob')).toEqual(bobBefore);
+    // The copies of the rows --replace removed (kept outside row-level security) are gone.
+    const { rows: kept } = await db.pool.query(
+      'select count(*)::int as n from ferry.restore_undo where restore_id = $1',
+      [restored.restoreId],
+    );
+    expect(kept[0].n).toBe(0);
     expect((await rollbackRestore(db.pool, restored.restoreId)).outcome).toBe('already_rolled_back');
 
     // And the restore once more, to leave acme as it was for the tests after.
@@ -403,10 +409,12 @@ describe('tenant backup and restore', () => {
               (select count(*) from ferry.tenants where slug = 'acme')::int as tenants,
               (select count(*) from pg_roles where rolname = $1)::int as roles,
               (select count(*) from pg_namespace where nspname = $2)::int as schemas,
-              (select count(*) from pg_policy where polname like '%acme%')::int as policies`,
+              (select count(*) from pg_policy where polname like '%acme%')::int as policies,
+              (select count(*) from ferry.coordination_locks
+               where subject in ('acme', $2) or subject like 'acme:%')::int as locks`,
       [roles[0].role_name, roles[0].schema_name],
     );
-    expect(left).toEqual([{ products: 0, suppliers: 0, tenants: 0, roles: 0, schemas: 0, policies: 0 }]);
+    expect(left).toEqual([{ products: 0, suppliers: 0, tenants: 0, roles: 0, schemas: 0, policies: 0, locks: 0 }]);
     expect(await rowsOf(db.pool, 'bob')).toEqual(bobBefore);
     const { rows: audit } = await db.pool.query(
       `select command, outcome, details from ferry.audit where tenant = 'acme'`,

@@ -89,6 +89,11 @@ begin
   delete from ferry.restores where tenant_id = v_tenant.id;
   delete from ferry.loads where tenant_id = v_tenant.id;
   delete from ferry.audit where tenant = v_tenant.slug;
+  -- The rows its transactions took turns on (their row locks were the locks).
+  delete from ferry.coordination_locks
+  where (purpose = 'tenant' and subject = v_tenant.slug)
+     or (purpose = 'as_tenant' and subject = v_tenant.schema_name)
+     or (purpose = 'target' and left(subject, length(v_tenant.slug) + 1) = v_tenant.slug || ':');
   delete from ferry.tenants where id = v_tenant.id;
 
   execute format('drop schema if exists %I cascade', v_tenant.schema_name);

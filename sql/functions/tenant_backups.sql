@@ -560,6 +560,9 @@ begin
     execute format('drop table %s', v_before);
   end loop;
 
+  -- The rows --replace removed are back in their tables: their copies (kept outside row-level
+  -- security) go.
+  delete from ferry.restore_undo where restore_id = p_restore;
   update ferry.restores set status = 'rolled_back', rolled_back_at = now() where id = p_restore;
   insert into ferry.audit (os_user, command, tenant, outcome, details)
   values (p_os_user, 'tenant rollback-restore', v_tenant.slug, 'rolled_back',

@@ -289,8 +289,10 @@ function describeManifest(h: BackupHeader): string {
 
 function describeRestore(r: RestoreResult): string {
   const lines = [
-    `restore ${r.restoreId}: ${formatNumber(r.rows)} rows of ${printable(r.backupTenant)} (taken ${r.takenAt}) ` +
-      `restored as ${r.tenant}`,
+    printable(
+      `restore ${r.restoreId}: ${formatNumber(r.rows)} rows of ${r.backupTenant} (taken ${r.takenAt}) ` +
+        `restored as ${r.tenant}`,
+    ),
     textTable(
       ['table', 'rows', 'replaced'],
       r.tables.map((t) => [t.table, t.rows, t.replaced]),

@@ -11,10 +11,14 @@ export function formatLoadResult(
 ): string {
   if (result.status === 'skipped') {
     const by = result.previousLoadRunning ? 'is being loaded' : 'was already loaded';
-    return `skipped ${result.file}: this file ${by} for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`;
+    return printable(
+      `skipped ${result.file}: this file ${by} for this tenant with mapping ${result.mapping.name} v${result.mapping.version} (load ${result.previousLoadId}); --force loads it again`,
+    );
   }
   if (result.status === 'queued') {
-    return `load ${result.loadId} queued  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version}): a worker runs it (pgferry worker); follow it with: pgferry status ${result.loadId} --follow`;
+    return printable(
+      `load ${result.loadId} queued  (${result.file}, mapping ${result.mapping.name} v${result.mapping.version}): a worker runs it (pgferry worker); follow it with: pgferry status ${result.loadId} --follow`,
+    );
   }
   const c = result.counts;
   const out: string[] = [];
@@ -32,7 +36,7 @@ export function formatLoadResult(
     out.push(`validated ${what}: ${checked}`);
   } else out.push(`load ${result.loadId} ${verdict}  ${what}`);
   if (result.source) out.push(`  read as: ${describeSource(result.source)}`);
-  if (result.error) out.push(`  reason: ${printable(result.error)}`);
+  if (result.error) out.push(`  reason: ${result.error}`);
   if (result.sync) out.push(`  ${describeSyncOutcome(result.sync)}`);
   out.push('');
   const promoted = c.inserted + c.updated + c.unchanged;
@@ -90,7 +94,8 @@ export function formatLoadResult(
       );
     }
   }
-  return out.join('\n');
+  // File names, sheet and entry names, reasons: a file's text, never the terminal's commands.
+  return printable(out.join('\n'));
 }
 
 /**

@@ -28,6 +28,8 @@ const FRAME_BYTES = 64 * 1024;
 const HEADER_BYTES = ENCRYPTION_MAGIC.length + 3 + SALT_BYTES + PREFIX_BYTES;
 /** The most scrypt may ask of memory: a file's header must not make the reader allocate more. */
 const MAX_LOG2N = 20;
+/** The most memory a backup's scrypt parameters may ask for (128·N·r bytes): 256 MiB. */
+const MAX_SCRYPT_BYTES = 256 * 1024 * 1024;
 
 async function deriveKey(passphrase: string, salt: Buffer, log2N: number, r: number, p: number): Promise<Buffer> {
   if (!passphrase) throw new PgferryError('the passphrase is empty');
@@ -159,7 +161,17 @@ export class DecryptBackup extends Transform {
       });
     }
     const [log2N, r, p] = header.subarray(ENCRYPTION_MAGIC.length, ENCRYPTION_MAGIC.length + 3);
-    if (log2N < 10 || log2N > MAX_LOG2N || r < 1 || r > 32 || p < 1 || p > 16) {
+    // Read before anything is authenticated: a hostile file must not make verify or restore
+    // spend gigabytes or minutes on scrypt. pgferry writes N 2^15, r 8, p 1 (32 MiB).
+    if (
+      log2N < 10 ||
+      log2N > MAX_LOG2N ||
+      r < 1 ||
+      r > 16 ||
+      p < 1 ||
+      p > 4 ||
+      128 * 2 ** log2N * r > MAX_SCRYPT_BYTES
+    ) {
       throw refused('its key derivation parameters are out of range');
     }
     const salt = header.subarray(ENCRYPTION_MAGIC.length + 3, ENCRYPTION_MAGIC.length + 3 + SALT_BYTES);

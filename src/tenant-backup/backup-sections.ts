@@ -177,6 +177,12 @@ function parseHeader(line: Buffer): BackupHeader {
   if (typeof header.tenant?.slug !== 'string' || typeof header.tenant.key !== 'string') {
     throw damaged('its header does not name its tenant');
   }
+  for (const field of ['takenAt', 'snapshot', 'pgferry', 'server'] as const) {
+    if (typeof header[field] !== 'string') throw damaged(`its header lacks ${field}`);
+  }
+  if (!Array.isArray(header.catalog?.mappings) || !Array.isArray(header.catalog.syncs)) {
+    throw damaged("its header lacks pgferry's records of the tenant (catalog)");
+  }
   return header;
 }
 

@@ -13,6 +13,7 @@ import { countLines } from './backup-sections.js';
 import { COPY_SETTINGS } from './copy-settings.js';
 import { backupParts } from './open-backup-bytes.js';
 import { asPrintableError } from './printable-error.js';
+import { restoredMappings } from './restored-mappings.js';
 
 export interface RestoreOptions {
   /** A backup file, or a stream of one (plain, gzip or encrypted: told from its first bytes). */
@@ -157,9 +158,10 @@ async function restoreParts(
       }
     }
     // Every check passed (backupParts ends only when the trailer matched and the file ended).
+    const trusted = restoredMappings(header!.catalog);
     const { rows } = await client.query<{ result: { tables: RestoredTable[]; catalog: RestoreResult['catalog'] } }>(
       'select ferry.finish_restore($1, $2, $3) as result',
-      [restoreId, JSON.stringify(tables), JSON.stringify(header!.catalog)],
+      [restoreId, JSON.stringify(tables), JSON.stringify(trusted.catalog)],
     );
     await client.query('commit');
     client.release();
@@ -171,7 +173,7 @@ async function restoreParts(
       takenAt: header!.takenAt,
       tables: result.tables.map((t) => ({ table: t.table, rows: Number(t.rows), replaced: Number(t.replaced) })),
       rows: tables.reduce((n, t) => n + t.rows, 0),
-      catalog: result.catalog,
+      catalog: { ...result.catalog, skipped: [...trusted.skipped, ...result.catalog.skipped] },
     };
   } catch (error) {
     copy?.stream.destroy();
