@@ -431,7 +431,7 @@ begin
 end
 $function$;
 
-CREATE OR REPLACE FUNCTION ferry.advance_sequences(p_schema name, p_table name, p_stage text)
+CREATE OR REPLACE FUNCTION ferry.advance_sequences()
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -439,18 +439,21 @@ AS $function$
 declare
   v_seq record;
 begin
+  if to_regclass('pg_temp.pgferry_restore_sequences') is null then
+    return;
+  end if;
   for v_seq in
-    select a.attname, pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) as seq
-    from pg_attribute a
-    where a.attrelid = format('%I.%I', p_schema, p_table)::regclass and a.attnum > 0 and not a.attisdropped
-      and pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) is not null
-      and exists (select from pg_attribute s
-                  where s.attrelid = p_stage::regclass and s.attname = a.attname and s.attnum > 0)
+    select n.seq, n.value, s.seqmax
+    from pg_temp.pgferry_restore_sequences n
+    join pg_sequence s on s.seqrelid = n.seq::regclass
   loop
+    if v_seq.value > v_seq.seqmax - v_seq.seqmax / 100 then
+      raise exception 'the backup holds % in the column behind sequence %, within 1%% of its maximum %: not restored',
+        v_seq.value, v_seq.seq, v_seq.seqmax
+        using errcode = '22003', hint = 'a restore would leave that sequence, which every tenant''s rows draw from, nearly exhausted';
+    end if;
     begin
-      execute format('select setval(%L, greatest(x.m, s.last_value), true) from (select max(%I) as m from %s) as x,
-                      %s as s where x.m is not null',
-                     v_seq.seq, v_seq.attname, p_stage, v_seq.seq);
+      execute format('select setval(%L, greatest(%s, s.last_value), true) from %s as s', v_seq.seq, v_seq.value, v_seq.seq);
     exception when insufficient_privilege then
       null;
     end;
@@ -1323,6 +1326,7 @@ declare
 begin
   select * into strict v_restore from ferry.restores where id = p_restore for update;
   select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
+  perform ferry.advance_sequences();
   v_catalog := ferry.restore_catalog(v_tenant.slug, p_catalog);
   select coalesce(jsonb_agg(jsonb_build_object(
            'table', format('%I.%I', t->>'schema', t->>'table'),
@@ -1814,6 +1818,32 @@ begin
   execute format('drop table %s', v_undo);
   update ferry.loads set deleted = v_deleted where id = p_load;
   return jsonb_build_object('deleted', v_deleted, 'soft', p_soft is not null);
+end
+$function$;
+
+CREATE OR REPLACE FUNCTION ferry.note_sequences(p_schema name, p_table name, p_stage text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+declare
+  v_seq record;
+begin
+  create temporary table if not exists pgferry_restore_sequences (seq text primary key, value bigint not null)
+    on commit drop;
+  for v_seq in
+    select a.attname, pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) as seq
+    from pg_attribute a
+    where a.attrelid = format('%I.%I', p_schema, p_table)::regclass and a.attnum > 0 and not a.attisdropped
+      and pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) is not null
+      and exists (select from pg_attribute s
+                  where s.attrelid = p_stage::regclass and s.attname = a.attname and s.attnum > 0)
+  loop
+    execute format('insert into pg_temp.pgferry_restore_sequences as n (seq, value)
+                    select %L, max(%I) from %s having max(%I) is not null
+                    on conflict (seq) do update set value = greatest(n.value, excluded.value)',
+                   v_seq.seq, v_seq.attname, p_stage, v_seq.attname);
+  end loop;
 end
 $function$;
 
@@ -3183,7 +3213,7 @@ begin
   v_rows := ferry.as_tenant_exec(v_tenant, format(
     'insert into %I.%I (%I, %s) overriding system value select %L::%s, %s from %s',
     p_schema, p_table, v_pt.tenant_column, v_cols, v_tenant.tenant_key, v_pt.tenant_type, v_cols, v_stage));
-  perform ferry.advance_sequences(p_schema, p_table, v_stage);
+  perform ferry.note_sequences(p_schema, p_table, v_stage);
   execute format('drop table %s', v_stage);
   return v_rows;
 end

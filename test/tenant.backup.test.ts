@@ -389,6 +389,23 @@ describe('tenant backup and restore', () => {
     expect(await rowsOf(other.pool, 'copied')).toEqual(acmeBefore);
   });
 
+  it('refuses a backup whose ids would nearly exhaust a sequence every tenant draws from, moving no sequence', async () => {
+    await addTenant(db.pool, 'huge');
+    await db.pool.query(
+      `insert into app.suppliers (tenant_id, id, name) overriding system value values ('huge', 2147480000, 'far')`,
+    );
+    const file = path.join(dir, 'huge.pgferry');
+    await backupTenant(db.pool, { tenant: 'huge', output: file });
+    const { rows: seq } = await other.pool.query("select pg_get_serial_sequence('app.suppliers', 'id') as seq");
+    const sequence = `select s.last_value, s.is_called from ${seq[0].seq} as s`;
+    const before = (await other.pool.query(sequence)).rows;
+    await refused(restoreTenant(other.pool, { input: file, as: 'huge_copy' }), /within 1% of its maximum 2147483647/);
+    expect((await other.pool.query(sequence)).rows).toEqual(before);
+    const { rows } = await other.pool.query(`select count(*)::int as n from ferry.tenants where slug = 'huge_copy'`);
+    expect(rows[0].n).toBe(0);
+    await db.pool.query(`delete from app.suppliers where tenant_id = 'huge'`);
+  });
+
   it('purges a tenant: lists first, then deletes its rows, schema, role and catalog, keeps one audit line, leaves bob intact', async () => {
     const plan = await planPurge(db.pool, 'acme');
     expect(plan.filter((p) => p.kind === 'rows')).toEqual([

@@ -357,23 +357,26 @@ begin
   v_rows := ferry.as_tenant_exec(v_tenant, format(
     'insert into %I.%I (%I, %s) overriding system value select %L::%s, %s from %s',
     p_schema, p_table, v_pt.tenant_column, v_cols, v_tenant.tenant_key, v_pt.tenant_type, v_cols, v_stage));
-  perform ferry.advance_sequences(p_schema, p_table, v_stage);
+  perform ferry.note_sequences(p_schema, p_table, v_stage);
   execute format('drop table %s', v_stage);
   return v_rows;
 end
 $$;
 
--- Moves the sequences behind a restored table's serial and identity columns past the largest
--- value restored (read from the restore's own table p_stage, not the target, which row-level
--- security may hide from the loader): rows restored with their ids would otherwise collide
--- with the next rows the application inserts. A sequence the loader may not set is left.
-create or replace function ferry.advance_sequences(p_schema name, p_table name, p_stage text) returns void
+-- Notes, for ferry.advance_sequences at the restore's end, the largest value restored in each
+-- serial and identity column of a restored table (read from the restore's own table p_stage,
+-- not the target, which row-level security may hide from the loader). In a temporary table
+-- of the restoring transaction: setval is not transactional, so sequences move only once
+-- every table and the trailer passed, just before the commit.
+create or replace function ferry.note_sequences(p_schema name, p_table name, p_stage text) returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_seq record;
 begin
+  create temporary table if not exists pgferry_restore_sequences (seq text primary key, value bigint not null)
+    on commit drop;
   for v_seq in
     select a.attname, pg_get_serial_sequence(format('%I.%I', p_schema, p_table), a.attname) as seq
     from pg_attribute a
@@ -382,10 +385,41 @@ begin
       and exists (select from pg_attribute s
                   where s.attrelid = p_stage::regclass and s.attname = a.attname and s.attnum > 0)
   loop
+    execute format('insert into pg_temp.pgferry_restore_sequences as n (seq, value)
+                    select %L, max(%I) from %s having max(%I) is not null
+                    on conflict (seq) do update set value = greatest(n.value, excluded.value)',
+                   v_seq.seq, v_seq.attname, p_stage, v_seq.attname);
+  end loop;
+end
+$$;
+
+-- Moves the sequences noted by ferry.note_sequences past the largest value restored: rows
+-- restored with their ids would otherwise collide with the next rows the application
+-- inserts. A value within 1% of its sequence's maximum is refused (the restore with it): a
+-- backup's ids could otherwise exhaust a sequence every tenant's rows draw from. A sequence
+-- the loader may not set is left as it is.
+create or replace function ferry.advance_sequences() returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_seq record;
+begin
+  if to_regclass('pg_temp.pgferry_restore_sequences') is null then
+    return;
+  end if;
+  for v_seq in
+    select n.seq, n.value, s.seqmax
+    from pg_temp.pgferry_restore_sequences n
+    join pg_sequence s on s.seqrelid = n.seq::regclass
+  loop
+    if v_seq.value > v_seq.seqmax - v_seq.seqmax / 100 then
+      raise exception 'the backup holds % in the column behind sequence %, within 1%% of its maximum %: not restored',
+        v_seq.value, v_seq.seq, v_seq.seqmax
+        using errcode = '22003', hint = 'a restore would leave that sequence, which every tenant''s rows draw from, nearly exhausted';
+    end if;
     begin
-      execute format('select setval(%L, greatest(x.m, s.last_value), true) from (select max(%I) as m from %s) as x,
-                      %s as s where x.m is not null',
-                     v_seq.seq, v_seq.attname, p_stage, v_seq.seq);
+      execute format('select setval(%L, greatest(%s, s.last_value), true) from %s as s', v_seq.seq, v_seq.value, v_seq.seq);
     exception when insufficient_privilege then
       null;
     end;
@@ -459,6 +493,7 @@ declare
 begin
   select * into strict v_restore from ferry.restores where id = p_restore for update;
   select * into strict v_tenant from ferry.tenants where id = v_restore.tenant_id;
+  perform ferry.advance_sequences();
   v_catalog := ferry.restore_catalog(v_tenant.slug, p_catalog);
   select coalesce(jsonb_agg(jsonb_build_object(
            'table', format('%I.%I', t->>'schema', t->>'table'),
