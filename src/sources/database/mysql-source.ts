@@ -57,7 +57,8 @@ export async function describeMysqlQuery(
  * - zero dates (`0000-00-00`, `0000-00-00 00:00:00`) as NULL: MySQL's "no date";
  * - binary strings and blobs as `\x…` hex, bytea's input;
  * - `BIT(n)` as its bits (`0101`);
- * - `TINYINT(1)` (MySQL's BOOLEAN) and `BIT(1)` as `true`/`false` (0 is false, as in MySQL):
+ * - `TINYINT(1)` (MySQL's BOOLEAN) 0 and 1, and `BIT(1)`, as `false`/`true` (other TINYINT(1)
+ *   values as their number):
  *   booleans are staged alike from every source (PostgreSQL, JSON, XLSX), so one mapping
  *   serves them all.
  * `line` is the row's position (1-based).
@@ -93,7 +94,12 @@ const DATE_TYPES = new Set([Types.DATE, Types.DATETIME, Types.TIMESTAMP, Types.N
 
 function valueReader(column: MysqlColumn): (bytes: Buffer) => string | null {
   if (column.type === Types.TINY && column.length === 1) {
-    return (bytes) => (Number(bytes.toString('latin1')) === 0 ? 'false' : 'true');
+    // Only 0 and 1 are booleans: a TINYINT(1) used as a small number keeps its other values,
+    // which a boolean column then rejects rather than reading them as true.
+    return (bytes) => {
+      const text = bytes.toString('latin1');
+      return text === '0' ? 'false' : text === '1' ? 'true' : text;
+    };
   }
   if (column.type === Types.BIT && column.length === 1) {
     return (bytes) => (bytes.every((b) => b === 0) ? 'false' : 'true');
