@@ -25,6 +25,7 @@ import { load, resume, rollback } from '../src/index.js';
 import { ENDED_STATUSES } from '../src/load/ended-statuses.js';
 import { loadCounts } from '../src/load/load-counts.js';
 import type { LoadResult } from '../src/load/types.js';
+import { prng, type Rand } from '../test/helpers/prng.js';
 import { rowsDifferingFrom } from '../test/helpers/tenant-rows.js';
 import { isRunning, startWorkerChild, type WorkerChild } from '../test/helpers/worker-child.js';
 import { claimantPid, cutConnection, diagnostics } from './fault-injection.js';
@@ -50,6 +51,8 @@ export interface FaultOutcome {
   kind: FaultKind;
   /** Whether the fault hit the load (false: the load had ended, or had nothing to cut then). */
   hit: boolean;
+  /** How many loads it took to hit one (see ATTEMPTS). */
+  attempts: number;
   afterMs: number;
   /** Who promoted the load. */
   promotedBy: 'load' | 'resume' | 'final resume' | 'a worker' | 'none';
@@ -62,7 +65,12 @@ interface Context {
   file: string;
   referenceMs: number;
   reference: LoadResult;
+  /** The moments and outages, from the seed: a run can be repeated. */
+  rand: Rand;
 }
+
+/** A run whose fault found nothing to hit (the load had ended) is tried again this often, sooner each time. */
+const ATTEMPTS = 3;
 
 /** Runs the harness; resolves with each run's outcome. */
 export async function faultHarness(options: FaultHarnessOptions): Promise<FaultOutcome[]> {
@@ -84,14 +92,14 @@ export async function faultHarness(options: FaultHarnessOptions): Promise<FaultO
     if (reference.status !== 'succeeded') throw new Error(`the reference load failed: ${reference.error}`);
     log(`reference load: ${Math.round(referenceMs)} ms, ${JSON.stringify(reference.counts)}`);
 
-    const context: Context = { db, file, referenceMs, reference };
+    const context: Context = { db, file, referenceMs, reference, rand: prng(options.seed) };
     const outcomes: FaultOutcome[] = [];
     for (let run = 1; run <= options.runs; run++) {
       const kind = kinds[(run - 1) % kinds.length];
       const o = await faultRun(context, run, kind);
       outcomes.push(o);
       log(
-        `run ${run}: ${kind} ${o.hit ? '' : '(missed: nothing to hit) '}after ${o.afterMs} ms, ` +
+        `run ${run}: ${kind} ${o.hit ? '' : `(missed ${o.attempts} times: nothing to hit) `}after ${o.afterMs} ms, ` +
           `promoted by ${o.promotedBy}: ${o.exact ? 'exact' : `NOT EXACT: ${o.problem}`}`,
       );
     }
@@ -117,11 +125,32 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'stuck'> 
   }
 }
 
+/**
+ * One run: the fault at a moment from the seed; a fault that found nothing to hit (the load
+ * had ended, or was between connections) is tried again on a new load, earlier each time.
+ */
 async function faultRun(context: Context, run: number, kind: FaultKind): Promise<FaultOutcome> {
-  const afterMs = Math.round(Math.random() * context.referenceMs);
+  let outcome: FaultOutcome | undefined;
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const afterMs = Math.round((context.rand() * context.referenceMs) / attempt);
+    outcome = { ...(await faultAttempt(context, run, kind, afterMs)), attempts: attempt };
+    if (outcome.hit || !outcome.exact) return outcome;
+  }
+  return outcome!;
+}
+
+async function faultAttempt(
+  context: Context,
+  run: number,
+  kind: FaultKind,
+  afterMs: number,
+): Promise<Omit<FaultOutcome, 'attempts'>> {
   const tenant = `fault${run}`;
+  const deadline = Date.now() + stuckAfterMs(context);
   const happened =
-    kind === 'worker killed' ? workerRun(context, tenant, afterMs) : directRun(context, tenant, kind, afterMs);
+    kind === 'worker killed'
+      ? workerRun(context, tenant, afterMs, deadline)
+      : directRun(context, tenant, kind, afterMs);
   const result = await within(happened, stuckAfterMs(context));
   if (result === 'stuck') {
     const { rows } = await context.db.pool.query(
@@ -181,7 +210,7 @@ async function directRun(context: Context, tenant: string, kind: FaultKind, afte
     } else {
       const ended = await within(loading, 0);
       hit = ended === 'stuck';
-      await db.restart!(kind === 'restart fast' ? 'fast' : 'immediate', Math.round(Math.random() * 3000));
+      await db.restart!(kind === 'restart fast' ? 'fast' : 'immediate', Math.round(context.rand() * 3000));
     }
     const resuming = resume(other, loadId).catch((error: Error) => error);
     const [first, second] = await Promise.all([loading, resuming]);
@@ -209,7 +238,7 @@ async function directRun(context: Context, tenant: string, kind: FaultKind, afte
 }
 
 /** The load queued, two workers, and the one that runs the load killed at `afterMs`. */
-async function workerRun(context: Context, tenant: string, afterMs: number): Promise<Happened> {
+async function workerRun(context: Context, tenant: string, afterMs: number, deadline: number): Promise<Happened> {
   const { db, file } = context;
   // A dead worker's jobs are handed on within a second or two, not the default 10 s.
   const options = { url: db.url, concurrency: 1, sweepIntervalMs: 500, deadAfterMs: 1000 };
@@ -218,13 +247,14 @@ async function workerRun(context: Context, tenant: string, afterMs: number): Pro
     const queued = await load(db.pool, { file, tenant, mapping: MAPPING, queue: true });
     const loadId = queued.loadId!;
     let pid: number | undefined;
-    while (!(pid = await claimantPid(db.pool, loadId))) await sleep(20);
+    // Until a worker claims it, or the run is reported stuck (then this stops too).
+    while (!(pid = await claimantPid(db.pool, loadId)) && Date.now() < deadline) await sleep(20);
     await sleep(afterMs);
     const victim = workers.find((w) => w.child.pid === pid);
     const hit = !ENDED_STATUSES.has(await statusOf(db.pool, loadId)) && victim !== undefined;
     if (hit) victim!.child.kill('SIGKILL');
     const problems: string[] = [];
-    while (!ENDED_STATUSES.has(await statusOf(db.pool, loadId))) {
+    while (!ENDED_STATUSES.has(await statusOf(db.pool, loadId)) && Date.now() < deadline) {
       if (!workers.some((w) => isRunning(w.child))) {
         problems.push('every worker exited');
         break;
