@@ -13,6 +13,7 @@ import { backupTenant } from '../src/tenant-backup/backup-tenant.js';
 import { purgeTenant } from '../src/tenant-backup/purge-tenant.js';
 import { restoreTenant } from '../src/tenant-backup/restore-tenant.js';
 import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { statusOnceSettled } from './helpers/tenant-rows.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 const db: TestDatabase = await createTestDatabase();
@@ -170,7 +171,9 @@ describe('a backup during a load', () => {
     } finally {
       runner.release(true);
     }
-    // Its process gone, the load is only interrupted: purged with the tenant.
+    // Its process gone (once the server has noticed its closed connection), the load is only
+    // interrupted: purged with the tenant.
+    expect(await statusOnceSettled(db.pool, loadId, 'interrupted')).toBe('interrupted');
     const purged = await purgeTenant(db.pool, 'bob');
     expect(purged.catalog.loads).toBe(1);
     const { rows: left } = await db.pool.query('select count(*)::int as n from ferry.loads where id = $1', [loadId]);
