@@ -105,6 +105,12 @@ export async function startDashboard(pool: pg.Pool, options: DashboardOptions = 
       if (!('streamed' in answer)) send(res, answer.status, answer.json);
       return;
     }
+    if (url.pathname === '/favicon.ico') {
+      // Browsers ask for one on every page; there is none, and no error to log for it.
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     const page = pageOf(url.pathname);
     const asset = page
       ? await readAsset(page)
