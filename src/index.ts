@@ -23,6 +23,7 @@ export {
 } from './dashboard/dashboard-rejects.js';
 export { type DashboardOptions, type RunningDashboard, startDashboard } from './dashboard/dashboard-server.js';
 export { type DashboardSync, dashboardSyncs } from './dashboard/dashboard-syncs.js';
+export { type DashboardWorkers, dashboardWorkers } from './dashboard/dashboard-workers.js';
 export { NotFound } from './dashboard/not-found.js';
 export { rejectsCsvLines } from './dashboard/rejects-csv.js';
 export {

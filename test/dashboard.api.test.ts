@@ -5,6 +5,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startDashboard } from '../src/dashboard/dashboard-server.js';
+import { startWorker } from '../src/jobs/worker.js';
 import { load } from '../src/load/load.js';
 import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -128,6 +129,41 @@ describe('the JSON API', () => {
     const unknown = await getJson(url, '/api/nothing');
     expect(unknown.res.status).toBe(404);
     expect((await fetch(new URL('/assets/../package.json', url))).status).toBe(404);
+  });
+});
+
+describe('syncs and workers', () => {
+  it('lists the syncs with their state, next run and pause; --tenant shows only its own', async () => {
+    const declare = (name: string, tenant: string, schedule: string | null) =>
+      db.pool.query(`select ferry.declare_sync($1, $2, 'products', 'upsert', $3, '{}')`, [name, tenant, schedule]);
+    await declare('acme_nightly', 'acme', '0 3 * * *');
+    await declare('globex_by_hand', 'globex', null);
+    await db.pool.query(`update ferry.syncs set paused_at = now(), paused_by = 'test' where name = 'globex_by_hand'`);
+    const { url } = await start();
+    const syncs = (await getJson(url, '/api/syncs')).body;
+    expect(syncs.map((s: { name: string }) => s.name)).toEqual(['acme_nightly', 'globex_by_hand']);
+    expect(syncs[0]).toMatchObject({ tenant: 'acme', mode: 'upsert', schedule: '0 3 * * *', paused: false });
+    expect(syncs[0].cursor).toBeNull();
+    expect(new Date(syncs[0].nextRun).getUTCHours()).toBe(3);
+    expect(syncs[1]).toMatchObject({ tenant: 'globex', paused: true, nextRun: null, lastOutcome: null });
+    const scoped = await start({ tenant: 'globex' });
+    expect((await getJson(scoped.url, '/api/syncs')).body.map((s: { name: string }) => s.name)).toEqual([
+      'globex_by_hand',
+    ]);
+  });
+
+  it('says how many workers live; not shown with --tenant', async () => {
+    const { url } = await start();
+    expect((await getJson(url, '/api/workers')).body).toEqual({ alive: 0, running: [] });
+    const worker = await startWorker(db.pool, { concurrency: 1 });
+    try {
+      await expect.poll(async () => (await getJson(url, '/api/workers')).body.alive).toBe(1);
+    } finally {
+      await worker.stop();
+    }
+    expect((await getJson(url, '/api/workers')).body.alive).toBe(0);
+    const scoped = await start({ tenant: 'acme' });
+    expect((await getJson(scoped.url, '/api/workers')).res.status).toBe(403);
   });
 });
 

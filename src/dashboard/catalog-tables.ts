@@ -101,4 +101,17 @@ export interface CatalogTables {
     load_id: Read<string | null>;
     error: Read<string | null>;
   };
+  /** graphile-worker's queue: private tables, read as pgferry's own worker code reads them (jobs/). */
+  'graphile_worker._private_jobs': {
+    id: Int8;
+    task_id: Read<number>;
+    key: Read<string | null>;
+    locked_by: Read<string | null>;
+    locked_at: Read<Date | null>;
+    attempts: Read<number>;
+  };
+  'graphile_worker._private_tasks': {
+    id: Read<number>;
+    identifier: Read<string>;
+  };
 }

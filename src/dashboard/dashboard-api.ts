@@ -9,6 +9,7 @@ import { dashboardLoads } from './dashboard-loads.js';
 import { dashboardPlans } from './dashboard-plans.js';
 import { dashboardRejects } from './dashboard-rejects.js';
 import { dashboardSyncs } from './dashboard-syncs.js';
+import { dashboardWorkers } from './dashboard-workers.js';
 import { NotFound } from './not-found.js';
 import { rejectsCsvLines } from './rejects-csv.js';
 import { requireLoad } from './require-load.js';
@@ -93,6 +94,11 @@ export async function answerApi(
     if (path === '/api/plans') {
       if (tenant !== undefined) return { status: 403, json: { error: 'plans span tenants: not shown with --tenant' } };
       return { status: 200, json: await dashboardPlans(pool, { limit: whole('limit') }) };
+    }
+    if (path === '/api/workers') {
+      if (tenant !== undefined)
+        return { status: 403, json: { error: 'workers span tenants: not shown with --tenant' } };
+      return { status: 200, json: await dashboardWorkers(pool) };
     }
     return { status: 404, json: { error: `no such page: ${path}` } };
   } catch (error) {
