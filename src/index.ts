@@ -11,7 +11,11 @@ export {
   type RejectRow,
 } from './catalog.js';
 export { main } from './cli/main.js';
-export { type DashboardLoadDetail, dashboardLoadDetail, type Reconciliation } from './dashboard/dashboard-load-detail.js';
+export {
+  type DashboardLoadDetail,
+  dashboardLoadDetail,
+  type Reconciliation,
+} from './dashboard/dashboard-load-detail.js';
 export { type DashboardLoad } from './dashboard/dashboard-load-query.js';
 export { dashboardLoads, type DashboardLoadsOptions } from './dashboard/dashboard-loads.js';
 export { type DashboardPlanRun, dashboardPlans } from './dashboard/dashboard-plans.js';
