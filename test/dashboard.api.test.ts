@@ -8,6 +8,7 @@ import { startDashboard } from '../src/dashboard/dashboard-server.js';
 import { startWorker } from '../src/jobs/worker.js';
 import { load } from '../src/load/load.js';
 import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
+import { startDiamondPlan } from './helpers/diamond-plan.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
 let db: TestDatabase;
@@ -132,7 +133,20 @@ describe('the JSON API', () => {
   });
 });
 
-describe('syncs and workers', () => {
+describe('syncs, plans and workers', () => {
+  it('lists plan runs with their steps and what each waits for', async () => {
+    const runId = await startDiamondPlan(db.pool);
+    const { url } = await start();
+    const [run] = (await getJson(url, '/api/plans')).body;
+    expect(run).toMatchObject({ id: runId, name: 'diamond', status: 'running', dryRun: false });
+    expect(run.steps.map((s: { name: string; after: string[] }) => [s.name, s.after])).toEqual([
+      ['customers', []],
+      ['suppliers', ['customers']],
+      ['products', ['customers']],
+      ['inventory', ['suppliers', 'products']],
+    ]);
+  });
+
   it('lists the syncs with their state, next run and pause; --tenant shows only its own', async () => {
     const declare = (name: string, tenant: string, schedule: string | null) =>
       db.pool.query(`select ferry.declare_sync($1, $2, 'products', 'upsert', $3, '{}')`, [name, tenant, schedule]);
@@ -227,7 +241,9 @@ describe('safety', () => {
 
   it('--tenant limits every answer to that tenant', async () => {
     const { url } = await start({ tenant: 'acme' });
-    expect((await getJson(url, '/api/loads')).body.map((l: { id: number }) => l.id)).toEqual([acmeLoad]);
+    const loads = (await getJson(url, '/api/loads')).body;
+    expect(loads.map((l: { id: number }) => l.id)).toContain(acmeLoad);
+    expect(loads.map((l: { tenant: string }) => l.tenant)).toEqual(loads.map(() => 'acme'));
     expect((await getJson(url, '/api/loads?tenant=globex')).body).toEqual([]);
     expect((await getJson(url, `/api/loads/${globexLoad}`)).res.status).toBe(404);
     expect((await getJson(url, `/api/loads/${globexLoad}/rejects`)).res.status).toBe(404);
@@ -305,7 +321,7 @@ describe('live updates', () => {
 describe('pages', () => {
   it('serves the loads page and a load page as static HTML whose script comes from the package', async () => {
     const { url } = await start();
-    for (const path of ['/', `/loads/${acmeLoad}`]) {
+    for (const path of ['/', `/loads/${acmeLoad}`, '/syncs', '/plans', '/workers']) {
       const res = await fetch(new URL(path, url));
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');

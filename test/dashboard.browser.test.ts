@@ -4,11 +4,13 @@
 // Without chromium installed the file is skipped, saying why.
 import { existsSync } from 'node:fs';
 
+import pg from 'pg';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningDashboard, startDashboard } from '../src/dashboard/dashboard-server.js';
 import { load } from '../src/load/load.js';
+import { startDiamondPlan } from './helpers/diamond-plan.js';
 import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
@@ -74,12 +76,23 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     const running = await registerLoadLike(db.pool, hostileLoad);
     const runningRow = page.locator(`#loads tr[data-load="${running}"]`);
     await expect.poll(() => runningRow.count(), { timeout: 5000 }).toBe(1);
-    await db.pool.query(`select ferry.set_status($1, 'staging')`, [running]);
-    await db.pool.query(`select ferry.report_progress($1, 'stage', 50, 200, 7, 'w')`, [running]);
-    // Claimed by nobody it would show as interrupted; the page shows what the API says.
-    await expect
-      .poll(() => runningRow.locator('td').nth(4).textContent(), { timeout: 5000 })
-      .toMatch(/^(staging \(stage 25%\)|interrupted)$/);
+    // Claimed in a session of its own, as a running load's process does (else it is interrupted).
+    const claim = new pg.Client({ connectionString: db.url });
+    await claim.connect();
+    try {
+      expect((await claim.query('select ferry.claim_load($1) as claimed', [running])).rows[0].claimed).toBe(true);
+      await db.pool.query(`select ferry.set_status($1, 'staging')`, [running]);
+      await db.pool.query(`select ferry.report_progress($1, 'stage', 50, 200, 7, 'w')`, [running]);
+      await expect
+        .poll(() => runningRow.locator('td').nth(4).textContent(), { timeout: 5000 })
+        .toBe('staging (stage 25%)');
+      await db.pool.query(`select ferry.report_progress($1, 'stage', 150, 200, 20, 'w')`, [running]);
+      await expect
+        .poll(() => runningRow.locator('td').nth(4).textContent(), { timeout: 5000 })
+        .toBe('staging (stage 75%)');
+    } finally {
+      await claim.end();
+    }
     await page.close();
   });
 
@@ -105,5 +118,42 @@ describe.skipIf(!CHROMIUM)('the dashboard in Chromium', () => {
     expect(await page.evaluate('window.pwned')).toBeUndefined();
     await page.close();
     expect(trouble).toEqual([]);
+  });
+
+  it('draws a plan as its dependency graph, a column per depth', async () => {
+    await startDiamondPlan(db.pool);
+    const page = await open('/plans');
+    const columns = page.locator('.plan .graph .level');
+    await expect.poll(() => columns.count()).toBe(3);
+    expect(await columns.nth(0).locator('.step strong').allTextContents()).toEqual(['customers']);
+    expect(await columns.nth(1).locator('.step strong').allTextContents()).toEqual(['suppliers', 'products']);
+    expect(await columns.nth(2).locator('.step .after').allTextContents()).toEqual(['after suppliers, products']);
+    await page.close();
+    expect(trouble).toEqual([]);
+  });
+
+  it('shows the syncs and the workers pages', async () => {
+    await db.pool.query(`select ferry.declare_sync('nightly', 'acme', 'products', 'upsert', '0 3 * * *', '{}')`);
+    const syncs = await open('/syncs');
+    await expect.poll(() => syncs.locator('#syncs tbody tr td').first().textContent()).toBe('nightly');
+    await syncs.close();
+    const workers = await open('/workers');
+    await expect.poll(() => workers.locator('#alive').textContent()).toBe('0 workers alive');
+    await workers.close();
+    expect(trouble).toEqual([]);
+  });
+
+  it.runIf(process.env.PGFERRY_SCREENSHOTS)('takes the screenshots of docs/dashboard.md', async () => {
+    for (const [path, name] of [
+      ['/', 'dashboard-loads.png'],
+      [`/loads/${hostileLoad}`, 'dashboard-load.png'],
+      ['/plans', 'dashboard-plans.png'],
+    ]) {
+      const page = await open(path);
+      await page.setViewportSize({ width: 1200, height: 800 });
+      await page.waitForLoadState('networkidle').catch(() => {});
+      await page.screenshot({ path: `docs/${name}`, fullPage: true });
+      await page.close();
+    }
   });
 });

@@ -125,15 +125,7 @@ async function loadsPage() {
     void refresh();
   });
   await refresh();
-  let pending;
-  live(() => {
-    // A running load notifies often: one refresh per half second is plenty.
-    if (pending) return;
-    pending = setTimeout(() => {
-      pending = undefined;
-      void refresh();
-    }, 500);
-  });
+  live(throttled(refresh));
 }
 
 function progressOf(p) {
@@ -272,5 +264,137 @@ async function loadPage() {
   });
 }
 
-const pages = { loads: loadsPage, load: loadPage };
+/** fn at most once per half second, however often it is asked for: a running load notifies often. */
+function throttled(fn) {
+  let pending;
+  return () => {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = undefined;
+      fn().catch(() => {});
+    }, 500);
+  };
+}
+
+/** A table's body from rows of cells; a cell is text or a node. */
+function fill(tbody, rows, columns) {
+  tbody.replaceChildren(...rows.map((cells) => el('tr', {}, ...cells.map((c) => el('td', {}, c)))));
+  if (rows.length === 0) tbody.append(el('tr', {}, el('td', { colspan: columns }, 'none')));
+}
+
+const loadLink = (id) => (id === null ? '' : el('a', { href: `/loads/${id}` }, String(id)));
+
+async function syncsPage() {
+  await showScope();
+  const refresh = async () => {
+    const syncs = await getJson('/api/syncs');
+    fill(
+      document.querySelector('#syncs tbody'),
+      syncs.map((s) => [
+        s.name,
+        s.tenant,
+        s.mapping,
+        s.mode,
+        s.schedule || 'by hand',
+        s.paused ? 'paused' : '',
+        s.cursor || '',
+        when(s.lastRun),
+        s.lastOutcome || 'never run',
+        loadLink(s.lastLoad),
+        when(s.nextRun),
+        s.lastError || '',
+      ]),
+      12,
+    );
+  };
+  await refresh().catch((error) => setText('message', error.message));
+  live(throttled(refresh));
+}
+
+/** Each step's depth in the graph: 0 without prerequisites, else one more than its deepest. */
+function levels(steps) {
+  const byName = new Map(steps.map((s) => [s.name, s]));
+  const depth = new Map();
+  const of = (step, seen) => {
+    if (depth.has(step.name)) return depth.get(step.name);
+    if (seen.has(step.name)) return 0;
+    seen.add(step.name);
+    const d = Math.max(-1, ...step.after.map((n) => (byName.has(n) ? of(byName.get(n), seen) : -1))) + 1;
+    depth.set(step.name, d);
+    return d;
+  };
+  const columns = [];
+  for (const step of steps) (columns[of(step, new Set())] ||= []).push(step);
+  return columns.filter(Boolean);
+}
+
+async function plansPage() {
+  await showScope();
+  const refresh = async () => {
+    const runs = await getJson('/api/plans');
+    const container = document.getElementById('plans');
+    container.replaceChildren(
+      ...runs.map((run) =>
+        el(
+          'section',
+          { class: 'plan' },
+          el('h2', {}, `${run.name} — run ${run.id}`),
+          el(
+            'p',
+            { class: `status-${run.status}` },
+            `${run.status}${run.dryRun ? ' (dry run)' : ''} · started ${when(run.createdAt)}${run.finishedAt ? `, ended ${when(run.finishedAt)}` : ''}`,
+          ),
+          el(
+            'div',
+            { class: 'graph' },
+            ...levels(run.steps).map((column) =>
+              el(
+                'div',
+                { class: 'level' },
+                ...column.map((step) =>
+                  el(
+                    'div',
+                    { class: `step status-${step.status}` },
+                    el('strong', {}, step.name),
+                    el('div', {}, `${step.kind} · ${step.status}`),
+                    step.loadId === null ? '' : el('div', {}, 'load ', loadLink(step.loadId)),
+                    step.after.length ? el('div', { class: 'after' }, `after ${step.after.join(', ')}`) : '',
+                    step.error ? el('div', { class: 'message' }, step.error) : '',
+                  ),
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+    if (runs.length === 0) container.append(el('p', {}, 'no plan has run yet'));
+  };
+  await refresh().catch((error) => setText('message', error.message));
+  live(throttled(refresh));
+}
+
+async function workersPage() {
+  await showScope();
+  const refresh = async () => {
+    const workers = await getJson('/api/workers');
+    setText('alive', `${workers.alive} worker${workers.alive === 1 ? '' : 's'} alive`);
+    fill(
+      document.querySelector('#jobs tbody'),
+      workers.running.map((j) => [
+        j.worker,
+        j.task,
+        j.key || '',
+        when(j.since),
+        String(j.attempts),
+        j.alive ? 'yes' : 'no: handed on soon',
+      ]),
+      6,
+    );
+  };
+  await refresh().catch((error) => setText('message', error.message));
+  live(throttled(refresh));
+}
+
+const pages = { loads: loadsPage, load: loadPage, syncs: syncsPage, plans: plansPage, workers: workersPage };
 void pages[document.body.dataset.page]();

@@ -12,9 +12,10 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
 };
 
-/** The page a path shows: `/` the loads, `/loads/ID` a load; null when it is not a page. */
+/** The page a path shows: `/` the loads, `/loads/ID` a load, `/syncs`, …; null when it is not a page. */
 export function pageOf(pathname: string): string | null {
   if (pathname === '/') return 'index.html';
+  if (pathname === '/syncs' || pathname === '/plans' || pathname === '/workers') return `${pathname.slice(1)}.html`;
   if (/^\/loads\/\d{1,18}$/.test(pathname)) return 'load.html';
   return null;
 }
