@@ -253,7 +253,7 @@ describe('safety', () => {
     await expect(startDashboard(db.pool, { port: 0, tenant: 'nobody' })).rejects.toThrow(/no tenant nobody/);
   });
 
-  it('is read-only without --allow-actions; with it, cancels a load asked by the page, never cross-site', async () => {
+  it('is read-only without --allow-actions; with it, cancels and rolls back a load asked by the page, never cross-site', async () => {
     const waiting = await registerLoadLike(db.pool, acmeLoad);
     const action = { method: 'POST', headers: { 'X-Pgferry-Action': '1' } };
     const readOnly = await start();
@@ -275,8 +275,17 @@ describe('safety', () => {
     const done = await getJson(url, `/api/loads/${waiting}/cancel`, action);
     expect(done.res.status).toBe(200);
     expect(done.body).toEqual({ loadId: waiting, outcome: 'cancelled' });
+    expect((await getJson(readOnly.url, `/api/loads/${globexLoad}/rollback`, action)).res.status).toBe(403);
+    const rolledBack = await getJson(url, `/api/loads/${globexLoad}/rollback`, action);
+    expect(rolledBack.body).toMatchObject({ loadId: globexLoad, outcome: 'rolled_back', deleted: 1, restored: 0 });
+    const again = await getJson(url, `/api/loads/${globexLoad}/rollback`, action);
+    expect(again.body.outcome).toBe('already_rolled_back');
+    const notLoaded = await getJson(url, `/api/loads/${waiting}/rollback`, action);
+    expect(notLoaded.res.status, JSON.stringify(notLoaded.body)).toBe(409);
+    expect(notLoaded.body.error).toMatch(/cancelled/);
     const other = await start({ allowActions: true, tenant: 'globex' });
     expect((await getJson(other.url, `/api/loads/${acmeLoad}/cancel`, action)).res.status).toBe(404);
+    expect((await getJson(other.url, `/api/loads/${acmeLoad}/rollback`, action)).res.status).toBe(404);
   });
 });
 

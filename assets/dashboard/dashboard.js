@@ -215,6 +215,20 @@ async function loadPage() {
       });
       actions.append(cancel);
     }
+    if (about.allowActions && l.status === 'succeeded') {
+      const undo = el('button', { type: 'button' }, 'roll back this load');
+      undo.addEventListener('click', async () => {
+        const res = await fetch(`/api/loads/${id}/rollback`, { method: 'POST', headers: { 'X-Pgferry-Action': '1' } });
+        const body = await res.json();
+        const conflicts =
+          body.outcome === 'conflicts'
+            ? `: ${body.conflicts.length} rows changed since; nothing changed (pgferry rollback --force)`
+            : '';
+        setText('message', res.ok ? `rollback: ${body.outcome}${conflicts}` : body.error);
+        void showLoad();
+      });
+      actions.append(undo);
+    }
   }
 
   async function showRejects() {

@@ -14,7 +14,7 @@ export function dashboardCommand(global: () => GlobalOptions): Command {
       '127.0.0.1',
     )
     .option('-t, --tenant <tenant>', 'show only this tenant: every page and answer (for showing a supplier)')
-    .option('--allow-actions', 'allow cancelling a load from the page or the API (read-only without)')
+    .option('--allow-actions', 'allow cancelling and rolling back a load from the page or the API (read-only without)')
     .addHelpText(
       'after',
       `

@@ -2,7 +2,9 @@ import type { ServerResponse } from 'node:http';
 
 import type pg from 'pg';
 
+import { PgferryError } from '../errors.js';
 import { cancelLoad } from '../load/cancel-load.js';
+import { rollback } from '../rollback.js';
 import { catalogDb } from './catalog-db.js';
 import { dashboardLoadDetail } from './dashboard-load-detail.js';
 import { dashboardLoads } from './dashboard-loads.js';
@@ -25,8 +27,8 @@ export interface ApiScope {
 export type ApiAnswer = { status: number; json: unknown } | { streamed: true };
 
 /**
- * Answers `/api/…`: GET reads (loads, a load, its rejects and their CSV, syncs, plans), POST
- * actions (cancel a load) when allowed. A path it does not know is a 404; a load that is not
+ * Answers `/api/…`: GET reads (loads, a load, its rejects and their CSV, syncs, plans,
+ * workers), POST actions (cancel a load, roll one back) when allowed. A path it does not know is a 404; a load that is not
  * there or not the tenant's is a 404 too.
  */
 export async function answerApi(
@@ -51,6 +53,13 @@ export async function answerApi(
         const loadId = Number(m[1]);
         await requireLoad(catalogDb(pool), loadId, tenant);
         return { status: 200, json: await cancelLoad(pool, loadId, { wait: false, osUser: 'pgferry dashboard' }) };
+      }
+      if ((m = /^\/api\/loads\/(\d{1,18})\/rollback$/.exec(path))) {
+        if (!scope.allowActions) return refuseAction();
+        const loadId = Number(m[1]);
+        await requireLoad(catalogDb(pool), loadId, tenant);
+        // Never forced from a page: rows changed since the load are conflicts, and nothing changes.
+        return { status: 200, json: await rollback(pool, loadId) };
       }
       return { status: 404, json: { error: `no action ${path}` } };
     }
@@ -103,6 +112,8 @@ export async function answerApi(
     return { status: 404, json: { error: `no such page: ${path}` } };
   } catch (error) {
     if (error instanceof NotFound) return { status: 404, json: { error: error.message } };
+    // A refusal the library explains (a load that cannot be rolled back): the user's to read.
+    if (error instanceof PgferryError) return { status: 409, json: { error: error.message, hint: error.hint } };
     throw error;
   }
 }
