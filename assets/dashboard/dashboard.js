@@ -411,4 +411,16 @@ async function workersPage() {
 }
 
 const pages = { loads: loadsPage, load: loadPage, syncs: syncsPage, plans: plansPage, workers: workersPage };
-void pages[document.body.dataset.page]();
+
+/** The page an address names: `/` the loads, `/loads/ID` a load, `/syncs`, `/plans`, `/workers`. */
+function pageName(pathname) {
+  if (pathname === '/') return 'loads';
+  if (/^\/loads\/\d+$/.test(pathname)) return 'load';
+  return pathname.slice(1);
+}
+
+const name = pageName(location.pathname);
+document.title = `pgferry — ${name}`;
+document.body.dataset.page = name;
+document.getElementById('content').replaceChildren(document.getElementById(`page-${name}`).content.cloneNode(true));
+void pages[name]();

@@ -1,32 +1,22 @@
 import { type Kysely, sql } from 'kysely';
 
+import type { LoadSummary } from '../catalog.js';
+import type { LoadCounts } from '../load/types.js';
 import type { CatalogTables } from './catalog-tables.js';
 
-/** A load as the dashboard lists it: status, counts, and where a running one is. */
-export interface DashboardLoad {
-  id: number;
-  tenant: string;
-  mapping: string;
-  mappingVersion: number;
-  /** As ferry.load_status() shows it: `interrupted` for a load in progress whose process is gone. */
-  status: string;
-  source: string;
-  counts: {
-    read: number;
-    staged: number;
-    parseRejects: number;
-    rejected: number;
-    duplicates: number;
-    inserted: number;
-    updated: number;
-    unchanged: number;
-    deleted: number;
-  };
+/**
+ * A load as the dashboard lists it: what `pgferry loads` shows of it (status as
+ * ferry.load_status() has it: `interrupted` for a load in progress whose process is gone),
+ * its counts, and where a running one is.
+ */
+export interface DashboardLoad extends Pick<
+  LoadSummary,
+  'id' | 'tenant' | 'mapping' | 'mappingVersion' | 'status' | 'source' | 'error' | 'createdAt' | 'finishedAt'
+> {
+  /** As the load summary has them, and the rows of the tenant a mirror sync deleted. */
+  counts: LoadCounts & { deleted: number };
   /** What a running load reported last; null before it reports or once it ended. */
   progress: { step: string; done: number; total: number; rows: number; updatedAt: Date } | null;
-  error: string | null;
-  createdAt: Date;
-  finishedAt: Date | null;
 }
 
 /** The loads, with tenant, mapping and progress, limited to one tenant when given. */

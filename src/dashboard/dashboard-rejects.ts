@@ -1,22 +1,13 @@
 import { sql } from 'kysely';
 import type pg from 'pg';
 
+import type { RejectRow } from '../catalog.js';
 import { rejectLocator } from '../report/reject-location.js';
 import { catalogDb } from './catalog-db.js';
 import { requireLoad } from './require-load.js';
 
-/** One reject as the load page's table shows it. */
-export interface DashboardReject {
-  line: number | null;
-  /** Where in the file: `line 12`, `record 12`, `Products!C12`. */
-  where: string | null;
-  step: string;
-  rule: string;
-  column: string | null;
-  value: string | null;
-  message: string;
-  raw: string | null;
-}
+/** One reject as the load page's table shows it: as `pgferry rejects` lists one. */
+export type DashboardReject = RejectRow;
 
 export interface DashboardRejectsPage {
   /** Rejects that match the search, on every page. */

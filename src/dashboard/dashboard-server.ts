@@ -11,7 +11,7 @@ import { hasToken, sameSecret, TOKEN_COOKIE } from './dashboard-token.js';
 import { LoadEvents } from './load-events.js';
 import { hostOfHeader, isLoopback } from './loopback.js';
 import { SECURITY_HEADERS } from './security-headers.js';
-import { pageOf, readAsset } from './static-assets.js';
+import { isPage, readAsset } from './static-assets.js';
 
 export interface DashboardOptions {
   /** (Default: 5710; 0 takes a free port) */
@@ -111,9 +111,8 @@ export async function startDashboard(pool: pg.Pool, options: DashboardOptions = 
       res.end();
       return;
     }
-    const page = pageOf(url.pathname);
-    const asset = page
-      ? await readAsset(page)
+    const asset = isPage(url.pathname)
+      ? await readAsset('dashboard.html')
       : url.pathname.startsWith('/assets/')
         ? await readAsset(url.pathname.slice('/assets/'.length))
         : null;

@@ -1,24 +1,15 @@
 import type pg from 'pg';
 
+import type { SyncListing } from '../syncs/list-syncs.js';
 import { nextRun } from '../syncs/next-run.js';
 import { catalogDb } from './catalog-db.js';
 
-/** A sync as the catalog last recorded it (`GET /api/syncs`). */
-export interface DashboardSync {
-  name: string;
-  tenant: string;
+/**
+ * A sync as the catalog last recorded it (`GET /api/syncs`): what `pgferry syncs` lists, with
+ * its mapping, read from the catalog rather than from pgferry.yaml.
+ */
+export interface DashboardSync extends SyncListing {
   mapping: string;
-  mode: string;
-  /** Its cron line (UTC); null for a sync run only by hand. */
-  schedule: string | null;
-  paused: boolean;
-  cursor: string | null;
-  lastLoad: number | null;
-  lastRun: Date | null;
-  lastOutcome: string | null;
-  lastError: string | null;
-  /** When its schedule fires next; null if paused, manual, or not within a year. */
-  nextRun: Date | null;
 }
 
 /**
@@ -53,7 +44,7 @@ export async function dashboardSyncs(pool: pg.Pool, options: { tenant?: string }
     name: r.name,
     tenant: r.tenant,
     mapping: r.mapping,
-    mode: r.mode,
+    mode: r.mode as SyncListing['mode'],
     schedule: r.schedule,
     paused: r.paused_at !== null,
     cursor: r.cursor,

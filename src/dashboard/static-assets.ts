@@ -12,12 +12,9 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
 };
 
-/** The page a path shows: `/` the loads, `/loads/ID` a load, `/syncs`, …; null when it is not a page. */
-export function pageOf(pathname: string): string | null {
-  if (pathname === '/') return 'index.html';
-  if (pathname === '/syncs' || pathname === '/plans' || pathname === '/workers') return `${pathname.slice(1)}.html`;
-  if (/^\/loads\/\d{1,18}$/.test(pathname)) return 'load.html';
-  return null;
+/** Whether a path is one of the dashboard's pages (one HTML file holds them all). */
+export function isPage(pathname: string): boolean {
+  return ['/', '/syncs', '/plans', '/workers'].includes(pathname) || /^\/loads\/\d{1,18}$/.test(pathname);
 }
 
 /** An asset by its name under /assets/ (a plain file name: nothing else is read). */
