@@ -22,6 +22,7 @@ export class LoadEvents {
   private client: pg.PoolClient | undefined;
   private connecting: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly tenantsLoads = new Map<string, boolean>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -77,14 +78,28 @@ export class LoadEvents {
     );
   }
 
+  /** Whether a load is the tenant's: asked once per load (a running load notifies often; its tenant stays). */
+  private async isTenants(loadId: string): Promise<boolean> {
+    const known = this.tenantsLoads.get(loadId);
+    if (known !== undefined) return known;
+    let mine = true;
+    try {
+      await requireLoad(catalogDb(this.pool), Number(loadId), this.tenant);
+    } catch (error) {
+      if (!(error instanceof NotFound)) {
+        this.onError(error as Error);
+        return false;
+      }
+      mine = false;
+    }
+    if (this.tenantsLoads.size >= 10_000) this.tenantsLoads.clear();
+    this.tenantsLoads.set(loadId, mine);
+    return mine;
+  }
+
   private async tell(payload: string | undefined): Promise<void> {
     if (!payload || !/^\d{1,18}$/.test(payload) || this.watchers.size === 0) return;
-    try {
-      if (this.tenant !== undefined) await requireLoad(catalogDb(this.pool), Number(payload), this.tenant);
-    } catch (error) {
-      if (!(error instanceof NotFound)) this.onError(error as Error);
-      return;
-    }
+    if (this.tenant !== undefined && !(await this.isTenants(payload))) return;
     for (const res of this.watchers) res.write(`event: load\ndata: ${payload}\n\n`);
   }
 }
