@@ -3468,7 +3468,10 @@ begin
   if v_load.status <> 'succeeded' then
     raise exception 'load % is %: only a succeeded load can be rolled back', p_load, v_load.status
       using errcode = '55000',
-            hint = case when v_load.status in ('failed', 'dry_run') then 'it promoted nothing: there is nothing to roll back' end;
+            -- A RAISE option may not be NULL (it would fail with just that): every status gets a hint.
+            hint = case when v_load.status in ('failed', 'dry_run', 'cancelled')
+                        then 'it promoted nothing: there is nothing to roll back'
+                        else 'it has not finished: wait for it, or stop it with pgferry cancel' end;
   end if;
   if v_load.undo_pruned_at is not null then
     raise exception 'the undo log of load % was pruned on %: it can no longer be rolled back',

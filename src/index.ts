@@ -12,6 +12,25 @@ export {
 } from './catalog.js';
 export { main } from './cli/main.js';
 export {
+  type DashboardLoadDetail,
+  dashboardLoadDetail,
+  type Reconciliation,
+} from './dashboard/dashboard-load-detail.js';
+export { type DashboardLoad } from './dashboard/dashboard-load-query.js';
+export { dashboardLoads, type DashboardLoadsOptions } from './dashboard/dashboard-loads.js';
+export { type DashboardPlanRun, dashboardPlans } from './dashboard/dashboard-plans.js';
+export {
+  type DashboardReject,
+  dashboardRejects,
+  type DashboardRejectsOptions,
+  type DashboardRejectsPage,
+} from './dashboard/dashboard-rejects.js';
+export { type DashboardOptions, type RunningDashboard, startDashboard } from './dashboard/dashboard-server.js';
+export { type DashboardSync, dashboardSyncs } from './dashboard/dashboard-syncs.js';
+export { type DashboardWorkers, dashboardWorkers } from './dashboard/dashboard-workers.js';
+export { NotFound } from './dashboard/not-found.js';
+export { rejectsCsvLines } from './dashboard/rejects-csv.js';
+export {
   type Database,
   ensureDatabase,
   openDatabase,

@@ -6,7 +6,7 @@ import { load } from '../src/load/load.js';
 import type { LoadResult } from '../src/load/types.js';
 import { pruneUndo } from '../src/prune.js';
 import { rollback } from '../src/rollback.js';
-import { productsMapping, productsTable, tempDir, writeFile } from './helpers/fixtures.js';
+import { productsMapping, productsTable, registerLoadLike, tempDir, writeFile } from './helpers/fixtures.js';
 import { runCli } from './helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 
@@ -166,6 +166,12 @@ describe('pgferry rollback', () => {
       /is failed: only a succeeded load can be rolled back/,
     );
     await expect(rollback(db.pool, 999_999)).rejects.toThrow(/no load 999999/);
+  });
+
+  it('refuses a load that has not finished with its status, not "RAISE statement option cannot be null"', async () => {
+    const done = await run('Q,quince,1\n');
+    const waiting = await registerLoadLike(db.pool, done.loadId);
+    await expect(rollback(db.pool, waiting)).rejects.toThrow(/is registered: only a succeeded load can be rolled back/);
   });
 });
 

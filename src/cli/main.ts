@@ -7,6 +7,7 @@ import { printable } from '../report/text-table.js';
 import { auditCommand } from './audit-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { type GlobalOptions, InvalidOption, stdio, takeExitCode } from './context.js';
+import { dashboardCommand } from './dashboard-command.js';
 import { demoCommand } from './demo-command.js';
 import { doctorCommand } from './doctor-command.js';
 import { exportCommand } from './export-command.js';
@@ -85,6 +86,7 @@ Legacy databases, syncs and the worker:
     exportCommand(global),
     pruneCommand(global),
     auditCommand(global),
+    dashboardCommand(global),
     uninstallCommand(global),
     migrateCommand(global),
     doctorCommand(global),
