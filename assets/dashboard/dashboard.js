@@ -102,7 +102,7 @@ async function loadsPage() {
             el('td', {}, `${l.mapping} v${l.mappingVersion}`),
             el('td', { class: `status-${l.status}` }, shownStatus),
             el('td', { class: 'n' }, number(c.read)),
-            el('td', { class: 'n' }, number(c.parseRejects + c.rejected)),
+            el('td', { class: 'n' }, number(c.unparseable + c.rejected)),
             el('td', { class: 'n' }, number(c.inserted)),
             el('td', { class: 'n' }, number(c.updated)),
             el('td', { class: 'n' }, number(c.unchanged)),
@@ -159,7 +159,7 @@ async function loadPage() {
     const c = l.counts;
     const rows = [
       ['read', c.read],
-      ['  unparseable', c.parseRejects],
+      ['  unparseable', c.unparseable],
       ['  staged', c.staged],
       ['    rejected', c.rejected],
       ['    duplicates', c.duplicates],

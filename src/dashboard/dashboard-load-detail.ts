@@ -68,7 +68,7 @@ export async function dashboardLoadDetail(
     format: row.format,
     fileSha256: row.file_sha256,
     reconciliation: [
-      equation('read = unparseable + staged', c.read, c.parseRejects + c.staged),
+      equation('read = unparseable + staged', c.read, c.unparseable + c.staged),
       equation('staged = rejected + duplicates + promoted', c.staged, c.rejected + c.duplicates + promoted),
     ],
     timings,

@@ -71,7 +71,7 @@ export function toDashboardLoad(r: LoadRow): DashboardLoad {
     counts: {
       read: Number(r.rows_read),
       staged: Number(r.rows_staged),
-      parseRejects: Number(r.parse_rejects),
+      unparseable: Number(r.parse_rejects),
       rejected: Number(r.rows_rejected),
       duplicates: Number(r.duplicates),
       inserted: Number(r.inserted),
