@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 
 import type { LoadSummary } from '../catalog.js';
+import { countsOfLoadRow } from '../load/load-counts.js';
 import type { LoadCounts } from '../load/types.js';
 import type { CatalogTables } from './catalog-tables.js';
 
@@ -68,17 +69,7 @@ export function toDashboardLoad(r: LoadRow): DashboardLoad {
     mappingVersion: r.mapping_version,
     status: r.status,
     source: r.source,
-    counts: {
-      read: Number(r.rows_read),
-      staged: Number(r.rows_staged),
-      unparseable: Number(r.parse_rejects),
-      rejected: Number(r.rows_rejected),
-      duplicates: Number(r.duplicates),
-      inserted: Number(r.inserted),
-      updated: Number(r.updated),
-      unchanged: Number(r.unchanged),
-      deleted: Number(r.deleted),
-    },
+    counts: { ...countsOfLoadRow(r), deleted: Number(r.deleted) },
     progress:
       r.progress_step !== null && RUNNING.has(r.status)
         ? {
